@@ -1,0 +1,297 @@
+"""SNS message envelopes: strict parsing into typed, immutable objects.
+
+Raw in, typed out: every field is kept exactly as it arrived, because the signature covers the
+received strings (re-formatting a timestamp or a URL breaks genuine messages). Typed views
+such as :attr:`SnsMessage.sent_at` are derived from those strings.
+
+Parsing is structural only: nothing here proves AWS sent the message. That is
+:class:`snsmiddleware.verifier.SnsVerifier`'s job. Everything here is pure: no network, no WSGI.
+
+What "strict" means, and why:
+
+* the body must be UTF-8 (``json.loads`` would otherwise guess UTF-16/32 from the bytes);
+* one JSON object, no duplicate keys at any depth (two parsers could read two different
+  messages from the same bytes), no ``NaN``/``Infinity``;
+* every top-level value is a string, except ``MessageAttributes``, an object of
+  ``{"Type": str, "Value": str}`` objects;
+* ``Type`` is one of the three SNS types and each carries its required fields;
+* ``MessageId`` is a short token (it becomes a store key and a log field).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any, Final
+
+from .errors import MessageFormatError
+
+NOTIFICATION: Final = "Notification"
+SUBSCRIPTION_CONFIRMATION: Final = "SubscriptionConfirmation"
+UNSUBSCRIBE_CONFIRMATION: Final = "UnsubscribeConfirmation"
+MESSAGE_TYPES: Final = frozenset(
+    {NOTIFICATION, SUBSCRIPTION_CONFIRMATION, UNSUBSCRIBE_CONFIRMATION}
+)
+
+_COMMON_FIELDS: Final = (
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Message",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertURL",
+)
+_CONFIRMATION_FIELDS: Final = ("Token", "SubscribeURL")
+
+# SNS message ids are UUIDs; allow a little more, but nothing that could smuggle control
+# characters or separators into a store key or a log line.
+_MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# ISO 8601 as SNS writes it: UTC with a "Z", milliseconds (fraction optional for leniency
+# towards emulators, but nothing else: no offsets, no spaces).
+_TIMESTAMP: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z", re.ASCII
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAttribute:
+    """One entry of a Notification's ``MessageAttributes`` (not covered by the signature)."""
+
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnsMessage:
+    """Fields common to the three SNS message types, exactly as received.
+
+    :param fields: every top-level string field of the JSON document, unchanged; the
+        signature is computed over these.
+    """
+
+    type: str
+    message_id: str
+    topic_arn: str
+    message: str
+    timestamp: str
+    signature_version: str
+    signature: str
+    signing_cert_url: str
+    fields: Mapping[str, str] = field(repr=False)
+
+    @property
+    def sent_at(self) -> datetime:
+        """``Timestamp`` as an aware UTC datetime (validated at parse time)."""
+        return parse_timestamp(self.timestamp)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notification(SnsMessage):
+    """A message published to the topic: the only type the wrapped app ever sees.
+
+    ``subject`` is ``None`` when the key was absent (which changes the string to sign),
+    and ``""`` only if SNS sent an empty subject.
+    """
+
+    subject: str | None = None
+    unsubscribe_url: str | None = field(default=None, repr=False)
+    message_attributes: Mapping[str, MessageAttribute] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionConfirmation(SnsMessage):
+    """Sent once when a subscription is created; answered by the middleware itself."""
+
+    token: str = field(repr=False)
+    subscribe_url: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsubscribeConfirmation(SnsMessage):
+    """Sent when the subscription is deleted; logged, never acted upon automatically."""
+
+    token: str = field(repr=False)
+    subscribe_url: str = field(repr=False)
+
+
+ConfirmationMessage = SubscriptionConfirmation | UnsubscribeConfirmation
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an SNS ``Timestamp`` strictly into an aware UTC datetime."""
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        raise MessageFormatError(
+            "Timestamp is not an ISO 8601 UTC time like 2024-01-31T12:00:00.000Z",
+            reason="bad_timestamp",
+        )
+    year, month, day, hour, minute, second, fraction = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            micro,
+            tzinfo=timezone.utc,
+        )
+    except ValueError:
+        raise MessageFormatError("Timestamp is not a real date", reason="bad_timestamp") from None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MessageFormatError("the JSON object repeats a key", reason="duplicate_key")
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise MessageFormatError(f"JSON constant {name} is not allowed", reason="invalid_json")
+
+
+def _decode_document(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageFormatError("the body is not UTF-8", reason="bad_encoding") from None
+    try:
+        document = json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+        )
+    except MessageFormatError:
+        raise
+    except RecursionError:
+        raise MessageFormatError("the JSON is nested too deeply", reason="invalid_json") from None
+    except ValueError:
+        raise MessageFormatError("the body is not valid JSON", reason="invalid_json") from None
+    if not isinstance(document, dict):
+        raise MessageFormatError("the body is not a JSON object", reason="invalid_json")
+    return document
+
+
+def _parse_attributes(value: Any) -> Mapping[str, MessageAttribute]:
+    if not isinstance(value, dict):
+        raise MessageFormatError("MessageAttributes is not an object", reason="bad_field")
+    attributes: dict[str, MessageAttribute] = {}
+    for name, entry in value.items():
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"Type", "Value"}
+            or not isinstance(entry["Type"], str)
+            or not isinstance(entry["Value"], str)
+        ):
+            raise MessageFormatError(
+                'each MessageAttributes entry must be {"Type": string, "Value": string}',
+                reason="bad_field",
+            )
+        attributes[name] = MessageAttribute(entry["Type"], entry["Value"])
+    return MappingProxyType(attributes)
+
+
+def parse_message(body: bytes) -> SnsMessage:
+    """Parse the bytes of an SNS HTTP(S) delivery into a typed message, strictly.
+
+    Raises :class:`~snsmiddleware.errors.MessageFormatError` (400) for anything that is not
+    a well-formed envelope. Proves nothing about who sent it.
+    """
+    document = _decode_document(body)
+    attributes_value = document.pop("MessageAttributes", None)
+    for key, value in document.items():
+        if not isinstance(value, str):
+            raise MessageFormatError(f"field {key!r} is not a string", reason="bad_field")
+    fields: dict[str, str] = document
+
+    message_type = fields.get("Type")
+    if message_type not in MESSAGE_TYPES:
+        raise MessageFormatError("Type is not an SNS message type", reason="unknown_type")
+    required = (
+        _COMMON_FIELDS if message_type == NOTIFICATION else (_COMMON_FIELDS + _CONFIRMATION_FIELDS)
+    )
+    missing = [name for name in required if name not in fields]
+    if missing:
+        raise MessageFormatError(
+            f"{message_type} lacks required field(s): {', '.join(missing)}",
+            reason="missing_field",
+        )
+    if _MESSAGE_ID.fullmatch(fields["MessageId"]) is None:
+        raise MessageFormatError("MessageId is not a plain identifier", reason="bad_field")
+    parse_timestamp(fields["Timestamp"])
+    if attributes_value is not None and message_type != NOTIFICATION:
+        raise MessageFormatError(
+            "MessageAttributes only belongs in a Notification", reason="bad_field"
+        )
+
+    common: dict[str, Any] = {
+        "type": message_type,
+        "message_id": fields["MessageId"],
+        "topic_arn": fields["TopicArn"],
+        "message": fields["Message"],
+        "timestamp": fields["Timestamp"],
+        "signature_version": fields["SignatureVersion"],
+        "signature": fields["Signature"],
+        "signing_cert_url": fields["SigningCertURL"],
+        "fields": MappingProxyType(fields),
+    }
+    if message_type == NOTIFICATION:
+        return Notification(
+            **common,
+            subject=fields.get("Subject"),
+            unsubscribe_url=fields.get("UnsubscribeURL"),
+            message_attributes=(
+                _parse_attributes(attributes_value)
+                if attributes_value is not None
+                else MappingProxyType({})
+            ),
+        )
+    cls = (
+        SubscriptionConfirmation
+        if message_type == SUBSCRIPTION_CONFIRMATION
+        else (UnsubscribeConfirmation)
+    )
+    return cls(**common, token=fields["Token"], subscribe_url=fields["SubscribeURL"])
+
+
+def check_headers(message: SnsMessage, headers: Mapping[str, str]) -> None:
+    """Check the ``x-amz-sns-*`` headers against the body.
+
+    SNS always sends the message type, id and topic headers. A request whose headers
+    disagree with its body was assembled by someone else. Raw message delivery
+    (``x-amz-sns-rawdelivery: true``) carries no signature and is refused by the caller
+    before parsing; see :func:`check_not_raw`.
+
+    :param headers: lower-case header names to values.
+    """
+    for header, value in (
+        ("x-amz-sns-message-type", message.type),
+        ("x-amz-sns-message-id", message.message_id),
+        ("x-amz-sns-topic-arn", message.topic_arn),
+    ):
+        got = headers.get(header)
+        if got is None:
+            raise MessageFormatError(f"the {header} header is missing", reason="missing_header")
+        if got != value:
+            raise MessageFormatError(
+                f"the {header} header disagrees with the body", reason="header_mismatch"
+            )
+
+
+def check_not_raw(headers: Mapping[str, str]) -> None:
+    """Refuse raw message delivery: the body is the bare payload, with nothing to verify."""
+    if headers.get("x-amz-sns-rawdelivery", "").strip().lower() == "true":
+        raise MessageFormatError(
+            "raw message delivery cannot be verified; turn RawMessageDelivery off for this "
+            "subscription",
+            reason="raw_delivery",
+        )

@@ -1,0 +1,314 @@
+"""SnsMiddleware: the WSGI plumbing around :class:`~snsmiddleware.verifier.SnsVerifier`.
+
+It only reads the request, calls the pure core, maps errors to statuses and hands verified
+notifications to the app. Requests to other paths pass through untouched (no body read, no
+wrapping), as PEP 3333 asks of middleware.
+
+For verified notifications the wrapped app's response is *buffered*: we need its final
+status before answering SNS, to commit the de-duplication claim on 2xx and release it
+otherwise. This departs from PEP 3333's "do not delay blocks" advice, which is acceptable
+for a one-shot webhook reply; the app's iterable is drained and closed exactly once.
+
+Statuses follow SNS delivery semantics: 5xx only for trouble that may clear (SNS retries),
+4xx for definitive rejections (SNS stops). Responses never carry a traceback; each decision
+is logged once with its reason code, never with a Token, SubscribeURL or Signature.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final
+
+from webob import Request
+
+from .budgets import is_topic_verification
+from .certs import CertificateFetcher
+from .confirm import Confirmer, make_confirmer
+from .dedupe import ClaimState, DedupeStore, MemoryDedupeStore
+from .errors import (
+    ConfigurationError,
+    MethodNotAllowedError,
+    SnsError,
+    TransientError,
+)
+from .message import Notification, SnsMessage, SubscriptionConfirmation
+from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, SIGNATURE_VERSIONS
+from .verifier import Clock, SnsVerifier, utc_now
+from .wsgibody import read_body, restore_body
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+#: The environ key under which the wrapped app finds the verified :class:`Notification`.
+MESSAGE_ENVIRON_KEY: Final = "snsmiddleware.message"
+#: SNS caps a message at 256 KiB before JSON escaping; escaping can grow it several times.
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
+
+_SNS_HEADERS: Final = (
+    ("x-amz-sns-message-type", "HTTP_X_AMZ_SNS_MESSAGE_TYPE"),
+    ("x-amz-sns-message-id", "HTTP_X_AMZ_SNS_MESSAGE_ID"),
+    ("x-amz-sns-topic-arn", "HTTP_X_AMZ_SNS_TOPIC_ARN"),
+    ("x-amz-sns-rawdelivery", "HTTP_X_AMZ_SNS_RAWDELIVERY"),
+)
+_TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
+_UNSET: Final[Any] = object()
+
+
+def _status_line(code: int) -> str:
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def _answer(
+    start_response: StartResponse,
+    code: int,
+    reason: str,
+    detail: str,
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    body = f"{reason}: {detail}\n".encode()
+    headers = [_TEXT, ("Content-Length", str(len(body))), ("X-SNS-Reason", reason)]
+    headers.extend(extra_headers)
+    start_response(_status_line(code), headers)
+    return [body]
+
+
+def get_message(environ: WSGIEnvironment) -> Notification:
+    """Return the verified notification the middleware put in ``environ``.
+
+    Raises :class:`LookupError` when the request did not come through :class:`SnsMiddleware`
+    (so an app never mistakes an unverified request for a verified one).
+    """
+    message = environ.get(MESSAGE_ENVIRON_KEY)
+    if not isinstance(message, Notification):
+        raise LookupError("no verified SNS message: is SnsMiddleware in front of this app?")
+    return message
+
+
+def _sns_headers(environ: WSGIEnvironment) -> dict[str, str]:
+    return {name: environ[key] for name, key in _SNS_HEADERS if environ.get(key) is not None}
+
+
+def _request_path(environ: WSGIEnvironment) -> str | None:
+    # PATH_INFO is latin-1 "bytes as str" (PEP 3333); paths are configured as real text.
+    try:
+        return str(environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+
+
+class SnsMiddleware:
+    """Make a WSGI app a safe Amazon SNS HTTP(S) subscriber on the given paths.
+
+    POSTs to ``paths`` are verified (signature, certificate, topic allowlist, freshness);
+    subscription confirmations and Budgets' topic verification are answered here; genuine,
+    first-seen notifications reach ``app`` with the message at
+    ``environ["snsmiddleware.message"]`` (see :func:`get_message`) and the body readable
+    again from ``wsgi.input``. Anything else gets a clear 4xx/5xx and never reaches ``app``.
+
+    :param app: the WSGI application to protect.
+    :param paths: PATH_INFO values (relative to SCRIPT_NAME) that receive SNS deliveries.
+    :param topics: TopicArns (or explicit ``*`` patterns) to accept; required unless
+        ``verifier`` is given.
+    :param confirm: ``"api"`` (boto3 ConfirmSubscription, default), ``"url"`` (GET of the
+        validated SubscribeURL) or a callable receiving the verified
+        :class:`SubscriptionConfirmation`.
+    :param confirm_endpoint_url: SNS endpoint for ``confirm="api"`` (an emulator).
+    :param dedupe: a :class:`DedupeStore`; default: a bounded in-memory store whose retention
+        covers the freshness window.
+    :param fetch_certificate: ``url -> bytes`` replacing the certificate download.
+    :param clock: returns the current aware datetime (freshness, certificate validity).
+    :param require_signature_v2: refuse SignatureVersion 1 (SHA1).
+    :param max_age: oldest Timestamp accepted (default one hour, SNS's retry span).
+    :param clock_skew: allowance for clock differences (default five minutes).
+    :param verifier: a prebuilt :class:`SnsVerifier` (shares one certificate cache between
+        middlewares); exclusive with ``topics`` and the verification options above.
+    :param answer_budgets_verification: answer Budgets' "SNS Topic Verified!" here.
+    :param max_body_bytes: larger bodies get 413 before they are read.
+
+    Example::
+
+        app = SnsMiddleware(app, paths=["/sns/budgets"],
+                            topics=["arn:aws:sns:us-east-1:123456789012:budget-alerts"])
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        paths: Iterable[str],
+        topics: Iterable[str] | None = None,
+        confirm: str | Confirmer = "api",
+        confirm_endpoint_url: str | None = None,
+        dedupe: DedupeStore | None = None,
+        fetch_certificate: CertificateFetcher | None = None,
+        clock: Clock = _UNSET,
+        require_signature_v2: bool = False,
+        max_age: timedelta = _UNSET,
+        clock_skew: timedelta = _UNSET,
+        verifier: SnsVerifier | None = None,
+        answer_budgets_verification: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.app = app
+        if isinstance(paths, str):
+            raise ConfigurationError("paths must be a list of paths, not one string")
+        self.paths = frozenset(paths)
+        if not self.paths or not all(path.startswith("/") for path in self.paths):
+            raise ConfigurationError('paths must be a non-empty list of paths starting with "/"')
+        if verifier is not None:
+            clashing = [
+                name
+                for name, value in (
+                    ("topics", topics),
+                    ("fetch_certificate", fetch_certificate),
+                    ("clock", None if clock is _UNSET else clock),
+                    ("max_age", None if max_age is _UNSET else max_age),
+                    ("clock_skew", None if clock_skew is _UNSET else clock_skew),
+                    ("require_signature_v2", require_signature_v2 or None),
+                )
+                if value is not None
+            ]
+            if clashing:
+                raise ConfigurationError(f"give either verifier or {', '.join(clashing)}, not both")
+            self.verifier = verifier
+        else:
+            if topics is None:
+                raise ConfigurationError("topics is required: the TopicArns this endpoint accepts")
+            self.verifier = SnsVerifier(
+                topics=topics,
+                signature_versions=("2",) if require_signature_v2 else SIGNATURE_VERSIONS,
+                max_age=DEFAULT_MAX_AGE if max_age is _UNSET else max_age,
+                clock_skew=DEFAULT_CLOCK_SKEW if clock_skew is _UNSET else clock_skew,
+                fetch_certificate=fetch_certificate,
+                clock=utc_now if clock is _UNSET else clock,
+            )
+        if max_body_bytes < 1:
+            raise ConfigurationError("max_body_bytes must be positive")
+        self.max_body_bytes = max_body_bytes
+        self.confirmer = make_confirmer(confirm, endpoint_url=confirm_endpoint_url)
+        self.dedupe: DedupeStore = (
+            dedupe
+            if dedupe is not None
+            else MemoryDedupeStore(retention=self.verifier.freshness_window)
+        )
+        self.answer_budgets_verification = answer_budgets_verification
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if _request_path(environ) not in self.paths:
+            return self.app(environ, start_response)
+        message: SnsMessage | None = None
+        try:
+            if environ.get("REQUEST_METHOD") != "POST":
+                raise MethodNotAllowedError("SNS delivers with POST")
+            body = read_body(environ, self.max_body_bytes)
+            message = self.verifier.verify(body, _sns_headers(environ))
+            return self._dispatch(message, body, environ, start_response)
+        except SnsError as exc:
+            self._log_rejection(exc, message)
+            extra = [("Allow", "POST")] if isinstance(exc, MethodNotAllowedError) else []
+            return _answer(start_response, exc.status, exc.reason, exc.detail, extra)
+        except Exception:
+            log.exception("internal error while handling an SNS delivery")
+            return _answer(start_response, 500, "internal_error", "internal error")
+
+    @staticmethod
+    def _log_rejection(exc: SnsError, message: SnsMessage | None) -> None:
+        level = logging.ERROR if exc.status >= 500 else logging.WARNING
+        if message is None:
+            log.log(level, "rejected: %s (%s)", exc.reason, exc.detail)
+        else:
+            log.log(
+                level,
+                "rejected %s: %s (%s) message_id=%s topic=%r",
+                message.type,
+                exc.reason,
+                exc.detail,
+                message.message_id,
+                message.topic_arn,
+            )
+
+    def _dispatch(
+        self,
+        message: SnsMessage,
+        body: bytes,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        ids = (message.message_id, message.topic_arn)
+        if isinstance(message, SubscriptionConfirmation):
+            self.confirmer(message)
+            log.info("confirmed subscription message_id=%s topic=%r", *ids)
+            return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
+        if not isinstance(message, Notification):
+            log.info("unsubscribe confirmation received message_id=%s topic=%r", *ids)
+            return _answer(start_response, 200, "unsubscribe_acknowledged", "acknowledged")
+        if self.answer_budgets_verification and is_topic_verification(message):
+            log.info("budgets topic verification acknowledged message_id=%s topic=%r", *ids)
+            return _answer(start_response, 200, "budgets_verification_acknowledged", "acknowledged")
+        return self._deliver(message, body, environ, start_response)
+
+    def _deliver(
+        self,
+        message: Notification,
+        body: bytes,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        key = message.message_id
+        try:
+            state = self.dedupe.claim(key)
+        except Exception as exc:
+            log.exception("de-duplication store failed on claim")
+            raise TransientError(
+                "the de-duplication store is unavailable", reason="dedupe_unavailable"
+            ) from exc
+        if state is ClaimState.DONE:
+            log.info("duplicate delivery ignored message_id=%s topic=%r", key, message.topic_arn)
+            return _answer(start_response, 200, "duplicate", "already processed")
+        if state is ClaimState.IN_PROGRESS:
+            raise TransientError(
+                "this message is being processed; try again later", reason="in_progress"
+            )
+
+        environ[MESSAGE_ENVIRON_KEY] = message
+        restore_body(environ, body)
+        try:
+            status, headers, app_body = self._call_app(environ)
+        except Exception:
+            self._release(key)
+            log.exception("the wrapped app failed message_id=%s", key)
+            return _answer(start_response, 500, "app_error", "the application failed")
+        if 200 <= int(status[:3]) < 300:
+            try:
+                self.dedupe.commit(key)
+            except Exception:
+                # The app has done its work: answering an error would make SNS redeliver
+                # and the work happen twice. Log loudly instead.
+                log.exception("de-duplication store failed on commit message_id=%s", key)
+        else:
+            self._release(key)
+        log.info("delivered message_id=%s topic=%r status=%s", key, message.topic_arn, status)
+        start_response(status, headers)
+        return [app_body]
+
+    def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Run the app to completion: drain and close its iterable exactly once."""
+        status, headers, app_iter = Request(environ).call_application(self.app)
+        try:
+            app_body = b"".join(app_iter)
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+        return status, list(headers), app_body
+
+    def _release(self, key: str) -> None:
+        try:
+            self.dedupe.release(key)
+        except Exception:
+            log.exception("de-duplication store failed on release message_id=%s", key)

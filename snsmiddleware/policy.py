@@ -1,0 +1,258 @@
+"""Pure policy checks, all made before any network I/O: topic, version, URLs, freshness.
+
+This module decides which URLs the rest of the package may ever fetch. It never returns a
+URL it was given: it returns one *rebuilt* from parts it validated, so no byte of an
+attacker's choosing (userinfo, port, an encoded dot, a trailing newline) can reach the HTTP
+client.
+
+Why each rule exists:
+
+* **Topic allowlist.** A valid signature proves AWS sent a message, not that it came from
+  *your* topic: anyone can subscribe your URL to their own topic.
+* **SigningCertURL pinned to the topic's region.** A suffix check such as
+  ``endswith(".amazonaws.com")`` accepts an S3 bucket anyone can create; even the shared
+  regex of AWS's own validators once accepted an S3 bucket named ``sns``. We accept exactly
+  ``https://sns.<region of the TopicArn>.<partition domain>/SimpleNotificationService-<hex>.pem``.
+* **SubscribeURL pinned the same way**, and only ``Action=ConfirmSubscription`` with this
+  message's own TopicArn and Token: fetching an unvalidated SubscribeURL is a known SSRF
+  (CVE-2019-6715).
+* **Freshness.** SNS retries for at most one hour with the original Timestamp; anything older
+  (plus a small clock-skew allowance) is a replay, and anything from the future is forged or
+  a broken clock.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Final
+from urllib.parse import parse_qsl, urlencode
+
+from .errors import ConfigurationError, PolicyError
+
+#: SNS retries within a hard one-hour span, reusing the original Timestamp.
+DEFAULT_MAX_AGE: Final = timedelta(hours=1)
+#: Allowance for the difference between AWS's clock and ours.
+DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
+
+SIGNATURE_VERSIONS: Final = frozenset({"1", "2"})
+
+# Partitions whose SNS endpoints we know, mapped to their DNS domain. Others (the isolated
+# ISO partitions) use different domains and certificate names we cannot test against.
+PARTITION_DOMAINS: Final = {
+    "aws": "amazonaws.com",
+    "aws-cn": "amazonaws.com.cn",
+    "aws-us-gov": "amazonaws.com",
+}
+
+_TOPIC_ARN: Final = re.compile(
+    r"arn:(?P<partition>aws(?:-[a-z]+)*):sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
+    r":(?P<account>\d{12}):(?P<name>[A-Za-z0-9_-]{1,256}(?:\.fifo)?)",
+    re.ASCII,
+)
+_CERT_URL: Final = re.compile(
+    r"https://sns\.(?P<region>[a-z0-9-]{1,40})\.(?P<domain>amazonaws\.com(?:\.cn)?)"
+    r"/SimpleNotificationService-(?P<digest>[0-9a-f]{1,64})\.pem",
+    re.ASCII,
+)
+# The query is validated separately; here only its characters: printable ASCII without
+# space, '#', '@', '\\' and without the characters a browser would "fix up".
+_SUBSCRIBE_URL: Final = re.compile(
+    r"https://sns\.(?P<region>[a-z0-9-]{1,40})\.(?P<domain>amazonaws\.com(?:\.cn)?)"
+    r"/\?(?P<query>[A-Za-z0-9\-._~%:=&+/]{1,4096})",
+    re.ASCII,
+)
+
+
+class InsecureConfigurationWarning(UserWarning):
+    """An allowed but risky configuration (for example, accepting every topic)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicArn:
+    """The parts of a validated SNS TopicArn."""
+
+    partition: str
+    region: str
+    account: str
+    name: str
+
+    @property
+    def domain(self) -> str:
+        """DNS domain of this partition's SNS endpoints."""
+        return PARTITION_DOMAINS[self.partition]
+
+    @property
+    def sns_host(self) -> str:
+        """The one host allowed to serve this topic's certificates and confirmations."""
+        return f"sns.{self.region}.{self.domain}"
+
+
+def parse_topic_arn(value: str) -> TopicArn:
+    """Split an SNS TopicArn into its parts, refusing anything not shaped like one."""
+    match = _TOPIC_ARN.fullmatch(value)
+    if match is None:
+        raise PolicyError("TopicArn is not an SNS topic ARN", reason="bad_topic_arn")
+    if match["partition"] not in PARTITION_DOMAINS:
+        raise PolicyError(
+            f"AWS partition {match['partition']!r} is not supported", reason="bad_topic_arn"
+        )
+    return TopicArn(match["partition"], match["region"], match["account"], match["name"])
+
+
+class TopicAllowlist:
+    """The TopicArns this endpoint accepts: exact ARNs or explicit per-segment patterns.
+
+    A pattern is an ARN whose segments may use ``*``/``?`` globs, for example
+    ``arn:aws:sns:*:123456789012:budget-*``; a glob never crosses a ``:``. The single
+    pattern ``"*"`` accepts every topic and warns: a signature alone does not make a
+    message yours.
+
+    :param topics: at least one ARN or pattern; an empty allowlist is a configuration error.
+    """
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        if isinstance(topics, str):
+            raise ConfigurationError("topics must be a list of TopicArns, not one string")
+        self._exact: set[str] = set()
+        self._patterns: list[tuple[str, ...]] = []
+        self.accept_all = False
+        for topic in topics:
+            self._add(topic.strip())
+        if not (self._exact or self._patterns or self.accept_all):
+            raise ConfigurationError(
+                "topics is empty: give the TopicArns this endpoint accepts "
+                '(a wildcard must be spelled out, e.g. "arn:aws:sns:*:123456789012:*")'
+            )
+        if self.accept_all:
+            warnings.warn(
+                'topics=["*"] accepts messages from any SNS topic, including topics other '
+                "AWS accounts subscribe to your endpoint",
+                InsecureConfigurationWarning,
+                stacklevel=3,
+            )
+
+    def _add(self, topic: str) -> None:
+        if topic == "*":
+            self.accept_all = True
+            return
+        if not any(ch in topic for ch in "*?["):
+            try:
+                parse_topic_arn(topic)
+            except PolicyError:
+                raise ConfigurationError(f"not an SNS TopicArn: {topic!r}") from None
+            self._exact.add(topic)
+            return
+        segments = tuple(topic.split(":"))
+        if len(segments) != 6 or segments[0] != "arn" or segments[2] != "sns":
+            raise ConfigurationError(
+                f"topic pattern {topic!r} must look like arn:<partition>:sns:<region>:"
+                "<account>:<name>, with * or ? inside segments"
+            )
+        self._patterns.append(segments)
+
+    def __contains__(self, topic_arn: object) -> bool:
+        if not isinstance(topic_arn, str):
+            return False
+        if self.accept_all or topic_arn in self._exact:
+            return True
+        segments = topic_arn.split(":")
+        return any(
+            len(segments) == len(pattern)
+            and all(fnmatchcase(seg, pat) for seg, pat in zip(segments, pattern, strict=True))
+            for pattern in self._patterns
+        )
+
+    def check(self, topic_arn: str) -> TopicArn:
+        """Return the parsed ARN if it is allowed, else raise 403 ``topic_not_allowed``."""
+        if topic_arn not in self:
+            raise PolicyError(
+                "TopicArn is not on this endpoint's allowlist", reason="topic_not_allowed"
+            )
+        return parse_topic_arn(topic_arn)
+
+
+def check_signature_version(version: str, allowed: frozenset[str]) -> None:
+    """Refuse unknown or disallowed SignatureVersions (for example "1" when v2 is required)."""
+    if version not in allowed:
+        raise PolicyError(
+            f"SignatureVersion must be one of {', '.join(sorted(allowed))}",
+            reason="signature_version_not_allowed",
+        )
+
+
+def _check_host(region: str, domain: str, topic: TopicArn, what: str, reason: str) -> None:
+    if region != topic.region or domain != topic.domain:
+        raise PolicyError(
+            f"{what} is not on the SNS host of the topic's region ({topic.sns_host})",
+            reason=reason,
+        )
+
+
+def certificate_url(signing_cert_url: str, topic: TopicArn) -> str:
+    """Validate a SigningCertURL for ``topic`` and return the URL to fetch, rebuilt.
+
+    Accepts only ``https://sns.<topic region>.<partition domain>/SimpleNotificationService-
+    <hex>.pem``: no userinfo, port, query, fragment, percent-encoding or control characters.
+    """
+    match = _CERT_URL.fullmatch(signing_cert_url)
+    if match is None:
+        raise PolicyError("SigningCertURL is not an SNS certificate URL", reason="bad_cert_url")
+    _check_host(match["region"], match["domain"], topic, "SigningCertURL", "bad_cert_url")
+    return f"https://{topic.sns_host}/SimpleNotificationService-{match['digest']}.pem"
+
+
+def subscribe_url(url: str, topic: TopicArn, topic_arn: str, token: str) -> str:
+    """Validate a SubscribeURL for this message and return the URL to fetch, rebuilt.
+
+    The URL must be the topic region's SNS host with exactly the query parameters
+    ``Action=ConfirmSubscription``, ``TopicArn`` (this message's) and ``Token`` (this
+    message's), each once.
+    """
+    match = _SUBSCRIBE_URL.fullmatch(url)
+    if match is None:
+        raise PolicyError("SubscribeURL is not an SNS confirmation URL", reason="bad_subscribe_url")
+    _check_host(match["region"], match["domain"], topic, "SubscribeURL", "bad_subscribe_url")
+    try:
+        pairs = parse_qsl(match["query"], keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise PolicyError(
+            "SubscribeURL has a malformed query", reason="bad_subscribe_url"
+        ) from None
+    params = dict(pairs)
+    if len(params) != len(pairs) or params != {
+        "Action": "ConfirmSubscription",
+        "TopicArn": topic_arn,
+        "Token": token,
+    }:
+        raise PolicyError(
+            "SubscribeURL must confirm this message's own topic and token, and nothing else",
+            reason="bad_subscribe_url",
+        )
+    query = urlencode(
+        [("Action", "ConfirmSubscription"), ("TopicArn", topic_arn), ("Token", token)]
+    )
+    return f"https://{topic.sns_host}/?{query}"
+
+
+def check_freshness(
+    sent_at: datetime,
+    now: datetime,
+    *,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> None:
+    """Refuse messages older than ``max_age`` (+ skew) or dated in the future (beyond skew)."""
+    if now.tzinfo is None:
+        raise ConfigurationError("the clock must return an aware datetime")
+    age = now - sent_at
+    if age > max_age + clock_skew:
+        raise PolicyError(
+            "Timestamp is older than the freshness window (a replay?)", reason="stale_message"
+        )
+    if -age > clock_skew:
+        raise PolicyError("Timestamp is in the future", reason="future_message")

@@ -1,0 +1,349 @@
+"""A testing kit: sign SNS messages the way AWS does, so apps are tested end to end.
+
+Use it to test *your* app behind :class:`~snsmiddleware.SnsMiddleware` with WebTest, with no
+AWS account and no network::
+
+    from webtest import TestApp
+    from snsmiddleware import SnsMiddleware
+    from snsmiddleware.testing import MessageSigner, post_sns
+
+    signer = MessageSigner(topic_arn="arn:aws:sns:us-east-1:123456789012:alerts")
+    app = TestApp(SnsMiddleware(my_app, paths=["/sns"], topics=[signer.topic_arn],
+                                fetch_certificate=signer.fetch_certificate,
+                                confirm=lambda message: None))
+    response = post_sns(app, "/sns", signer.notification("hello", Subject="hi"))
+    assert response.status_int == 200
+
+:class:`TestCA` makes a throwaway CA and an ``sns.amazonaws.com`` signing certificate it
+issued; :class:`MessageSigner` builds and signs all three message types with
+SignatureVersion 1 or 2; :meth:`MessageSigner.fetch_certificate` serves the certificate for
+the URLs the signer put in its messages (and refuses any other URL, recording every call
+so tests can assert that no download happened).
+
+Never wire this kit into production: it makes the middleware trust a key that lives in
+your test process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from .budgets import TOPIC_VERIFIED_SUBJECT
+from .errors import CertificateError
+from .message import NOTIFICATION, SUBSCRIPTION_CONFIRMATION, UNSUBSCRIBE_CONFIRMATION
+from .policy import parse_topic_arn
+from .signing import hash_for, string_to_sign
+from .verifier import Clock, utc_now
+
+if TYPE_CHECKING:
+    import webtest
+
+DEFAULT_TOPIC_ARN: Final = "arn:aws:sns:us-east-1:123456789012:snsmiddleware-test"
+SNS_CERTIFICATE_NAME: Final = "sns.amazonaws.com"
+
+# The order SNS writes fields in (cosmetic: verification never depends on it).
+_FIELD_ORDER: Final = (
+    "Type",
+    "MessageId",
+    "Token",
+    "TopicArn",
+    "Subject",
+    "Message",
+    "SubscribeURL",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertURL",
+    "UnsubscribeURL",
+    "MessageAttributes",
+)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Write a datetime the way SNS does: UTC, milliseconds, ``Z``."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _new_key(key_size: int) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+
+
+class TestCA:
+    """A throwaway certificate authority and the SNS signing certificate it issued.
+
+    :param common_name: the name of the signing certificate (SNS uses ``sns.amazonaws.com``).
+    :param not_before: start of the signing certificate's validity (default: a day ago).
+    :param not_after: end of its validity (default: in a year).
+    :param key_size: RSA key size of the signing key.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(
+        self,
+        *,
+        common_name: str = SNS_CERTIFICATE_NAME,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        key_size: int = 2048,
+    ) -> None:
+        now = utc_now()
+        self.ca_key = _new_key(2048)
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snsmiddleware Test CA")])
+        self.ca_certificate = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(self.ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=2))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        self.private_key, self.certificate = self.issue(
+            common_name=common_name,
+            not_before=not_before,
+            not_after=not_after,
+            key_size=key_size,
+        )
+
+    def issue(
+        self,
+        *,
+        common_name: str = SNS_CERTIFICATE_NAME,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        key_size: int = 2048,
+    ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+        """Issue another leaf certificate (another name, an expired one...) and its key."""
+        now = utc_now()
+        key = _new_key(key_size)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.ca_certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - timedelta(days=1))
+            .not_valid_after(not_after or now + timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), False)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        return key, certificate
+
+    @property
+    def certificate_pem(self) -> bytes:
+        """The signing certificate as the single PEM block SNS serves."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """A signed SNS message: its fields, the JSON body and the headers SNS would send."""
+
+    fields: Mapping[str, Any]
+
+    @property
+    def body(self) -> bytes:
+        """The JSON document SNS POSTs."""
+        ordered = {key: self.fields[key] for key in _FIELD_ORDER if key in self.fields}
+        ordered.update({k: v for k, v in self.fields.items() if k not in ordered})
+        return json.dumps(ordered, indent=2).encode("utf-8")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``x-amz-sns-*`` headers and the Content-Type SNS sends with this message."""
+        headers = {"Content-Type": "text/plain; charset=UTF-8"}
+        for header, key in (
+            ("x-amz-sns-message-type", "Type"),
+            ("x-amz-sns-message-id", "MessageId"),
+            ("x-amz-sns-topic-arn", "TopicArn"),
+        ):
+            value = self.fields.get(key)
+            if isinstance(value, str):
+                headers[header] = value
+        return headers
+
+    def tampered(self, **fields: Any) -> SignedMessage:
+        """A copy with fields changed (``None`` removes one) and the old signature kept."""
+        changed = dict(self.fields)
+        for key, value in fields.items():
+            if value is None:
+                changed.pop(key, None)
+            else:
+                changed[key] = value
+        return replace(self, fields=changed)
+
+
+@dataclass
+class MessageSigner:
+    """Builds and signs SNS messages as AWS does, for one topic.
+
+    :param ca: the :class:`TestCA` whose signing key signs (a new one by default).
+    :param topic_arn: the topic every message comes from (override per message).
+    :param signature_version: ``"1"`` (SHA1) or ``"2"`` (SHA256).
+    :param clock: gives the Timestamp of new messages.
+    """
+
+    ca: TestCA = field(default_factory=TestCA)
+    topic_arn: str = DEFAULT_TOPIC_ARN
+    signature_version: str = "2"
+    clock: Clock = utc_now
+    fetched: list[str] = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def certificate_digest(self) -> str:
+        """The hex part of the certificate URL (derived from the certificate)."""
+        return hashlib.sha256(self.ca.certificate_pem).hexdigest()[:32]
+
+    def certificate_url(self, topic_arn: str | None = None) -> str:
+        """The SigningCertURL SNS would use for ``topic_arn``'s region."""
+        topic = parse_topic_arn(topic_arn or self.topic_arn)
+        return f"https://{topic.sns_host}/SimpleNotificationService-{self.certificate_digest}.pem"
+
+    def fetch_certificate(self, url: str) -> bytes:
+        """Serve the signing certificate at its URLs (any region); refuse other URLs.
+
+        Every call is recorded in :attr:`fetched`.
+        """
+        with self._lock:
+            self.fetched.append(url)
+        suffix = f"/SimpleNotificationService-{self.certificate_digest}.pem"
+        if url.startswith("https://sns.") and url.endswith(suffix):
+            return self.ca.certificate_pem
+        raise CertificateError("no such certificate", reason="certificate_not_found")
+
+    def sign(self, fields: Mapping[str, Any]) -> SignedMessage:
+        """Sign ``fields`` (which name their own Type, SignatureVersion...) and return them."""
+        signed = dict(fields)
+        signature = self.ca.private_key.sign(
+            string_to_sign(signed),
+            padding.PKCS1v15(),
+            hash_for(str(signed["SignatureVersion"])),
+        )
+        signed["Signature"] = base64.b64encode(signature).decode("ascii")
+        return SignedMessage(signed)
+
+    def _common(
+        self, message_type: str, message: str, overrides: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        topic_arn = overrides.get("TopicArn", self.topic_arn)
+        return {
+            "Type": message_type,
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": topic_arn,
+            "Message": message,
+            "Timestamp": format_timestamp(self.clock()),
+            "SignatureVersion": self.signature_version,
+            "SigningCertURL": self.certificate_url(topic_arn),
+        }
+
+    def _build(self, fields: dict[str, Any], overrides: Mapping[str, Any]) -> SignedMessage:
+        for key, value in overrides.items():
+            if value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+        return self.sign(fields)
+
+    def notification(self, message: str = "Hello from SNS", **overrides: Any) -> SignedMessage:
+        """A signed Notification; pass ``Subject=...`` for one, any field to override it."""
+        fields = self._common(NOTIFICATION, message, overrides)
+        topic = parse_topic_arn(fields["TopicArn"])
+        fields["UnsubscribeURL"] = (
+            f"https://{topic.sns_host}/?Action=Unsubscribe&SubscriptionArn="
+            f"{fields['TopicArn']}:{uuid.uuid4()}"
+        )
+        return self._build(fields, overrides)
+
+    def _confirmation(
+        self, message_type: str, message: str, overrides: Mapping[str, Any]
+    ) -> SignedMessage:
+        fields = self._common(message_type, message, overrides)
+        token = overrides.get("Token") or uuid.uuid4().hex * 4
+        topic = parse_topic_arn(fields["TopicArn"])
+        fields["Token"] = token
+        fields["SubscribeURL"] = f"https://{topic.sns_host}/?" + urlencode(
+            [("Action", "ConfirmSubscription"), ("TopicArn", fields["TopicArn"]), ("Token", token)],
+            safe=":",
+        )
+        return self._build(fields, overrides)
+
+    def subscription_confirmation(self, **overrides: Any) -> SignedMessage:
+        """A signed SubscriptionConfirmation with a fresh Token and a matching SubscribeURL."""
+        message = (
+            "You have chosen to subscribe to the topic "
+            f"{overrides.get('TopicArn', self.topic_arn)}.\n"
+            "To confirm the subscription, visit the SubscribeURL included in this message."
+        )
+        return self._confirmation(SUBSCRIPTION_CONFIRMATION, message, overrides)
+
+    def unsubscribe_confirmation(self, **overrides: Any) -> SignedMessage:
+        """A signed UnsubscribeConfirmation."""
+        message = (
+            "You have chosen to deactivate subscription to the topic "
+            f"{overrides.get('TopicArn', self.topic_arn)}.\n"
+            "To cancel this operation and restore the subscription, visit the SubscribeURL "
+            "included in this message."
+        )
+        return self._confirmation(UNSUBSCRIBE_CONFIRMATION, message, overrides)
+
+    def budgets_verification(self, **overrides: Any) -> SignedMessage:
+        """The Notification AWS Budgets publishes when a topic is attached to a budget."""
+        overrides.setdefault("Subject", TOPIC_VERIFIED_SUBJECT)
+        return self.notification("Your SNS topic is verified for AWS Budgets.", **overrides)
+
+
+class FrozenClock:
+    """A clock for ``clock=`` that stands still until told to move.
+
+    :param now: the starting time (default: the real current time, so that the
+        :class:`TestCA` certificate is valid).
+    """
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock forward (or back, with a negative delta)."""
+        self.now += delta
+
+
+def post_sns(
+    app: webtest.TestApp,
+    path: str,
+    message: SignedMessage,
+    *,
+    headers: Mapping[str, str | None] | None = None,
+    expect_errors: bool = True,
+) -> webtest.TestResponse:
+    """POST ``message`` to ``path`` of a WebTest app as SNS would (headers included).
+
+    :param headers: header overrides; ``None`` removes one.
+    """
+    sent = message.headers
+    for name, value in (headers or {}).items():
+        sent.pop(name, None)
+        if value is not None:
+            sent[name] = value
+    return app.post(path, message.body, headers=sent, expect_errors=expect_errors)

@@ -1,0 +1,118 @@
+"""SnsVerifier: from raw body bytes to a verified SNS message, with no WSGI involved.
+
+The order of checks is the security design: everything cheap and local (parse, headers,
+topic allowlist, signature version, URL pinning, freshness) runs before the only network
+I/O (the certificate download), so a hostile request can never make us fetch anything, and a
+message from a topic that is not ours never costs a download. Usable on its own from Lambda,
+Django views or a queue consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+
+from .certs import CertificateFetcher, CertificateStore
+from .errors import ConfigurationError
+from .message import (
+    SnsMessage,
+    SubscriptionConfirmation,
+    check_headers,
+    check_not_raw,
+    parse_message,
+)
+from .policy import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_MAX_AGE,
+    SIGNATURE_VERSIONS,
+    TopicAllowlist,
+    certificate_url,
+    check_freshness,
+    check_signature_version,
+    subscribe_url,
+)
+from .signing import verify_signature
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock: the current aware UTC time."""
+    return datetime.now(timezone.utc)
+
+
+class SnsVerifier:
+    """Verify SNS HTTP(S) deliveries: structure, policy, certificate and signature.
+
+    :param topics: TopicArns (or explicit patterns) to accept; required and non-empty.
+    :param signature_versions: accepted SignatureVersions; ``("2",)`` refuses SHA1.
+    :param max_age: how old a Timestamp may be (SNS retries within one hour).
+    :param clock_skew: allowance for clock differences, both ways.
+    :param fetch_certificate: ``url -> bytes`` replacing the HTTPS download.
+    :param certificates: a prebuilt :class:`CertificateStore` (to share one cache); give this
+        or ``fetch_certificate``, not both.
+    :param clock: returns the current aware datetime; drives freshness and certificate validity.
+
+    Example::
+
+        verifier = SnsVerifier(topics=["arn:aws:sns:us-east-1:123456789012:alerts"])
+        message = verifier.verify(body, headers)   # raises an SnsError subclass
+    """
+
+    def __init__(
+        self,
+        *,
+        topics: Iterable[str],
+        signature_versions: Iterable[str] = SIGNATURE_VERSIONS,
+        max_age: timedelta = DEFAULT_MAX_AGE,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        fetch_certificate: CertificateFetcher | None = None,
+        certificates: CertificateStore | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.topics = TopicAllowlist(topics)
+        self.signature_versions = frozenset(signature_versions)
+        if not self.signature_versions or not self.signature_versions <= SIGNATURE_VERSIONS:
+            raise ConfigurationError('signature_versions must be a non-empty subset of {"1", "2"}')
+        if max_age <= timedelta(0) or clock_skew < timedelta(0):
+            raise ConfigurationError("max_age must be positive and clock_skew not negative")
+        if certificates is not None and fetch_certificate is not None:
+            raise ConfigurationError("give either certificates or fetch_certificate, not both")
+        self.max_age = max_age
+        self.clock_skew = clock_skew
+        self.certificates = (
+            certificates if certificates is not None else CertificateStore(fetch_certificate)
+        )
+        self.clock = clock
+
+    @property
+    def freshness_window(self) -> timedelta:
+        """How long a genuine message can be redelivered; de-duplication must cover it."""
+        return self.max_age + 2 * self.clock_skew
+
+    def verify(self, body: bytes, headers: Mapping[str, str] | None = None) -> SnsMessage:
+        """Parse and verify one delivery; return the message or raise an ``SnsError``.
+
+        :param headers: the request's headers with lower-case names. When given, raw
+            delivery is refused and the ``x-amz-sns-*`` headers must match the body.
+        """
+        if headers is not None:
+            check_not_raw(headers)
+        message = parse_message(body)
+        if headers is not None:
+            check_headers(message, headers)
+        return self.verify_message(message)
+
+    def verify_message(self, message: SnsMessage) -> SnsMessage:
+        """Run the policy, certificate and signature checks on a parsed message."""
+        topic = self.topics.check(message.topic_arn)
+        check_signature_version(message.signature_version, self.signature_versions)
+        cert_url = certificate_url(message.signing_cert_url, topic)
+        if isinstance(message, SubscriptionConfirmation):
+            subscribe_url(message.subscribe_url, topic, message.topic_arn, message.token)
+        now = self.clock()
+        check_freshness(message.sent_at, now, max_age=self.max_age, clock_skew=self.clock_skew)
+        certificate = self.certificates.get(cert_url, topic)
+        certificate.check_validity(now)
+        verify_signature(certificate.public_key, message)
+        return message

@@ -1,0 +1,79 @@
+"""Reading a WSGI request body safely, and handing it back to the app downstream.
+
+PEP 3333 says an application should not read past ``CONTENT_LENGTH`` and that a read with no
+size may block; WebOb parses the length leniently and ``req.body`` copies an unbounded body
+when there is no length. A middleware that reads bodies from the internet bounds them
+itself:
+
+* ``CONTENT_LENGTH`` is parsed strictly (ASCII digits only); an oversized one is refused
+  (413) before a single byte is read, which also keeps ``Expect: 100-continue`` clients from
+  sending it;
+* without a length, the body is read only if the server promised a terminated stream
+  (``wsgi.input_terminated``, set by waitress and mod_wsgi for chunked requests), and at most
+  ``max_bytes + 1`` bytes; otherwise 411;
+* a stream that ends early is a 400: nothing half-read reaches the app.
+
+:func:`restore_body` gives the same bytes back as a seekable stream and removes
+``Transfer-Encoding``, so werkzeug/Flask, Django and WebOb apps all read it again.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Final
+
+from .errors import BodyTooLargeError, LengthRequiredError, MessageFormatError
+
+_CHUNK_BYTES: Final = 64 * 1024
+
+
+def _read_chunk(stream: Any, size: int) -> bytes:
+    try:
+        chunk = stream.read(size)
+    except (OSError, ValueError):  # includes WebOb's DisconnectionError
+        raise MessageFormatError(
+            "the request body could not be read", reason="body_incomplete"
+        ) from None
+    return bytes(chunk)
+
+
+def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
+    """Read the whole request body, at most ``max_bytes``, or raise a 400/411/413 error."""
+    stream = environ["wsgi.input"]
+    raw_length = environ.get("CONTENT_LENGTH") or ""
+    if raw_length:
+        if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 18:
+            raise MessageFormatError("Content-Length is not a number", reason="bad_content_length")
+        length = int(raw_length)
+        if length > max_bytes:
+            raise BodyTooLargeError(f"the body is larger than {max_bytes} bytes")
+        parts: list[bytes] = []
+        remaining = length
+        while remaining:
+            chunk = _read_chunk(stream, min(remaining, _CHUNK_BYTES))
+            if not chunk:
+                raise MessageFormatError(
+                    "the body is shorter than its Content-Length", reason="body_incomplete"
+                )
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(parts)
+    if not environ.get("wsgi.input_terminated"):
+        raise LengthRequiredError("a Content-Length is required")
+    collected = bytearray()
+    while True:
+        chunk = _read_chunk(stream, _CHUNK_BYTES)
+        if not chunk:
+            return bytes(collected)
+        collected += chunk
+        if len(collected) > max_bytes:
+            raise BodyTooLargeError(f"the body is larger than {max_bytes} bytes")
+
+
+def restore_body(environ: dict[str, Any], body: bytes) -> None:
+    """Make ``body`` readable again downstream, with a matching length and no chunking."""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input_terminated"] = True
+    environ["webob.is_body_seekable"] = True
+    environ.pop("HTTP_TRANSFER_ENCODING", None)

@@ -1,0 +1,99 @@
+"""Shared fixtures: a test CA and signer from the public testing kit, a frozen clock, an echo
+app that records what it saw, and a middleware factory wired to them (no network)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+import webtest
+
+from snsmiddleware import SnsMiddleware
+from snsmiddleware.message import SubscriptionConfirmation
+from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
+PATH = "/sns/budgets"
+
+
+class EchoApp:
+    """A WSGI app that records every environ and body it receives and answers 200."""
+
+    def __init__(self, status: str = "200 OK") -> None:
+        self.status = status
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        self.calls.append({"environ": environ, "body": body})
+        payload = b"app saw " + environ["PATH_INFO"].encode()
+        start_response(
+            self.status, [("Content-Type", "text/plain"), ("Content-Length", str(len(payload)))]
+        )
+        return [payload]
+
+
+class RecordingConfirmer:
+    def __init__(self) -> None:
+        self.confirmed: list[SubscriptionConfirmation] = []
+
+    def __call__(self, message: SubscriptionConfirmation) -> None:
+        self.confirmed.append(message)
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> TestCA:
+    return TestCA()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture(params=["1", "2"], ids=["sigv1", "sigv2"])
+def signature_version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def signer(test_ca: TestCA, clock: FrozenClock) -> MessageSigner:
+    return MessageSigner(test_ca, topic_arn=TOPIC, clock=clock)
+
+
+@pytest.fixture
+def echo_app() -> EchoApp:
+    return EchoApp()
+
+
+@pytest.fixture
+def confirmer() -> RecordingConfirmer:
+    return RecordingConfirmer()
+
+
+@pytest.fixture
+def make_middleware(
+    echo_app: EchoApp, signer: MessageSigner, clock: FrozenClock, confirmer: RecordingConfirmer
+) -> Callable[..., SnsMiddleware]:
+    def make(**overrides: Any) -> SnsMiddleware:
+        options: dict[str, Any] = {
+            "paths": [PATH],
+            "topics": [TOPIC],
+            "fetch_certificate": signer.fetch_certificate,
+            "clock": clock,
+            "confirm": confirmer,
+        }
+        options.update(overrides)
+        app = options.pop("app", echo_app)
+        return SnsMiddleware(app, **options)
+
+    return make
+
+
+@pytest.fixture
+def testapp(make_middleware: Callable[..., SnsMiddleware]) -> webtest.TestApp:
+    return webtest.TestApp(make_middleware(), lint=True)

@@ -1,0 +1,515 @@
+"""SnsMiddleware through WebTest: every message type and signature version, every rejection
+path with its status and reason, de-duplication, and what the wrapped app receives."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import webtest
+
+from snsmiddleware import (
+    ClaimState,
+    ConfigurationError,
+    MemoryDedupeStore,
+    Notification,
+    SnsMiddleware,
+    SnsVerifier,
+    get_message,
+)
+from snsmiddleware.errors import ConfirmationRejectedError, TransientError
+from snsmiddleware.testing import FrozenClock, MessageSigner, post_sns
+
+from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
+
+MakeMiddleware = Callable[..., SnsMiddleware]
+
+
+def reason(response: webtest.TestResponse) -> str:
+    """The reason code, which the body and the X-SNS-Reason header both carry."""
+    code = response.text.split(":", 1)[0]
+    assert response.headers["X-SNS-Reason"] == code
+    return code
+
+
+# --- what reaches the app ----------------------------------------------------------------
+
+
+def test_notification_reaches_app_with_verified_message_and_body(
+    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp, signature_version: str
+) -> None:
+    signer.signature_version = signature_version
+    message = signer.notification("budget exceeded", Subject="AWS Budgets: x")
+    response = post_sns(testapp, PATH, message)
+    assert response.status_int == 200
+    assert response.text == "app saw /sns/budgets"
+    [call] = echo_app.calls
+    assert call["body"] == message.body
+    seen = get_message(call["environ"])
+    assert isinstance(seen, Notification)
+    assert seen.message == "budget exceeded"
+    assert seen.subject == "AWS Budgets: x"
+    assert seen.message_id == message.fields["MessageId"]
+    assert seen.signature_version == signature_version
+
+
+def test_other_paths_and_methods_pass_through_untouched(
+    testapp: webtest.TestApp, echo_app: EchoApp
+) -> None:
+    response = testapp.post("/elsewhere", b"not sns at all", content_type="text/plain")
+    assert response.status_int == 200
+    assert response.text == "app saw /elsewhere"
+    assert echo_app.calls[0]["body"] == b"not sns at all"
+    assert "snsmiddleware.message" not in echo_app.calls[0]["environ"]
+    testapp.get("/sns/budgets/child")
+    assert len(echo_app.calls) == 2
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+def test_non_post_on_sns_path_is_405(
+    testapp: webtest.TestApp, echo_app: EchoApp, method: str
+) -> None:
+    response = testapp.request(PATH, method=method, expect_errors=True)
+    assert response.status_int == 405
+    assert response.headers["Allow"] == "POST"
+    assert echo_app.calls == []
+
+
+def test_get_message_refuses_environ_without_middleware() -> None:
+    with pytest.raises(LookupError):
+        get_message({})
+
+
+# --- confirmations and Budgets verification -----------------------------------------------
+
+
+def test_subscription_confirmation_is_confirmed_not_forwarded(
+    testapp: webtest.TestApp,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    confirmer: RecordingConfirmer,
+    signature_version: str,
+) -> None:
+    signer.signature_version = signature_version
+    message = signer.subscription_confirmation()
+    response = post_sns(testapp, PATH, message)
+    assert response.status_int == 200
+    assert reason(response) == "subscription_confirmed"
+    [confirmed] = confirmer.confirmed
+    assert confirmed.token == message.fields["Token"]
+    assert echo_app.calls == []
+
+
+def test_unsubscribe_confirmation_is_acknowledged_never_confirmed(
+    testapp: webtest.TestApp,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    confirmer: RecordingConfirmer,
+    signature_version: str,
+) -> None:
+    signer.signature_version = signature_version
+    response = post_sns(testapp, PATH, signer.unsubscribe_confirmation())
+    assert response.status_int == 200
+    assert reason(response) == "unsubscribe_acknowledged"
+    assert confirmer.confirmed == []
+    assert echo_app.calls == []
+
+
+def test_budgets_topic_verification_is_answered_by_middleware(
+    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    response = post_sns(testapp, PATH, signer.budgets_verification())
+    assert response.status_int == 200
+    assert reason(response) == "budgets_verification_acknowledged"
+    assert echo_app.calls == []
+
+
+def test_budgets_verification_can_be_left_to_the_app(
+    make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    app = webtest.TestApp(make_middleware(answer_budgets_verification=False))
+    assert post_sns(app, PATH, signer.budgets_verification()).status_int == 200
+    assert len(echo_app.calls) == 1
+
+
+def test_forged_budgets_verification_is_rejected(
+    testapp: webtest.TestApp, signer: MessageSigner
+) -> None:
+    forged = signer.notification("x").tampered(Subject="SNS Topic Verified!")
+    response = post_sns(testapp, PATH, forged)
+    assert response.status_int == 403
+    assert reason(response) == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (
+            TransientError("SNS is throttling", reason="confirmation_failed"),
+            503,
+            "confirmation_failed",
+        ),
+        (ConfirmationRejectedError("token expired"), 400, "confirmation_rejected"),
+        (RuntimeError("surprise"), 500, "internal_error"),
+    ],
+)
+def test_confirmation_failures_map_to_status(
+    make_middleware: MakeMiddleware,
+    signer: MessageSigner,
+    error: Exception,
+    status: int,
+    code: str,
+) -> None:
+    def failing(message: Any) -> None:
+        raise error
+
+    app = webtest.TestApp(make_middleware(confirm=failing))
+    response = post_sns(app, PATH, signer.subscription_confirmation())
+    assert response.status_int == status
+    assert reason(response) == code
+    assert "Traceback" not in response.text and "surprise" not in response.text
+
+
+def test_subscribe_url_pointing_elsewhere_is_never_confirmed(
+    testapp: webtest.TestApp, signer: MessageSigner, confirmer: RecordingConfirmer
+) -> None:
+    message = signer.subscription_confirmation(
+        SubscribeURL="https://evil.example/?Action=ConfirmSubscription"
+    )
+    response = post_sns(testapp, PATH, message)
+    assert response.status_int == 403
+    assert reason(response) == "bad_subscribe_url"
+    assert confirmer.confirmed == []
+    assert signer.fetched == []  # refused before any download
+
+
+# --- rejections ---------------------------------------------------------------------------
+
+
+def test_topic_not_on_allowlist_is_refused_before_any_download(
+    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    message = signer.notification("x", TopicArn="arn:aws:sns:us-east-1:999999999999:theirs")
+    response = post_sns(testapp, PATH, message)
+    assert response.status_int == 403
+    assert reason(response) == "topic_not_allowed"
+    assert signer.fetched == []
+    assert echo_app.calls == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status", "code"),
+    [
+        pytest.param({"Message": "altered"}, 403, "bad_signature", id="altered-message"),
+        pytest.param({"Subject": "added"}, 403, "bad_signature", id="added-subject"),
+        pytest.param({"Signature": "AAAA"}, 403, "bad_signature", id="truncated-signature"),
+        pytest.param({"Signature": "not base64!"}, 403, "bad_signature", id="garbage-signature"),
+        pytest.param(
+            {"SignatureVersion": "3"}, 403, "signature_version_not_allowed", id="unknown-version"
+        ),
+        pytest.param(
+            {
+                "SigningCertURL": "https://sns.us-east-1.amazonaws.com.evil.example/"
+                "SimpleNotificationService-abc.pem"
+            },
+            403,
+            "bad_cert_url",
+            id="lookalike-cert-host",
+        ),
+        pytest.param(
+            {
+                "SigningCertURL": "https://sns-us-east-1.s3.amazonaws.com/"
+                "SimpleNotificationService-abc.pem"
+            },
+            403,
+            "bad_cert_url",
+            id="s3-cert-host",
+        ),
+        pytest.param({"Timestamp": "yesterday"}, 400, "bad_timestamp", id="bad-timestamp"),
+        pytest.param({"MessageId": 7}, 400, "bad_field", id="non-string-field"),
+        pytest.param({"Type": "Notice"}, 400, "unknown_type", id="unknown-type"),
+        pytest.param({"Message": None}, 400, "missing_field", id="missing-message"),
+    ],
+)
+def test_tampered_messages_are_rejected(
+    testapp: webtest.TestApp,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    tamper: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    message = signer.notification("genuine").tampered(**tamper)
+    response = post_sns(
+        testapp,
+        PATH,
+        message,
+        headers={"x-amz-sns-message-type": "Notification"} if "Type" in tamper else None,
+    )
+    assert (response.status_int, reason(response)) == (status, code)
+    assert echo_app.calls == []
+
+
+def test_require_signature_v2_refuses_sha1(
+    make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    app = webtest.TestApp(make_middleware(require_signature_v2=True))
+    signer.signature_version = "1"
+    response = post_sns(app, PATH, signer.notification("x"))
+    assert (response.status_int, reason(response)) == (403, "signature_version_not_allowed")
+    signer.signature_version = "2"
+    assert post_sns(app, PATH, signer.notification("x")).status_int == 200
+    assert len(echo_app.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("age", "code"),
+    [
+        (timedelta(hours=1, minutes=6), "stale_message"),
+        (-timedelta(minutes=6), "future_message"),
+    ],
+)
+def test_timestamps_outside_freshness_window_are_refused(
+    testapp: webtest.TestApp,
+    signer: MessageSigner,
+    clock: FrozenClock,
+    age: timedelta,
+    code: str,
+) -> None:
+    message = signer.notification("x")
+    clock.advance(age)
+    response = post_sns(testapp, PATH, message)
+    assert (response.status_int, reason(response)) == (403, code)
+    assert signer.fetched == []
+
+
+def test_message_within_window_including_skew_is_accepted(
+    testapp: webtest.TestApp, signer: MessageSigner, clock: FrozenClock
+) -> None:
+    message = signer.notification("x")
+    clock.advance(timedelta(hours=1, minutes=4))
+    assert post_sns(testapp, PATH, message).status_int == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        pytest.param({"x-amz-sns-message-type": None}, "missing_header", id="no-type-header"),
+        pytest.param(
+            {"x-amz-sns-message-type": "SubscriptionConfirmation"},
+            "header_mismatch",
+            id="type-mismatch",
+        ),
+        pytest.param({"x-amz-sns-message-id": "other"}, "header_mismatch", id="id-mismatch"),
+        pytest.param({"x-amz-sns-topic-arn": None}, "missing_header", id="no-topic-header"),
+        pytest.param({"x-amz-sns-rawdelivery": "true"}, "raw_delivery", id="raw-delivery"),
+    ],
+)
+def test_headers_must_agree_with_body(
+    testapp: webtest.TestApp, signer: MessageSigner, headers: dict[str, str | None], code: str
+) -> None:
+    response = post_sns(testapp, PATH, signer.notification("x"), headers=headers)
+    assert (response.status_int, reason(response)) == (400, code)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        pytest.param(b"", "invalid_json", id="empty"),
+        pytest.param(b"\xff\xfe{}", "bad_encoding", id="not-utf8"),
+        pytest.param(b"[1, 2]", "invalid_json", id="not-object"),
+        pytest.param(
+            b'{"Type": "Notification", "Type": "Notification"}', "duplicate_key", id="duplicate-key"
+        ),
+        pytest.param(b"[" * 100_000, "invalid_json", id="deep-nesting"),
+        pytest.param(b'{"Type": NaN}', "invalid_json", id="nan"),
+    ],
+)
+def test_malformed_bodies_are_400(testapp: webtest.TestApp, body: bytes, code: str) -> None:
+    response = testapp.post(
+        PATH, body, headers={"x-amz-sns-message-type": "Notification"}, expect_errors=True
+    )
+    assert (response.status_int, reason(response)) == (400, code)
+
+
+def test_oversized_body_is_413(make_middleware: MakeMiddleware, signer: MessageSigner) -> None:
+    app = webtest.TestApp(make_middleware(max_body_bytes=1000))
+    response = post_sns(app, PATH, signer.notification("x" * 2000))
+    assert (response.status_int, reason(response)) == (413, "body_too_large")
+
+
+def test_certificate_host_trouble_is_503_and_not_cached(
+    make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    attempts: list[str] = []
+
+    def flaky(url: str) -> bytes:
+        attempts.append(url)
+        if len(attempts) == 1:
+            raise ConnectionError("host down")
+        return signer.fetch_certificate(url)
+
+    app = webtest.TestApp(make_middleware(fetch_certificate=flaky))
+    message = signer.notification("x")
+    response = post_sns(app, PATH, message)
+    assert (response.status_int, reason(response)) == (503, "certificate_unavailable")
+    assert post_sns(app, PATH, message).status_int == 200
+    assert len(attempts) == 2 and len(echo_app.calls) == 1
+
+
+def test_certificate_with_wrong_name_is_403(
+    make_middleware: MakeMiddleware, signer: MessageSigner, test_ca: Any
+) -> None:
+    _, other = test_ca.issue(common_name="sns.evil.example")
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    app = webtest.TestApp(
+        make_middleware(fetch_certificate=lambda url: other.public_bytes(Encoding.PEM))
+    )
+    response = post_sns(app, PATH, signer.notification("x"))
+    assert (response.status_int, reason(response)) == (403, "certificate_name_mismatch")
+
+
+# --- de-duplication -------------------------------------------------------------------------
+
+
+def test_redelivery_reaches_app_once(
+    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    message = signer.notification("once")
+    assert post_sns(testapp, PATH, message).status_int == 200
+    again = post_sns(testapp, PATH, message)
+    assert (again.status_int, reason(again)) == (200, "duplicate")
+    assert len(echo_app.calls) == 1
+
+
+@pytest.mark.parametrize("failure", ["500 Internal Server Error", "raise"])
+def test_app_failure_releases_claim_so_redelivery_retries(
+    make_middleware: MakeMiddleware, signer: MessageSigner, failure: str
+) -> None:
+    calls: list[bytes] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        calls.append(environ["wsgi.input"].read())
+        if len(calls) == 1:
+            if failure == "raise":
+                raise RuntimeError("database down: secret=hunter2")
+            start_response(failure, [("Content-Type", "text/plain")])
+            return [b"try later"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    testapp = webtest.TestApp(make_middleware(app=app))
+    message = signer.notification("retry me")
+    first = post_sns(testapp, PATH, message)
+    assert first.status_int == 500
+    assert "hunter2" not in first.text and "Traceback" not in first.text
+    second = post_sns(testapp, PATH, message)
+    assert (second.status_int, second.text) == (200, "done")
+    assert (post_sns(testapp, PATH, message).status_int, len(calls)) == (200, 2)
+
+
+def test_app_4xx_is_passed_through_and_not_committed(
+    make_middleware: MakeMiddleware, signer: MessageSigner
+) -> None:
+    store = MemoryDedupeStore()
+    testapp = webtest.TestApp(
+        make_middleware(app=EchoApp("422 Unprocessable Entity"), dedupe=store)
+    )
+    message = signer.notification("x")
+    assert post_sns(testapp, PATH, message).status_int == 422
+    assert store.claim(message.fields["MessageId"]) is ClaimState.CLAIMED
+
+
+def test_concurrent_duplicate_in_progress_gets_503(
+    make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    store = MemoryDedupeStore()
+    testapp = webtest.TestApp(make_middleware(dedupe=store))
+    message = signer.notification("x")
+    store.claim(message.fields["MessageId"])  # another worker holds it
+    response = post_sns(testapp, PATH, message)
+    assert (response.status_int, reason(response)) == (503, "in_progress")
+    assert echo_app.calls == []
+
+
+class BrokenStore:
+    def claim(self, key: str) -> ClaimState:
+        raise OSError("redis down")
+
+    def commit(self, key: str) -> None:
+        raise AssertionError("not reached")
+
+    def release(self, key: str) -> None:
+        raise AssertionError("not reached")
+
+
+def test_store_failure_is_503_and_app_not_called(
+    make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    testapp = webtest.TestApp(make_middleware(dedupe=BrokenStore()))
+    response = post_sns(testapp, PATH, signer.notification("x"))
+    assert (response.status_int, reason(response)) == (503, "dedupe_unavailable")
+    assert echo_app.calls == []
+
+
+# --- configuration fails at startup --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"topics": []}, id="empty-topics"),
+        pytest.param({"topics": None}, id="no-topics"),
+        pytest.param({"topics": TOPIC}, id="topics-as-string"),
+        pytest.param({"topics": ["arn:aws:sns:us-east-1:123:short-account"]}, id="bad-arn"),
+        pytest.param({"topics": ["arn:aws:*"]}, id="bad-pattern"),
+        pytest.param({"paths": []}, id="no-paths"),
+        pytest.param({"paths": ["sns"]}, id="relative-path"),
+        pytest.param({"confirm": "email"}, id="unknown-confirm"),
+        pytest.param({"max_body_bytes": 0}, id="zero-body"),
+        pytest.param({"verifier": "x"}, id="verifier-and-topics"),
+    ],
+)
+def test_bad_configuration_raises_at_startup(
+    make_middleware: MakeMiddleware, options: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        make_middleware(**options)
+
+
+def test_shared_verifier(signer: MessageSigner, clock: FrozenClock, echo_app: EchoApp) -> None:
+    verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=signer.fetch_certificate, clock=clock)
+    apps = [
+        webtest.TestApp(SnsMiddleware(echo_app, paths=[path], verifier=verifier, confirm="url"))
+        for path in ("/a", "/b")
+    ]
+    for app, path in zip(apps, ("/a", "/b"), strict=True):
+        assert post_sns(app, path, signer.notification(path)).status_int == 200
+    assert len(signer.fetched) == 1  # one certificate cache for both
+
+
+def test_decisions_are_logged_without_secrets(
+    testapp: webtest.TestApp, signer: MessageSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="snsmiddleware")
+    message = signer.subscription_confirmation()
+    post_sns(testapp, PATH, message)
+    post_sns(testapp, PATH, message.tampered(Message="x"))
+    text = caplog.text
+    assert "confirmed subscription" in text and "bad_signature" in text
+    for secret in (message.fields["Token"], message.fields["Signature"]):
+        assert secret not in text
+
+
+def test_error_body_is_plain_text(testapp: webtest.TestApp) -> None:
+    response = testapp.post(
+        PATH, b"{}", headers={"x-amz-sns-message-type": "x"}, expect_errors=True
+    )
+    assert response.content_type == "text/plain"
+    assert json.dumps(response.text)  # short, printable
+    assert response.text.endswith("\n") and len(response.text) < 200
