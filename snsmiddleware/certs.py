@@ -96,8 +96,14 @@ def _certificate_names(cert: x509.Certificate) -> frozenset[str]:
     return frozenset(san.value.get_values_for_type(x509.DNSName))
 
 
-def load_signing_certificate(url: str, pem: bytes, topic: TopicArn) -> SigningCertificate:
-    """Parse and check what the certificate URL served; raise 403 if it is not acceptable."""
+def load_signing_certificate(
+    url: str, pem: bytes, topic: TopicArn, *, check_name: bool = True
+) -> SigningCertificate:
+    """Parse and check what the certificate URL served; raise 403 if it is not acceptable.
+
+    :param check_name: ``False`` only in emulator mode, where the emulator signs with its
+        own throwaway certificate and the trust comes from the pinned emulator URL.
+    """
     data = pem.strip()
     if (
         not data.startswith(_PEM_BEGIN)
@@ -121,7 +127,7 @@ def load_signing_certificate(url: str, pem: bytes, topic: TopicArn) -> SigningCe
             f"the certificate's key is not RSA of at least {MIN_RSA_KEY_BITS} bits",
             reason="bad_certificate",
         )
-    if not names & allowed_certificate_names(topic):
+    if check_name and not names & allowed_certificate_names(topic):
         raise CertificateError(
             "the certificate is not issued to SNS", reason="certificate_name_mismatch"
         )
@@ -218,6 +224,7 @@ class CertificateStore:
     :param max_entries: how many certificates to keep (AWS uses a handful at a time).
     :param ttl: how long a downloaded certificate is reused.
     :param monotonic: time source for the TTL (tests inject a fake).
+    :param check_names: require an SNS certificate name; ``False`` only for an emulator.
     """
 
     def __init__(
@@ -227,9 +234,11 @@ class CertificateStore:
         max_entries: int = DEFAULT_CACHE_ENTRIES,
         ttl: timedelta = DEFAULT_CACHE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
+        check_names: bool = True,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
+        self.check_names = check_names
         self._fetch = fetch if fetch is not None else HttpCertificateFetcher()
         self._max_entries = max_entries
         self._ttl = ttl.total_seconds()
@@ -291,4 +300,4 @@ class CertificateStore:
             raise CertificateFetchError(
                 f"could not download the signing certificate ({type(exc).__name__})"
             ) from None
-        return load_signing_certificate(url, pem, topic)
+        return load_signing_certificate(url, pem, topic, check_name=self.check_names)

@@ -127,6 +127,11 @@ class ApiConfirmer:
             ) from None
 
 
+def _aws_subscribe_url(message: SubscriptionConfirmation) -> str:
+    topic = parse_topic_arn(message.topic_arn)
+    return subscribe_url(message.subscribe_url, topic, message.topic_arn, message.token)
+
+
 class UrlConfirmer:
     """Confirm by GETting the validated SubscribeURL (no boto3, no credentials needed).
 
@@ -135,6 +140,8 @@ class UrlConfirmer:
 
     :param timeout: ``(connect, read)`` seconds.
     :param session: a ``requests.Session`` (proxies, tests).
+    :param url_for: returns the validated, rebuilt SubscribeURL of a message; the middleware
+        passes its verifier's (which knows about emulator mode). Default: the AWS rules.
     """
 
     def __init__(
@@ -142,15 +149,16 @@ class UrlConfirmer:
         *,
         timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
         session: requests.Session | None = None,
+        url_for: Callable[[SubscriptionConfirmation], str] | None = None,
     ) -> None:
         self.timeout = timeout
         self._session = session
+        self._url_for = url_for or _aws_subscribe_url
 
     def __call__(self, message: SubscriptionConfirmation) -> None:
         import requests
 
-        topic = parse_topic_arn(message.topic_arn)
-        url = subscribe_url(message.subscribe_url, topic, message.topic_arn, message.token)
+        url = self._url_for(message)
         session = self._session or requests.Session()
         try:
             response = session.get(url, timeout=self.timeout, allow_redirects=False)
@@ -170,14 +178,19 @@ class UrlConfirmer:
         raise ConfirmationRejectedError(f"the SubscribeURL answered HTTP {status}")
 
 
-def make_confirmer(confirm: str | Confirmer, *, endpoint_url: str | None = None) -> Confirmer:
+def make_confirmer(
+    confirm: str | Confirmer,
+    *,
+    endpoint_url: str | None = None,
+    url_for: Callable[[SubscriptionConfirmation], str] | None = None,
+) -> Confirmer:
     """Turn the middleware's ``confirm=`` option into a confirmer, failing at startup."""
     if confirm == "api":
         return ApiConfirmer(endpoint_url=endpoint_url)
+    if endpoint_url is not None:
+        raise ConfigurationError('confirm_endpoint_url only applies to confirm="api"')
     if confirm == "url":
-        if endpoint_url is not None:
-            raise ConfigurationError('confirm_endpoint_url only applies to confirm="api"')
-        return UrlConfirmer()
+        return UrlConfirmer(url_for=url_for)
     if callable(confirm):
         return confirm
     raise ConfigurationError('confirm must be "api", "url" or a callable')

@@ -127,6 +127,9 @@ class SnsMiddleware:
     :param clock_skew: allowance for clock differences (default five minutes).
     :param verifier: a prebuilt :class:`SnsVerifier` (shares one certificate cache between
         middlewares); exclusive with ``topics`` and the verification options above.
+    :param emulator: base URL of an SNS emulator (LocalStack, moto) to trust instead of AWS:
+        certificate and confirmation URLs must live under exactly this base, the certificate
+        name pin is skipped, everything else stays on. Logged loudly; never for production.
     :param answer_budgets_verification: answer Budgets' "SNS Topic Verified!" here.
     :param max_body_bytes: larger bodies get 413 before they are read.
 
@@ -151,6 +154,7 @@ class SnsMiddleware:
         max_age: timedelta = _UNSET,
         clock_skew: timedelta = _UNSET,
         verifier: SnsVerifier | None = None,
+        emulator: str | None = None,
         answer_budgets_verification: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
@@ -170,6 +174,7 @@ class SnsMiddleware:
                     ("max_age", None if max_age is _UNSET else max_age),
                     ("clock_skew", None if clock_skew is _UNSET else clock_skew),
                     ("require_signature_v2", require_signature_v2 or None),
+                    ("emulator", emulator),
                 )
                 if value is not None
             ]
@@ -186,11 +191,24 @@ class SnsMiddleware:
                 clock_skew=DEFAULT_CLOCK_SKEW if clock_skew is _UNSET else clock_skew,
                 fetch_certificate=fetch_certificate,
                 clock=utc_now if clock is _UNSET else clock,
+                emulator=emulator,
             )
         if max_body_bytes < 1:
             raise ConfigurationError("max_body_bytes must be positive")
         self.max_body_bytes = max_body_bytes
-        self.confirmer = make_confirmer(confirm, endpoint_url=confirm_endpoint_url)
+        emulator_base = self.verifier.emulator.base if self.verifier.emulator else None
+        self._log_suffix = f" emulator={emulator_base}" if emulator_base else ""
+        if emulator_base is not None:
+            log.warning(
+                "EMULATOR MODE: trusting SNS certificates and confirmation URLs under %s "
+                "instead of AWS; never use this in production",
+                emulator_base,
+            )
+            if confirm == "api" and confirm_endpoint_url is None:
+                confirm_endpoint_url = emulator_base
+        self.confirmer = make_confirmer(
+            confirm, endpoint_url=confirm_endpoint_url, url_for=self.verifier.confirmation_url
+        )
         self.dedupe: DedupeStore = (
             dedupe
             if dedupe is not None
@@ -209,28 +227,24 @@ class SnsMiddleware:
             message = self.verifier.verify(body, _sns_headers(environ))
             return self._dispatch(message, body, environ, start_response)
         except SnsError as exc:
-            self._log_rejection(exc, message)
+            level = logging.ERROR if exc.status >= 500 else logging.WARNING
+            self._log(level, f"rejected {exc.reason} ({exc.detail})", message)
             extra = [("Allow", "POST")] if isinstance(exc, MethodNotAllowedError) else []
             return _answer(start_response, exc.status, exc.reason, exc.detail, extra)
         except Exception:
             log.exception("internal error while handling an SNS delivery")
             return _answer(start_response, 500, "internal_error", "internal error")
 
-    @staticmethod
-    def _log_rejection(exc: SnsError, message: SnsMessage | None) -> None:
-        level = logging.ERROR if exc.status >= 500 else logging.WARNING
-        if message is None:
-            log.log(level, "rejected: %s (%s)", exc.reason, exc.detail)
-        else:
-            log.log(
-                level,
-                "rejected %s: %s (%s) message_id=%s topic=%r",
-                message.type,
-                exc.reason,
-                exc.detail,
-                message.message_id,
-                message.topic_arn,
-            )
+    def _log(self, level: int, decision: str, message: SnsMessage | None) -> None:
+        """One line per decision: what, which message, and the emulator base if any."""
+        if not log.isEnabledFor(level):
+            return
+        about = (
+            f" type={message.type} message_id={message.message_id} topic={message.topic_arn!r}"
+            if message is not None
+            else ""
+        )
+        log.log(level, "%s%s%s", decision, about, self._log_suffix)
 
     def _dispatch(
         self,
@@ -239,16 +253,15 @@ class SnsMiddleware:
         environ: WSGIEnvironment,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
-        ids = (message.message_id, message.topic_arn)
         if isinstance(message, SubscriptionConfirmation):
             self.confirmer(message)
-            log.info("confirmed subscription message_id=%s topic=%r", *ids)
+            self._log(logging.INFO, "confirmed subscription", message)
             return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
         if not isinstance(message, Notification):
-            log.info("unsubscribe confirmation received message_id=%s topic=%r", *ids)
+            self._log(logging.INFO, "unsubscribe confirmation acknowledged", message)
             return _answer(start_response, 200, "unsubscribe_acknowledged", "acknowledged")
         if self.answer_budgets_verification and is_topic_verification(message):
-            log.info("budgets topic verification acknowledged message_id=%s topic=%r", *ids)
+            self._log(logging.INFO, "budgets topic verification acknowledged", message)
             return _answer(start_response, 200, "budgets_verification_acknowledged", "acknowledged")
         return self._deliver(message, body, environ, start_response)
 
@@ -268,7 +281,7 @@ class SnsMiddleware:
                 "the de-duplication store is unavailable", reason="dedupe_unavailable"
             ) from exc
         if state is ClaimState.DONE:
-            log.info("duplicate delivery ignored message_id=%s topic=%r", key, message.topic_arn)
+            self._log(logging.INFO, "duplicate delivery ignored", message)
             return _answer(start_response, 200, "duplicate", "already processed")
         if state is ClaimState.IN_PROGRESS:
             raise TransientError(
@@ -292,7 +305,7 @@ class SnsMiddleware:
                 log.exception("de-duplication store failed on commit message_id=%s", key)
         else:
             self._release(key)
-        log.info("delivered message_id=%s topic=%r status=%s", key, message.topic_arn, status)
+        self._log(logging.INFO, f"delivered to the app ({status})", message)
         start_response(status, headers)
         return [app_body]
 

@@ -206,19 +206,10 @@ def certificate_url(signing_cert_url: str, topic: TopicArn) -> str:
     return f"https://{topic.sns_host}/SimpleNotificationService-{match['digest']}.pem"
 
 
-def subscribe_url(url: str, topic: TopicArn, topic_arn: str, token: str) -> str:
-    """Validate a SubscribeURL for this message and return the URL to fetch, rebuilt.
-
-    The URL must be the topic region's SNS host with exactly the query parameters
-    ``Action=ConfirmSubscription``, ``TopicArn`` (this message's) and ``Token`` (this
-    message's), each once.
-    """
-    match = _SUBSCRIBE_URL.fullmatch(url)
-    if match is None:
-        raise PolicyError("SubscribeURL is not an SNS confirmation URL", reason="bad_subscribe_url")
-    _check_host(match["region"], match["domain"], topic, "SubscribeURL", "bad_subscribe_url")
+def _confirmation_query(query: str, topic_arn: str, token: str) -> str:
+    """Check a SubscribeURL query and return it rebuilt from the validated values."""
     try:
-        pairs = parse_qsl(match["query"], keep_blank_values=True, strict_parsing=True)
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
     except ValueError:
         raise PolicyError(
             "SubscribeURL has a malformed query", reason="bad_subscribe_url"
@@ -233,10 +224,75 @@ def subscribe_url(url: str, topic: TopicArn, topic_arn: str, token: str) -> str:
             "SubscribeURL must confirm this message's own topic and token, and nothing else",
             reason="bad_subscribe_url",
         )
-    query = urlencode(
-        [("Action", "ConfirmSubscription"), ("TopicArn", topic_arn), ("Token", token)]
-    )
-    return f"https://{topic.sns_host}/?{query}"
+    return urlencode([("Action", "ConfirmSubscription"), ("TopicArn", topic_arn), ("Token", token)])
+
+
+def subscribe_url(url: str, topic: TopicArn, topic_arn: str, token: str) -> str:
+    """Validate a SubscribeURL for this message and return the URL to fetch, rebuilt.
+
+    The URL must be the topic region's SNS host with exactly the query parameters
+    ``Action=ConfirmSubscription``, ``TopicArn`` (this message's) and ``Token`` (this
+    message's), each once.
+    """
+    match = _SUBSCRIBE_URL.fullmatch(url)
+    if match is None:
+        raise PolicyError("SubscribeURL is not an SNS confirmation URL", reason="bad_subscribe_url")
+    _check_host(match["region"], match["domain"], topic, "SubscribeURL", "bad_subscribe_url")
+    return f"https://{topic.sns_host}/?{_confirmation_query(match['query'], topic_arn, token)}"
+
+
+_EMULATOR_BASE: Final = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:]{2,39}\])"
+    r"(?::(?P<port>[0-9]{1,5}))?/?",
+    re.ASCII,
+)
+_EMULATOR_CERT_PATH: Final = re.compile(
+    r"(?:/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,8}\.pem", re.ASCII
+)
+_QUERY_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~%:=&+/]{1,4096}", re.ASCII)
+
+
+class EmulatorEndpoint:
+    """Emulator mode: trust certificate and confirmation URLs under one base URL only.
+
+    An SNS emulator (LocalStack, moto) signs with its own throwaway certificate served from
+    its own address. In emulator mode the SigningCertURL and SubscribeURL must start with
+    exactly this base (scheme, host and port as given) and are rebuilt from it; the
+    certificate-name pin is skipped; every other check stays on. Never for production.
+
+    :param base: for example ``"http://127.0.0.1:4566"``; no path, query or userinfo.
+    """
+
+    def __init__(self, base: str) -> None:
+        match = _EMULATOR_BASE.fullmatch(base)
+        if match is None:
+            raise ConfigurationError(
+                f"emulator must be a base URL like http://127.0.0.1:4566, not {base!r}"
+            )
+        port = f":{match['port']}" if match["port"] else ""
+        self.base = f"{match['scheme']}://{match['host']}{port}"
+
+    def __repr__(self) -> str:
+        return f"EmulatorEndpoint({self.base!r})"
+
+    def _path_after_base(self, url: str, what: str, reason: str) -> str:
+        if not url.startswith(self.base + "/"):
+            raise PolicyError(f"{what} is not under the emulator base {self.base}", reason=reason)
+        return url[len(self.base) :]
+
+    def certificate_url(self, signing_cert_url: str) -> str:
+        """Validate a SigningCertURL under the base; return it rebuilt."""
+        path = self._path_after_base(signing_cert_url, "SigningCertURL", "bad_cert_url")
+        if _EMULATOR_CERT_PATH.fullmatch(path) is None or "/.." in path or "/./" in path:
+            raise PolicyError("SigningCertURL has an unexpected path", reason="bad_cert_url")
+        return self.base + path
+
+    def subscribe_url(self, url: str, topic_arn: str, token: str) -> str:
+        """Validate a SubscribeURL under the base; return it rebuilt."""
+        rest = self._path_after_base(url, "SubscribeURL", "bad_subscribe_url")
+        if not rest.startswith("/?") or _QUERY_CHARS.fullmatch(rest[2:]) is None:
+            raise PolicyError("SubscribeURL is not a confirmation URL", reason="bad_subscribe_url")
+        return f"{self.base}/?{_confirmation_query(rest[2:], topic_arn, token)}"
 
 
 def check_freshness(

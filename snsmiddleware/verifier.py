@@ -25,6 +25,7 @@ from .policy import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_MAX_AGE,
     SIGNATURE_VERSIONS,
+    EmulatorEndpoint,
     TopicAllowlist,
     certificate_url,
     check_freshness,
@@ -52,6 +53,9 @@ class SnsVerifier:
     :param certificates: a prebuilt :class:`CertificateStore` (to share one cache); give this
         or ``fetch_certificate``, not both.
     :param clock: returns the current aware datetime; drives freshness and certificate validity.
+    :param emulator: base URL of an SNS emulator (``"http://127.0.0.1:4566"``) whose
+        certificate and confirmation URLs to trust instead of AWS's; see
+        :class:`~snsmiddleware.policy.EmulatorEndpoint`. Never for production.
 
     Example::
 
@@ -69,7 +73,9 @@ class SnsVerifier:
         fetch_certificate: CertificateFetcher | None = None,
         certificates: CertificateStore | None = None,
         clock: Clock = utc_now,
+        emulator: str | None = None,
     ) -> None:
+        self.emulator = EmulatorEndpoint(emulator) if emulator is not None else None
         self.topics = TopicAllowlist(topics)
         self.signature_versions = frozenset(signature_versions)
         if not self.signature_versions or not self.signature_versions <= SIGNATURE_VERSIONS:
@@ -81,7 +87,9 @@ class SnsVerifier:
         self.max_age = max_age
         self.clock_skew = clock_skew
         self.certificates = (
-            certificates if certificates is not None else CertificateStore(fetch_certificate)
+            certificates
+            if certificates is not None
+            else CertificateStore(fetch_certificate, check_names=self.emulator is None)
         )
         self.clock = clock
 
@@ -107,12 +115,24 @@ class SnsVerifier:
         """Run the policy, certificate and signature checks on a parsed message."""
         topic = self.topics.check(message.topic_arn)
         check_signature_version(message.signature_version, self.signature_versions)
-        cert_url = certificate_url(message.signing_cert_url, topic)
+        if self.emulator is not None:
+            cert_url = self.emulator.certificate_url(message.signing_cert_url)
+        else:
+            cert_url = certificate_url(message.signing_cert_url, topic)
         if isinstance(message, SubscriptionConfirmation):
-            subscribe_url(message.subscribe_url, topic, message.topic_arn, message.token)
+            self.confirmation_url(message)
         now = self.clock()
         check_freshness(message.sent_at, now, max_age=self.max_age, clock_skew=self.clock_skew)
         certificate = self.certificates.get(cert_url, topic)
         certificate.check_validity(now)
         verify_signature(certificate.public_key, message)
         return message
+
+    def confirmation_url(self, message: SubscriptionConfirmation) -> str:
+        """The validated, rebuilt SubscribeURL of ``message`` (the only URL ever GET)."""
+        if self.emulator is not None:
+            return self.emulator.subscribe_url(
+                message.subscribe_url, message.topic_arn, message.token
+            )
+        topic = self.topics.check(message.topic_arn)
+        return subscribe_url(message.subscribe_url, topic, message.topic_arn, message.token)
