@@ -325,3 +325,16 @@ class SnsMiddleware:
             self.dedupe.release(key)
         except Exception:
             log.exception("de-duplication store failed on release message_id=%s", key)
+
+
+def filter_app_factory(
+    app: WSGIApplication, global_conf: dict[str, Any], **local_conf: str
+) -> SnsMiddleware:
+    """PasteDeploy ``paste.filter_app_factory``: ``[filter:sns] use = egg:snsmiddleware#sns``.
+
+    Every option is a string converted strictly (see :mod:`snsmiddleware.config`); unknown
+    keys fail at startup.
+    """
+    from .config import middleware_options
+
+    return SnsMiddleware(app, **middleware_options(local_conf))
