@@ -29,11 +29,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
@@ -151,6 +153,51 @@ class TestCA:
     def certificate_pem(self) -> bytes:
         """The signing certificate as the single PEM block SNS serves."""
         return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    _FILES: Final = ("ca-key.pem", "ca-cert.pem", "signing-key.pem", "signing-cert.pem")
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the CA and signing keys and certificates to ``directory`` (keys mode 0600)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        contents = (
+            _private_pem(self.ca_key),
+            self.ca_certificate.public_bytes(serialization.Encoding.PEM),
+            _private_pem(self.private_key),
+            self.certificate_pem,
+        )
+        for name, data in zip(self._FILES, contents, strict=True):
+            path = folder / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> TestCA:
+        """Read a CA written by :meth:`save` (so a signer and a server can share it)."""
+        folder = Path(directory)
+        ca_key, ca_cert, key, cert = ((folder / name).read_bytes() for name in cls._FILES)
+        loaded = cls.__new__(cls)
+        loaded.ca_key = _load_rsa_key(ca_key)
+        loaded.ca_certificate = x509.load_pem_x509_certificate(ca_cert)
+        loaded.private_key = _load_rsa_key(key)
+        loaded.certificate = x509.load_pem_x509_certificate(cert)
+        return loaded
+
+
+def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _load_rsa_key(pem: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA private key")
+    return key
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""Every example in examples/ is exercised, so none of them can rot."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import webtest
+
+from snsmiddleware.testing import FrozenClock, MessageSigner, post_sns
+
+from .conftest import PATH, TOPIC
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def kit_options(signer: MessageSigner, clock: FrozenClock) -> dict[str, Any]:
+    return {
+        "fetch_certificate": signer.fetch_certificate,
+        "clock": clock,
+        "confirm": lambda message: None,
+    }
+
+
+def check_framework_app(app: Any, signer: MessageSigner) -> None:
+    testapp = webtest.TestApp(app)
+    message = signer.notification("over budget", Subject="AWS Budgets: x")
+    response = post_sns(testapp, PATH, message)
+    assert response.status_int == 200, response.text
+    assert response.json["received"] == message.fields["MessageId"]
+    assert response.json["subject"] == "AWS Budgets: x"
+    assert post_sns(testapp, PATH, message.tampered(Message="forged")).status_int == 403
+    assert post_sns(testapp, PATH, signer.subscription_confirmation()).status_int == 200
+
+
+def test_flask_example(kit_options: dict[str, Any], signer: MessageSigner) -> None:
+    from examples.flask_app import create_app
+
+    app = create_app(**kit_options)
+    check_framework_app(app, signer)
+    response = post_sns(webtest.TestApp(app), PATH, signer.notification("again"))
+    assert response.json["same_body"] is True
+    assert webtest.TestApp(app).get("/").status_int == 200
+
+
+def test_pyramid_example(kit_options: dict[str, Any], signer: MessageSigner) -> None:
+    from examples.pyramid_app import create_app
+
+    app = create_app(**kit_options)
+    check_framework_app(app, signer)
+    response = post_sns(webtest.TestApp(app), PATH, signer.notification("body"))
+    assert response.json["body_bytes"] > 0
+
+
+def test_django_example(kit_options: dict[str, Any], signer: MessageSigner) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
+    from examples.django_project.wsgi import create_application
+
+    app = create_application(**kit_options)
+    check_framework_app(app, signer)
+    response = post_sns(webtest.TestApp(app), PATH, signer.notification("body"))
+    assert response.json["same_body"] is True
+
+
+def test_standalone_example_in_process(kit_options: dict[str, Any], signer: MessageSigner) -> None:
+    from examples.standalone_waitress import create_app
+
+    testapp = webtest.TestApp(create_app(**kit_options))
+    response = post_sns(testapp, PATH, signer.notification("x"))
+    assert (response.status_int, response.text) == (200, "ok\n")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_standalone_example_serves_over_http(signer: MessageSigner) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "standalone_waitress.py"), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "SNS_TOPICS": TOPIC},
+    )
+    url = f"http://127.0.0.1:{port}{PATH}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.post(url, data=b"{}", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "the example did not start"
+                time.sleep(0.1)
+        assert (response.status_code, response.headers["X-SNS-Reason"]) == (400, "unknown_type")
+        other = signer.notification("x", TopicArn="arn:aws:sns:us-east-1:999999999999:other")
+        response = requests.post(url, data=other.body, headers=other.headers, timeout=5)
+        assert (response.status_code, response.headers["X-SNS-Reason"]) == (
+            403,
+            "topic_not_allowed",
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)  # also closes the stderr pipe
