@@ -292,11 +292,12 @@ class SnsMiddleware:
         restore_body(environ, body)
         try:
             status, headers, app_body = self._call_app(environ)
+            succeeded = 200 <= int(status[:3]) < 300
         except Exception:
             self._release(key)
             log.exception("the wrapped app failed message_id=%s", key)
             return _answer(start_response, 500, "app_error", "the application failed")
-        if 200 <= int(status[:3]) < 300:
+        if succeeded:
             try:
                 self.dedupe.commit(key)
             except Exception:

@@ -513,3 +513,19 @@ def test_error_body_is_plain_text(testapp: webtest.TestApp) -> None:
     assert response.content_type == "text/plain"
     assert json.dumps(response.text)  # short, printable
     assert response.text.endswith("\n") and len(response.text) < 200
+
+
+def test_app_with_malformed_status_is_500_and_released(
+    make_middleware: MakeMiddleware, signer: MessageSigner
+) -> None:
+    store = MemoryDedupeStore()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("OK", [("Content-Type", "text/plain")])
+        return [b"?"]
+
+    testapp = webtest.TestApp(make_middleware(app=app, dedupe=store), lint=False)
+    message = signer.notification("x")
+    response = post_sns(testapp, PATH, message)
+    assert (response.status_int, reason(response)) == (500, "app_error")
+    assert store.claim(message.fields["MessageId"]) is ClaimState.CLAIMED
