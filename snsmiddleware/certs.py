@@ -252,6 +252,11 @@ class CertificateStore:
 
     def get(self, url: str, topic: TopicArn) -> SigningCertificate:
         """Return the checked certificate at ``url`` (a policy-validated URL)."""
+        # Fast path without the lock: a dict read is atomic, and a hit needs no LRU bookkeeping
+        # precise enough to be worth a lock on every message (AWS uses a handful of URLs).
+        cached = self._cache.get(url)
+        if cached is not None and self._monotonic() < cached[0]:
+            return cached[1]
         with self._lock:
             cached = self._cache.get(url)
             if cached is not None:

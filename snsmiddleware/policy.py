@@ -23,6 +23,7 @@ Why each rule exists:
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Iterable
@@ -66,6 +67,9 @@ _SUBSCRIBE_URL: Final = re.compile(
     r"/\?(?P<query>[A-Za-z0-9\-._~%:=&+/]{1,4096})",
     re.ASCII,
 )
+
+
+_ALLOWED_CACHE_ENTRIES: Final = 1024
 
 
 class InsecureConfigurationWarning(UserWarning):
@@ -120,6 +124,7 @@ class TopicAllowlist:
             raise ConfigurationError("topics must be a list of TopicArns, not one string")
         self._exact: set[str] = set()
         self._patterns: list[tuple[str, ...]] = []
+        self._allowed_cache: dict[str, TopicArn] = {}
         self.accept_all = False
         for topic in topics:
             self._add(topic.strip())
@@ -169,11 +174,20 @@ class TopicAllowlist:
 
     def check(self, topic_arn: str) -> TopicArn:
         """Return the parsed ARN if it is allowed, else raise 403 ``topic_not_allowed``."""
+        parsed = self._allowed_cache.get(topic_arn)
+        if parsed is not None:
+            return parsed
         if topic_arn not in self:
             raise PolicyError(
                 "TopicArn is not on this endpoint's allowlist", reason="topic_not_allowed"
             )
-        return parse_topic_arn(topic_arn)
+        parsed = parse_topic_arn(topic_arn)
+        # Only allowed topics are cached, so senders cannot grow it; the bound covers
+        # patterns that match many topics.
+        if len(self._allowed_cache) >= _ALLOWED_CACHE_ENTRIES:
+            self._allowed_cache.clear()
+        self._allowed_cache[topic_arn] = parsed
+        return parsed
 
 
 def check_signature_version(version: str, allowed: frozenset[str]) -> None:
@@ -193,6 +207,7 @@ def _check_host(region: str, domain: str, topic: TopicArn, what: str, reason: st
         )
 
 
+@functools.lru_cache(maxsize=256)  # AWS uses a handful of certificate URLs at a time
 def certificate_url(signing_cert_url: str, topic: TopicArn) -> str:
     """Validate a SigningCertURL for ``topic`` and return the URL to fetch, rebuilt.
 

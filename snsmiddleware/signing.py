@@ -10,8 +10,8 @@ SignatureVersion 1 is RSA PKCS#1 v1.5 over SHA1, version 2 the same over SHA256.
 
 from __future__ import annotations
 
-import base64
 import binascii
+from collections.abc import Mapping
 from typing import Final
 
 from cryptography.exceptions import InvalidSignature
@@ -31,7 +31,8 @@ _CONFIRMATION_KEYS: Final = (
     "TopicArn",
     "Type",
 )
-_HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {"1": hashes.SHA1, "2": hashes.SHA256}
+# Hash objects carry no state between uses, so one instance of each serves every call.
+_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {"1": hashes.SHA1(), "2": hashes.SHA256()}
 _PADDING: Final = padding.PKCS1v15()
 
 
@@ -40,19 +41,17 @@ def signed_keys(message_type: str) -> tuple[str, ...]:
     return _NOTIFICATION_KEYS if message_type == NOTIFICATION else _CONFIRMATION_KEYS
 
 
-def string_to_sign(fields: dict[str, str] | SnsMessage) -> bytes:
+def string_to_sign(fields: Mapping[str, str] | SnsMessage) -> bytes:
     """Build the canonical bytes SNS signed, from the fields exactly as received.
 
     Accepts a parsed message or a plain mapping of fields (the testing kit signs those).
     """
     values = fields.fields if isinstance(fields, SnsMessage) else fields
-    parts: list[str] = []
-    for key in signed_keys(values["Type"]):
-        value = values.get(key)
-        if value is not None:
-            parts.append(f"{key}\n{value}\n")
+    text = "".join(
+        [f"{key}\n{values[key]}\n" for key in signed_keys(values["Type"]) if key in values]
+    )
     try:
-        return "".join(parts).encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError:
         # A JSON "\\ud800" escape decodes to a lone surrogate, which no signer could sign.
         raise MessageFormatError(
@@ -62,13 +61,13 @@ def string_to_sign(fields: dict[str, str] | SnsMessage) -> bytes:
 
 def hash_for(signature_version: str) -> hashes.HashAlgorithm:
     """The digest for a SignatureVersion (validated earlier by policy)."""
-    return _HASHES[signature_version]()
+    return _HASHES[signature_version]
 
 
 def decode_signature(signature: str) -> bytes:
     """Decode the base64 ``Signature`` strictly (no stray characters, correct padding)."""
     try:
-        return base64.b64decode(signature, validate=True)
+        return binascii.a2b_base64(signature, strict_mode=True)
     except (binascii.Error, ValueError):
         raise SignatureError("Signature is not valid base64", reason="bad_signature") from None
 

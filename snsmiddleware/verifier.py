@@ -10,7 +10,7 @@ Django views or a queue consumer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .certs import CertificateFetcher, CertificateStore
 from .errors import ConfigurationError
@@ -39,7 +39,7 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     """The default clock: the current aware UTC time."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class SnsVerifier:

@@ -6,7 +6,7 @@ import io
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,8 +74,8 @@ def test_wrong_topic_and_wrong_certificate_are_explained(
     assert code == 1 and "topic_not_allowed" in out
     other = tmp_path / "other.pem"
     _, impostor = TestCA().issue(
-        not_before=datetime(2021, 1, 1, tzinfo=timezone.utc),
-        not_after=datetime(2023, 1, 1, tzinfo=timezone.utc),
+        not_before=datetime(2021, 1, 1, tzinfo=UTC),
+        not_after=datetime(2023, 1, 1, tzinfo=UTC),
     )
     other.write_bytes(impostor.public_bytes(Encoding.PEM))
     code, out = run(
