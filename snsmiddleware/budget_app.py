@@ -1,0 +1,309 @@
+"""BudgetApp: the WSGI app behind :class:`~snsmiddleware.SnsMiddleware` that turns an AWS
+Budgets alert into exactly one email to the right people.
+
+It trusts nothing it did not get from the middleware: the message is read with
+:func:`snsmiddleware.get_message`, so a request that did not pass signature, certificate and
+topic checks is refused. From there:
+
+1. Budgets' "SNS Topic Verified!" notification is acknowledged (200, no email), in case the
+   middleware was told to pass it on.
+2. The text is parsed (:func:`~snsmiddleware.budgets.parse_budget_alert`). Something that is
+   not an alert (an auto-adjusting budget's JSON, any other text) answers 422: it was
+   delivered and retrying cannot change it. An alert whose details only partly parse is still
+   emailed, with the raw text.
+3. Recipients are every configured entry that matches: the exact budget name, a glob pattern
+   (:func:`fnmatch.fnmatchcase`) or the 12-digit account id; else the default recipients;
+   else nobody, and the email goes to the dead-letter outbox. Nothing is dropped silently.
+4. The mailer sends one email. A transient failure answers 503 (the middleware releases the
+   MessageId and SNS redelivers); a permanent one writes the email with its full context to
+   the dead-letter outbox and answers 200 saying so (the middleware commits the MessageId and
+   SNS stops). If even the dead-letter outbox cannot be written, 503: SNS will try again.
+
+Exactly one email per alert comes from the middleware's claim/commit/release de-duplication:
+this app answers 2xx only when the alert has been handed to the mailer or the dead-letter
+outbox, and never keeps per-request state on ``self`` (servers call it from many threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address, Group
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from fnmatch import fnmatchcase
+from http import HTTPStatus
+from pathlib import Path
+from typing import Final
+
+from webob import Request, Response
+from webob.dec import wsgify
+
+from .alert_email import DEFAULT_SUBJECT_PREFIX, build_alert_email, build_dead_letter
+from .budgets import BudgetAlert, NotABudgetAlertError, is_topic_verification, parse_budget_alert
+from .errors import ConfigurationError, SnsError, TransientError
+from .mail import FileOutbox, Mailer
+from .message import Notification
+from .middleware import get_message
+
+log = logging.getLogger(__name__)
+
+#: Where emails go when no mailer is configured (relative to the working directory).
+DEFAULT_OUTBOX: Final = "outbox"
+DEAD_LETTER_DIRECTORY: Final = "dead-letter"
+DEFAULT_SENDER: Final = "AWS Budgets alerts <budget-alerts@localhost>"
+
+_ACCOUNT_ID: Final = re.compile(r"\d{12}", re.ASCII)
+_GLOB_CHARS: Final = frozenset("*?[")
+
+
+def parse_address(value: str, *, what: str) -> Address:
+    """One RFC 5322 mailbox (``"Ana Lima <ana@example.com>"`` or a bare address), strictly.
+
+    Raises :class:`ConfigurationError` naming ``what`` for anything else (two addresses, a
+    group, a missing domain, line breaks).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{what}: an email address must be a non-empty string")
+    if any(char in value for char in "\r\n\0"):
+        raise ConfigurationError(f"{what}: {value!r} contains a line break")
+    try:
+        header = default_policy.header_factory("To", value)
+    except Exception:  # the stdlib parser raises IndexError on some junk ("ana@")
+        raise ConfigurationError(f"{what}: {value!r} is not one RFC 5322 address") from None
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    groups: tuple[Group, ...] = getattr(header, "groups", ())
+    if (
+        header.defects
+        or len(addresses) != 1
+        or len(groups) != 1
+        or groups[0].display_name is not None
+    ):
+        raise ConfigurationError(f"{what}: {value!r} is not one RFC 5322 address")
+    address = addresses[0]
+    if not address.username or not address.domain:
+        raise ConfigurationError(f"{what}: {value!r} needs a user and a domain")
+    return address
+
+
+def _addresses(value: str | Iterable[str], *, what: str) -> tuple[Address, ...]:
+    values = [value] if isinstance(value, str) else list(value)
+    if not values:
+        raise ConfigurationError(f"{what}: give at least one address")
+    return tuple(parse_address(v, what=what) for v in values)
+
+
+def _unique(addresses: Iterable[Address]) -> list[Address]:
+    seen: dict[str, Address] = {}
+    for address in addresses:
+        seen.setdefault(address.addr_spec.lower(), address)
+    return list(seen.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRule:
+    """One ``recipients`` entry: who gets the alerts that ``key`` matches.
+
+    ``key`` is a 12-digit account id, a glob pattern (``*``, ``?``, ``[...]``, matched
+    case-sensitively) or an exact budget name.
+    """
+
+    key: str
+    addresses: tuple[Address, ...]
+
+    @property
+    def is_account(self) -> bool:
+        return _ACCOUNT_ID.fullmatch(self.key) is not None
+
+    def matches(self, alert: BudgetAlert) -> bool:
+        if self.is_account:
+            return alert.account_id == self.key
+        name = alert.budget_name
+        if name is None:
+            return False
+        if name == self.key:
+            return True
+        return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
+
+
+def _answer(code: int, reason: str, detail: str) -> Response:
+    response = Response(
+        status=f"{code} {HTTPStatus(code).phrase}",
+        content_type="text/plain",
+        charset="utf-8",
+        body=f"{reason}: {detail}\n".encode(),
+    )
+    response.headers["X-SNS-Reason"] = reason
+    return response
+
+
+class BudgetApp:
+    """Email AWS Budgets alerts; put :class:`~snsmiddleware.SnsMiddleware` in front of it.
+
+    :param recipients: budget name, glob pattern or 12-digit account id -> one RFC 5322
+        address or a list of them. Every matching entry receives the alert (one email, all
+        of them in To).
+    :param default_recipients: who receives alerts that no entry matches. Without it such
+        alerts go to the dead-letter outbox (and are logged).
+    :param mailer: a :class:`~snsmiddleware.mail.Mailer`; default ``FileOutbox("outbox")``
+        in the working directory.
+    :param sender: the From address (SES needs a verified identity; SMTP servers usually
+        insist on an address they serve).
+    :param dead_letter: a :class:`~snsmiddleware.mail.FileOutbox` or a directory for emails
+        that could not be delivered (or had nobody to go to), each with the reason and the
+        original notification attached. Default: ``dead-letter/`` inside the mailer's
+        directory when the mailer is a ``FileOutbox``, else ``./dead-letter``.
+    :param subject_prefix: the start of every subject.
+
+    Example::
+
+        app = SnsMiddleware(
+            BudgetApp(recipients={"Test Budget": ["Ana Lima <ana@example.com>"]},
+                      default_recipients=["FinOps <finops@example.com>"],
+                      mailer=FileOutbox("outbox/")),
+            paths=["/sns/budgets"], topics=["arn:aws:sns:us-east-1:123456789012:budget-alerts"])
+    """
+
+    def __init__(
+        self,
+        *,
+        recipients: Mapping[str, str | Iterable[str]],
+        default_recipients: str | Iterable[str] | None = None,
+        mailer: Mailer | None = None,
+        sender: str = DEFAULT_SENDER,
+        dead_letter: FileOutbox | str | os.PathLike[str] | None = None,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+    ) -> None:
+        if not isinstance(recipients, Mapping):
+            raise ConfigurationError("recipients must map budget names or account ids to addresses")
+        rules = []
+        for key, value in recipients.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigurationError("recipients keys must be non-empty budget names")
+            rules.append(RecipientRule(key, _addresses(value, what=f"recipients[{key!r}]")))
+        self.rules: tuple[RecipientRule, ...] = tuple(rules)
+        self.default_recipients: tuple[Address, ...] = (
+            _addresses(default_recipients, what="default_recipients")
+            if default_recipients is not None
+            else ()
+        )
+        self.sender = parse_address(sender, what="sender")
+        if any(char in subject_prefix for char in "\r\n"):
+            raise ConfigurationError("subject_prefix must be one line")
+        if mailer is None:
+            mailer = FileOutbox(DEFAULT_OUTBOX)
+        if not isinstance(mailer, Mailer):
+            raise ConfigurationError("mailer must have a send(EmailMessage) method")
+        self.mailer: Mailer = mailer
+        if dead_letter is None:
+            base = mailer.directory if isinstance(mailer, FileOutbox) else Path.cwd()
+            dead_letter = base / DEAD_LETTER_DIRECTORY
+        self.dead_letter = (
+            dead_letter if isinstance(dead_letter, FileOutbox) else FileOutbox(dead_letter)
+        )
+        self.subject_prefix = subject_prefix
+        if not self.rules and not self.default_recipients:
+            log.warning("BudgetApp has no recipients: every alert goes to %s", self.dead_letter)
+
+    def recipients_for(self, alert: BudgetAlert) -> list[Address]:
+        """Everyone configured for this alert, else the defaults (possibly nobody)."""
+        matched = [
+            address for rule in self.rules if rule.matches(alert) for address in rule.addresses
+        ]
+        return _unique(matched or self.default_recipients)
+
+    @wsgify
+    def __call__(self, request: Request) -> Response:
+        try:
+            message = get_message(request.environ)
+        except LookupError:
+            log.error("BudgetApp called without a verified message: is SnsMiddleware in front?")
+            return _answer(403, "not_verified", "this endpoint only accepts verified SNS messages")
+        return self.handle(message)
+
+    def handle(self, message: Notification) -> Response:
+        """Process one verified notification and say how it went (no WSGI needed)."""
+        about = f"message_id={message.message_id} topic={message.topic_arn!r}"
+        if is_topic_verification(message):
+            log.info("budgets topic verification acknowledged %s", about)
+            return _answer(200, "budgets_verification_acknowledged", "acknowledged")
+        try:
+            alert = parse_budget_alert(message)
+        except NotABudgetAlertError as exc:
+            log.warning("not emailed: %s (%s) %s", exc.reason, exc.detail, about)
+            return _answer(exc.status, exc.reason, exc.detail)
+        if not alert.complete:
+            log.warning(
+                "budget alert only partly parsed (missing: %s); emailing the raw text %s",
+                ", ".join(alert.unparsed),
+                about,
+            )
+        recipients = self.recipients_for(alert)
+        email = build_alert_email(
+            alert,
+            message,
+            sender=self.sender,
+            recipients=recipients,
+            subject_prefix=self.subject_prefix,
+        )
+        if not recipients:
+            return self._dead_letter(
+                email,
+                message,
+                reason="no_recipients",
+                detail=f"nobody is configured for the budget {alert.budget_name!r}",
+                recipients=(),
+            )
+        try:
+            self.mailer.send(email)
+        except TransientError as exc:
+            log.error("email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, about)
+            return _answer(503, exc.reason, exc.detail)
+        except SnsError as exc:
+            return self._dead_letter(
+                email,
+                message,
+                reason=exc.reason,
+                detail=exc.detail,
+                recipients=recipients,
+                error_code=getattr(exc, "code", None),
+            )
+        log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
+        return _answer(200, "sent", f"emailed to {len(recipients)} recipient(s)")
+
+    def _dead_letter(
+        self,
+        email: EmailMessage,
+        message: Notification,
+        *,
+        reason: str,
+        detail: str,
+        recipients: Iterable[Address],
+        error_code: str | None = None,
+    ) -> Response:
+        about = f"message_id={message.message_id} topic={message.topic_arn!r}"
+        letter = build_dead_letter(
+            email,
+            message,
+            reason=reason,
+            detail=detail,
+            recipients=list(recipients),
+            error_code=error_code,
+        )
+        try:
+            path = self.dead_letter.write(letter)
+        except TransientError as exc:
+            log.error(
+                "alert not delivered (%s) and the dead-letter outbox failed: %s; SNS will retry %s",
+                reason,
+                exc.detail,
+                about,
+            )
+            return _answer(503, exc.reason, exc.detail)
+        log.error("alert dead-lettered (%s: %s) to %s %s", reason, detail, path, about)
+        return _answer(
+            200, "dead_lettered", f"not emailed ({reason}); kept in the dead-letter outbox"
+        )

@@ -1,0 +1,445 @@
+"""Mailers: one small interface, three ways to deliver an :class:`email.message.EmailMessage`.
+
+* :class:`FileOutbox` (the embedded default) writes one RFC 5322 ``.eml`` file per email into a
+  directory, atomically (temp file + ``os.replace``), so it works on any machine with no
+  account and a reader never sees half a file.
+* :class:`SmtpMailer` speaks SMTP through the standard library (STARTTLS, implicit TLS or
+  plain; optional login).
+* :class:`SesMailer` sends through Amazon SES (boto3 ``sesv2`` SendEmail with the raw MIME
+  message). boto3 is imported only when an SES mailer is built.
+
+Every mailer classifies its failures the way SNS delivery needs them (``shared/DESIGN.md``):
+
+* :class:`MailUnavailableError` (503) for trouble that may clear: connection refused or timed
+  out, SMTP 4xx, SES throttling or 5xx, a full disk. The app answers 503, the middleware
+  releases the MessageId and SNS redelivers.
+* :class:`MailRejectedError` for a definitive refusal: SMTP 5xx (address rejected, bad
+  login), SES ``MessageRejected``, an unverified sender or domain, a missing configuration
+  set, a paused or suspended account, an exhausted daily quota. Retrying within SNS's hour
+  cannot help, so the app writes the email to a dead-letter outbox and tells SNS to stop.
+
+Errors are classified by their codes (SMTP reply codes, SES error codes), never by exception
+class names. Every network call is bounded in time so that one send stays well inside SNS's
+15 s answer deadline (otherwise SNS retries while we are still sending, and a second email
+can go out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import smtplib
+import ssl
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
+
+from .errors import ConfigurationError, SnsError, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+
+log = logging.getLogger(__name__)
+
+#: SMTP socket timeout per operation. Connect, EHLO, STARTTLS, AUTH, MAIL, RCPT and DATA
+#: each wait at most this long; a healthy server answers in milliseconds.
+DEFAULT_SMTP_TIMEOUT: Final = 5.0
+#: SES: connect and read timeouts and total attempts (boto3 "standard" retry mode), chosen so
+#: that the worst case (2 x (3 + 5) s plus a short back-off) stays below SNS's 15 s.
+DEFAULT_SES_CONNECT_TIMEOUT: Final = 3.0
+DEFAULT_SES_READ_TIMEOUT: Final = 5.0
+DEFAULT_SES_MAX_ATTEMPTS: Final = 2
+
+#: SES error codes that may clear on retry. Everything else that SES answers with a 4xx is
+#: permanent (MessageRejected, MailFromDomainNotVerifiedException, NotFoundException,
+#: ConfigurationSetDoesNotExist, SendingPausedException, AccountSuspendedException,
+#: LimitExceededException, BadRequestException...).
+SES_TRANSIENT_ERRORS: Final = frozenset(
+    {
+        "TooManyRequestsException",
+        "Throttling",
+        "ThrottlingException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+SmtpSecurity = Literal["starttls", "tls", "none"]
+_DEFAULT_PORTS: Final[dict[str, int]] = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class MailUnavailableError(TransientError):
+    """Sending failed in a way that may clear: answer 503 so SNS redelivers.
+
+    :param code: the SMTP reply code or SES error code, when there was one.
+    """
+
+    default_reason: ClassVar[str] = "mail_unavailable"
+
+    def __init__(self, detail: str, *, reason: str | None = None, code: str | None = None):
+        super().__init__(detail, reason=reason)
+        self.code = code
+
+
+class MailRejectedError(SnsError):
+    """The mail service refused this email for good: dead-letter it, do not retry.
+
+    :param code: the SMTP reply code or SES error code, when there was one.
+    """
+
+    status: ClassVar[int] = 422
+    default_reason: ClassVar[str] = "mail_rejected"
+
+    def __init__(self, detail: str, *, reason: str | None = None, code: str | None = None):
+        super().__init__(detail, reason=reason)
+        self.code = code
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    """Delivers one email or raises :class:`MailUnavailableError` / :class:`MailRejectedError`.
+
+    Implementations must be safe to call from several threads at once.
+    """
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver ``message`` to the addresses in its To, Cc and Bcc headers."""
+        ...
+
+
+def envelope_recipients(message: EmailMessage) -> list[str]:
+    """The bare addresses of To, Cc and Bcc, in order, without duplicates."""
+    values = [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
+    seen: dict[str, None] = {}
+    for _, address in getaddresses(values):
+        if address:
+            seen.setdefault(address, None)
+    return list(seen)
+
+
+def envelope_sender(message: EmailMessage) -> str:
+    """The bare address of the From header."""
+    addresses = [a for _, a in getaddresses([str(message.get("From", ""))]) if a]
+    if len(addresses) != 1:
+        raise MailRejectedError("the email needs exactly one From address", reason="bad_sender")
+    return addresses[0]
+
+
+class FileOutbox:
+    """Write each email as one RFC 5322 ``.eml`` file (CRLF line ends) into ``directory``.
+
+    Files are written to a hidden temporary name in the same directory, flushed to disk and
+    renamed into place, so a reader (or a process that picks files up) only ever sees whole
+    emails. Names sort by time and never collide (a UUID is part of each).
+
+    :param directory: created (with parents) if missing.
+    :param fsync: flush each file to disk before the rename (durability across power loss).
+
+    Example::
+
+        outbox = FileOutbox("outbox/")
+        outbox.send(message)          # -> outbox/20240131T120000.123456Z-<uuid>.eml
+    """
+
+    suffix: ClassVar[str] = ".eml"
+
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.directory = Path(directory).resolve()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the outbox directory {str(self.directory)!r} cannot be created: {exc}"
+            ) from None
+        if not self.directory.is_dir():
+            raise ConfigurationError(f"the outbox {str(self.directory)!r} is not a directory")
+        self.fsync = fsync
+
+    def __repr__(self) -> str:
+        return f"FileOutbox({str(self.directory)!r})"
+
+    def send(self, message: EmailMessage) -> None:
+        self.write(message)
+
+    def write(self, message: EmailMessage) -> Path:
+        """Write ``message`` and return the path of the new file."""
+        data = message.as_bytes(policy=policy.SMTP)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        final = self.directory / f"{stamp}-{uuid.uuid4().hex}{self.suffix}"
+        try:
+            fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    if self.fsync:
+                        os.fsync(handle.fileno())
+                os.replace(temp_name, final)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp_name)
+                raise
+        except OSError as exc:
+            # A full disk or a permissions change may be fixed within SNS's retry hour.
+            raise MailUnavailableError(
+                f"the outbox {str(self.directory)!r} could not be written ({exc.strerror or exc})",
+                reason="outbox_unavailable",
+            ) from None
+        return final
+
+    def messages(self) -> list[Path]:
+        """The ``.eml`` files in the outbox, oldest first (temporary files excluded)."""
+        return sorted(
+            p
+            for p in self.directory.iterdir()
+            if p.suffix == self.suffix and not p.name.startswith(".")
+        )
+
+
+def _classify_smtp_code(code: int, what: str) -> SnsError:
+    detail = f"the SMTP server answered {code} to {what}"
+    if 400 <= code < 500:
+        return MailUnavailableError(detail, code=str(code))
+    return MailRejectedError(detail, code=str(code))
+
+
+class SmtpMailer:
+    """Send through an SMTP server with the standard library's :mod:`smtplib`.
+
+    One connection per email (alerts are rare; no connection to keep alive or share between
+    threads).
+
+    :param host: the server's name or address.
+    :param port: default 587 for ``starttls``, 465 for ``tls``, 25 for ``none``.
+    :param security: ``"starttls"`` (default: upgrade, and refuse to go on in clear if the
+        server cannot), ``"tls"`` (implicit TLS, "SMTPS") or ``"none"``.
+    :param username: log in with this user (requires ``password``); never in clear text
+        unless ``security="none"`` was chosen explicitly.
+    :param password: the password for ``username``.
+    :param timeout: seconds for each socket operation.
+    :param ssl_context: certificate verification settings; default: the system's trust
+        store with host name checking.
+    :param local_hostname: the name sent in EHLO (default: this machine's FQDN).
+
+    Example::
+
+        SmtpMailer("smtp.example.com", username="alerts", password=os.environ["SMTP_PASSWORD"])
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        security: SmtpSecurity = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = DEFAULT_SMTP_TIMEOUT,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if security not in _DEFAULT_PORTS:
+            raise ConfigurationError('security must be "starttls", "tls" or "none"')
+        if not host:
+            raise ConfigurationError("host is required")
+        if (username is None) != (password is None):
+            raise ConfigurationError("give both username and password, or neither")
+        if timeout <= 0:
+            raise ConfigurationError("timeout must be positive")
+        self.host = host
+        self.port = port if port is not None else _DEFAULT_PORTS[security]
+        self.security = security
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+        self.local_hostname = local_hostname
+
+    def __repr__(self) -> str:
+        return f"SmtpMailer({self.host!r}, {self.port}, security={self.security!r})"
+
+    def _context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security == "tls":
+            return smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                local_hostname=self.local_hostname,
+                timeout=self.timeout,
+                context=self._context(),
+            )
+        return smtplib.SMTP(
+            self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+        )
+
+    def send(self, message: EmailMessage) -> None:
+        sender = envelope_sender(message)
+        recipients = envelope_recipients(message)
+        if not recipients:
+            raise MailRejectedError("the email has no recipients", reason="no_recipients")
+        # (send_message never transmits Bcc headers; the envelope still includes them.)
+        try:
+            with self._connect() as smtp:
+                if self.security == "starttls":
+                    smtp.starttls(context=self._context())
+                    smtp.ehlo()
+                if self.username is not None and self._password is not None:
+                    smtp.login(self.username, self._password)
+                refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [int(code) for code, _ in exc.recipients.values()]
+            if any(400 <= code < 500 for code in codes):
+                raise MailUnavailableError(
+                    f"the SMTP server deferred every recipient ({sorted(set(codes))})",
+                    code=str(min(codes)),
+                ) from None
+            raise MailRejectedError(
+                f"the SMTP server refused every recipient ({sorted(set(codes))})",
+                reason="recipients_refused",
+                code=str(min(codes)),
+            ) from None
+        except smtplib.SMTPSenderRefused as exc:
+            raise _classify_smtp_code(exc.smtp_code, "MAIL FROM") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise _classify_smtp_code(exc.smtp_code, "AUTH") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            # No STARTTLS or no AUTH: sending anyway would leak the email or the password.
+            raise MailRejectedError(
+                f"the SMTP server does not support what this mailer requires ({exc})",
+                reason="smtp_unsupported",
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _classify_smtp_code(exc.smtp_code, "the email") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise MailRejectedError(
+                f"the SMTP server's certificate did not verify ({exc.verify_message})",
+                reason="smtp_certificate",
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            # Refused, reset, timed out, disconnected: may well clear before SNS gives up.
+            raise MailUnavailableError(
+                f"the SMTP server could not be reached ({type(exc).__name__})"
+            ) from None
+        if refused:
+            # Delivered to the others; a retry would email them twice. Say so loudly.
+            log.warning(
+                "SMTP server refused some recipients of an email that was sent: %s",
+                ", ".join(f"{addr} ({code})" for addr, (code, _) in refused.items()),
+            )
+
+
+class SesMailer:
+    """Send through Amazon SES with boto3's ``sesv2`` SendEmail (raw MIME content).
+
+    The client's timeouts and retries are bounded so that a send stays far below SNS's 15 s
+    deadline. Needs ``ses:SendEmail`` on the sender identity; in the SES sandbox only
+    verified recipients can receive.
+
+    :param region: the SES region (default: boto3's configuration).
+    :param configuration_set: an SES configuration set name for every email.
+    :param endpoint_url: an SES endpoint instead of AWS's (moto's server, LocalStack).
+    :param connect_timeout: seconds to connect.
+    :param read_timeout: seconds to wait for an answer.
+    :param max_attempts: total attempts including boto3's own retries.
+    :param client: a ready ``sesv2`` client (tests with botocore's Stubber, custom sessions);
+        exclusive with the options above.
+
+    Example::
+
+        SesMailer(region="eu-west-1", configuration_set="budget-alerts")
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        configuration_set: str | None = None,
+        endpoint_url: str | None = None,
+        connect_timeout: float = DEFAULT_SES_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_SES_READ_TIMEOUT,
+        max_attempts: int = DEFAULT_SES_MAX_ATTEMPTS,
+        client: SESV2Client | None = None,
+    ) -> None:
+        self.configuration_set = configuration_set
+        self._client: SESV2Client
+        if client is not None:
+            if region is not None or endpoint_url is not None:
+                raise ConfigurationError("give either client or region/endpoint_url, not both")
+            self._client = client
+            return
+        if max_attempts < 1 or connect_timeout <= 0 or read_timeout <= 0:
+            raise ConfigurationError("timeouts must be positive and max_attempts at least 1")
+        from .confirm import require_boto3
+
+        require_boto3("SesMailer")
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+        )
+        try:
+            # Built once, here: client creation is not thread-safe, a built client is.
+            self._client = boto3.session.Session().client(
+                "sesv2", region_name=region, endpoint_url=endpoint_url, config=config
+            )
+        except BotoCoreError as exc:  # NoRegionError and friends: fail at startup
+            raise ConfigurationError(f"the SES client cannot be built: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"SesMailer(region={self._client.meta.region_name!r})"
+
+    def send(self, message: EmailMessage) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        request: dict[str, Any] = {
+            "FromEmailAddress": envelope_sender(message),
+            "Destination": {"ToAddresses": envelope_recipients(message)},
+            "Content": {"Raw": {"Data": message.as_bytes(policy=policy.SMTP)}},
+        }
+        if not request["Destination"]["ToAddresses"]:
+            raise MailRejectedError("the email has no recipients", reason="no_recipients")
+        if self.configuration_set is not None:
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            self._client.send_email(**request)
+        except ClientError as exc:
+            raise classify_ses_error(exc.response) from None
+        except BotoCoreError as exc:
+            # Connection refused, time-outs, missing credentials: may clear within the hour.
+            # (A read time-out after SES accepted the email can mean a second email: SNS's
+            # at-least-once delivery cannot be beaten when the far side stops answering.)
+            raise MailUnavailableError(f"SES could not be reached ({type(exc).__name__})") from None
+
+
+def classify_ses_error(response: Any) -> SnsError:
+    """Map an SES error response (botocore's ``ClientError.response``) to our errors."""
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    code = str(error.get("Code", "Unknown"))
+    text = str(error.get("Message", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    detail = f"SES refused the email ({code}: {text[:200]})"
+    if code in {"Throttling", "ThrottlingException"} and "daily" in text.lower():
+        # An exhausted 24-hour quota will not clear within SNS's retry hour.
+        return MailRejectedError(detail, reason="ses_quota_exhausted", code=code)
+    if code in SES_TRANSIENT_ERRORS or status >= 500 or status == 429:
+        return MailUnavailableError(
+            f"SES is unavailable for now ({code})", reason="mail_unavailable", code=code
+        )
+    return MailRejectedError(detail, code=code)
