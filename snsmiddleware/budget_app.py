@@ -307,3 +307,14 @@ class BudgetApp:
         return _answer(
             200, "dead_lettered", f"not emailed ({reason}); kept in the dead-letter outbox"
         )
+
+
+def app_factory(global_conf: dict[str, object], **local_conf: str) -> BudgetApp:
+    """PasteDeploy ``paste.app_factory``: ``[app:budgets] use = egg:snsmiddleware#budget_app``.
+
+    Options are strings converted strictly (:data:`snsmiddleware.config.BUDGET_APP_OPTIONS`);
+    unknown keys fail at startup.
+    """
+    from .config import budget_app_options
+
+    return BudgetApp(**budget_app_options(local_conf))

@@ -9,23 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from .devmode import DEFAULT_DEV_CA_DIR
 from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
-from .middleware import SnsMiddleware, get_message
+from .middleware import SnsMiddleware
+from .server import DEFAULT_TOPIC
 from .verifier import SnsVerifier, utc_now
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-DEFAULT_TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
-DEFAULT_PATH = "/sns/budgets"
 
 log = logging.getLogger("snsmiddleware.serve")
 
@@ -33,33 +30,66 @@ log = logging.getLogger("snsmiddleware.serve")
 # --- serve ----------------------------------------------------------------------------------
 
 
-def demo_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    """Log each verified notification; answer everything else with a short hint."""
-    if environ.get("PATH_INFO") == DEFAULT_PATH:
-        message = get_message(environ)
-        log.info("notification %s: %s", message.message_id, message.subject or "(no subject)")
-        body = b"received\n"
-    else:
-        body = f"snsmiddleware demo: POST SNS messages to {DEFAULT_PATH}\n".encode()
-    start_response(
-        "200 OK",
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+def _flag_options(args: argparse.Namespace) -> dict[str, str]:
+    options = {"host": args.host, "port": None if args.port is None else str(args.port)}
+    options["topics"] = " ".join(args.topic) if args.topic else None
+    options["development"] = "true" if args.dev else None
+    options["dev_ca"] = args.dev_ca
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def serve(args: argparse.Namespace) -> int:
     import waitress
 
+    from .server import (
+        EMBEDDED_DEFAULTS,
+        SERVER_OPTIONS,
+        build_application,
+        enable_development_mode,
+        load_ini_application,
+        options_from_env,
+        settings_from,
+    )
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = SnsMiddleware(
-        demo_app, paths=[DEFAULT_PATH], topics=args.topic or [DEFAULT_TOPIC], confirm=args.confirm
-    )
-    log.info("serving on http://%s:%d%s", args.host, args.port, DEFAULT_PATH)
-    waitress.serve(app, host=args.host, port=args.port)
+    env = options_from_env(os.environ)
+    flags = _flag_options(args)
+    app: Any
+    if args.config:
+        app, server = load_ini_application(Path(args.config), os.environ)
+        if "topics" in flags:
+            raise ConfigurationError(
+                "--topic applies to the embedded defaults; set topics in the INI"
+            )
+        env_server = {k: v for k, v in env.items() if k in SERVER_OPTIONS}
+        settings = settings_from({**server, **env_server, **flags})
+        source = f"configuration {args.config}"
+    else:
+        settings = settings_from({**EMBEDDED_DEFAULTS, **env, **flags})
+        app = build_application(settings)
+        source = "embedded defaults" + (" + environment" if env else "")
+    if settings.development:
+        enable_development_mode(app, settings.dev_ca)
+    _describe(app, settings.host, settings.port, source)
+    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads)
     return 0
+
+
+def _describe(app: Any, host: str, port: int, source: str) -> None:
+    """One line per fact a person checks at start: where, what, and where the mail goes."""
+    log.info("snsmiddleware serving http://%s:%d (%s)", host, port, source)
+    if isinstance(app, SnsMiddleware):
+        for path in sorted(app.paths):
+            log.info("  SNS endpoint  http://%s:%d%s", host, port, path)
+        log.info("  topics        %s", app.verifier.topics)
+        log.info("  dedupe        %s", type(app.dedupe).__name__)
+        inner = app.app
+        mailer = getattr(inner, "mailer", None)
+        if mailer is not None:
+            log.info("  mailer        %r", mailer)
+            log.info("  dead letters  %r", getattr(inner, "dead_letter", None))
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -167,6 +197,68 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if diagnosis.ok else 1
 
 
+# --- send-test-alert ------------------------------------------------------------------------
+
+
+#: What a server that does not trust the development CA answers to its messages.
+_UNTRUSTED_SIGNER_REASONS = frozenset(
+    {
+        "certificate_name_mismatch",
+        "bad_signature",
+        "certificate_not_found",
+        "certificate_unavailable",
+    }
+)
+
+
+def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
+    import requests
+
+    from .devmode import load_or_create_dev_ca, sample_budget_alert
+    from .testing import MessageSigner
+
+    signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
+    if args.subscription_confirmation:
+        message = signer.subscription_confirmation()
+        what = "SubscriptionConfirmation"
+    else:
+        subject, text = sample_budget_alert(args.budget)
+        message = signer.notification(text, Subject=subject)
+        what = f"Budgets alert for {args.budget!r}"
+    try:
+        response = requests.post(
+            args.url,
+            data=message.body,
+            headers=message.headers,
+            timeout=20,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        sys.stderr.write(f"snsmiddleware send-test-alert: could not reach {args.url}: {exc}\n")
+        return 2
+    reason = response.headers.get("X-SNS-Reason")
+    result = {
+        "sent": what,
+        "message_id": message.fields["MessageId"],
+        "topic_arn": args.topic,
+        "status": response.status_code,
+        "reason": reason,
+        "body": response.text[:500],
+    }
+    if args.json:
+        out.write(json.dumps(result, indent=2) + "\n")
+    else:
+        out.write(
+            f"sent   {what} ({message.fields['MessageId']})\n"
+            f"to     {args.url}\n"
+            f"answer {response.status_code} {reason or ''}\n"
+            f"       {response.text.strip()[:200]}\n"
+        )
+        if reason in _UNTRUSTED_SIGNER_REASONS:
+            out.write("hint:  is the server running in development mode (serve --dev)?\n")
+    return 0 if 200 <= response.status_code < 300 else 1
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -176,13 +268,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve_cmd = commands.add_parser("serve", help="serve the app behind SnsMiddleware (waitress)")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8080)
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="run the budget-alert server (BudgetApp behind SnsMiddleware) on waitress",
+        description="Settings: embedded defaults < SNSMIDDLEWARE_* environment variables < "
+        "flags; or an INI file (PasteDeploy) with --config.",
+    )
+    serve_cmd.add_argument("--config", metavar="FILE.ini", help="PasteDeploy configuration")
+    serve_cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve_cmd.add_argument(
         "--topic", action="append", help=f"allowed TopicArn (default {DEFAULT_TOPIC})"
     )
-    serve_cmd.add_argument("--confirm", choices=["api", "url"], default="api")
+    serve_cmd.add_argument(
+        "--dev",
+        action="store_true",
+        help="DEVELOPMENT MODE: also trust the local development CA (send-test-alert)",
+    )
+    serve_cmd.add_argument(
+        "--dev-ca", metavar="DIR", help=f"development CA directory (default {DEFAULT_DEV_CA_DIR})"
+    )
 
     verify_cmd = commands.add_parser(
         "verify", help="check a captured SNS message and explain which check fails"
@@ -204,6 +309,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.add_argument("--require-v2", action="store_true", help="refuse SignatureVersion 1")
     verify_cmd.add_argument("--emulator", metavar="BASE_URL", help="trust an SNS emulator")
     verify_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    send_cmd = commands.add_parser(
+        "send-test-alert",
+        help="post a Budgets alert signed by the local development CA to a running server",
+    )
+    send_cmd.add_argument("url", help="for example http://127.0.0.1:8080/sns/budgets")
+    send_cmd.add_argument(
+        "--subscription-confirmation",
+        action="store_true",
+        help="send a SubscriptionConfirmation instead of an alert",
+    )
+    send_cmd.add_argument("--topic", default=DEFAULT_TOPIC, help="the TopicArn to send from")
+    send_cmd.add_argument("--budget", default="Test Budget", help="the budget name in the alert")
+    send_cmd.add_argument(
+        "--dev-ca",
+        default=str(DEFAULT_DEV_CA_DIR),
+        metavar="DIR",
+        help="development CA directory (created on first use; the server must share it)",
+    )
+    send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -212,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "send-test-alert":
+            return send_test_alert(args, sys.stdout)
         return verify(args, sys.stdout)
     except (ConfigurationError, SnsError, OSError) as exc:
         sys.stderr.write(f"snsmiddleware {args.command}: {exc}\n")

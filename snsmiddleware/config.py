@@ -11,9 +11,11 @@ into ``False``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from email.utils import formataddr, getaddresses
 from typing import Any, Final
 
 from .errors import ConfigurationError
@@ -131,3 +133,119 @@ MIDDLEWARE_OPTIONS: Final[Mapping[str, Converter]] = {
 def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict[str, Any]:
     """Keyword arguments for :class:`~snsmiddleware.SnsMiddleware` from string options."""
     return convert_options(conf, MIDDLEWARE_OPTIONS, section=section)
+
+
+def to_addresses(value: str) -> list[str]:
+    """RFC 5322 address list: ``Ana Lima <ana@example.com>, bo@example.com`` (or one per line).
+
+    Split with the standard library's RFC 5322 list parser, so quoted display names may
+    contain commas; each address is checked later by the app that uses it.
+    """
+    pairs = getaddresses([value.replace("\n", ",")])
+    addresses = [formataddr(pair) for pair in pairs if pair[1]]
+    if not addresses:
+        raise ValueError(f"{value!r} holds no email address")
+    return addresses
+
+
+def to_recipients(value: str) -> dict[str, list[str]]:
+    """Budget routing: one ``<budget name, glob or account id>: <addresses>`` per line.
+
+    The separator is the first ``:``, which AWS forbids in budget names. A JSON object
+    (``{"Test Budget": ["ana@example.com"]}``) is accepted too, for environment variables.
+    """
+    text = value.strip()
+    if text.startswith("{"):
+        document = json.loads(text)
+        if not isinstance(document, dict) or not all(
+            isinstance(k, str)
+            and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(a, str) for a in v)))
+            for k, v in document.items()
+        ):
+            raise ValueError("recipients JSON must map names to an address or a list of them")
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in document.items()}
+    routes: dict[str, list[str]] = {}
+    for line in to_lines(text):
+        key, separator, addresses = line.partition(":")
+        if not separator or not key.strip():
+            raise ValueError(f"{line!r} is not 'budget name: address, address'")
+        routes.setdefault(key.strip(), []).extend(to_addresses(addresses))
+    return routes
+
+
+#: Options of :class:`~snsmiddleware.budget_app.BudgetApp` and its mailer, as strings.
+BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
+    "recipients": to_recipients,
+    "default_recipients": to_addresses,
+    "sender": to_text,
+    "subject_prefix": to_text,
+    "mailer": one_of("file", "smtp", "ses"),
+    "outbox": to_text,
+    "dead_letter": to_text,
+    "smtp_host": to_text,
+    "smtp_port": to_positive_int,
+    "smtp_security": one_of("starttls", "tls", "none"),
+    "smtp_username": to_text,
+    "smtp_password": to_text,
+    "smtp_timeout": to_duration,
+    "ses_region": to_text,
+    "ses_configuration_set": to_text,
+    "ses_endpoint_url": to_text,
+}
+_MAILER_OPTIONS: Final = {
+    "file": {"outbox"},
+    "smtp": {
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_username",
+        "smtp_password",
+        "smtp_timeout",
+    },
+    "ses": {"ses_region", "ses_configuration_set", "ses_endpoint_url"},
+}
+
+
+def budget_app_options(conf: Mapping[str, Any], *, section: str = "budgets") -> dict[str, Any]:
+    """Keyword arguments for :class:`~snsmiddleware.budget_app.BudgetApp` from strings.
+
+    The ``mailer`` option and its ``outbox``/``smtp_*``/``ses_*`` options become one mailer
+    object; options of a mailer that was not chosen are an error (a typo would otherwise
+    silently send mail somewhere else).
+    """
+    from .mail import FileOutbox, Mailer, SesMailer, SmtpMailer
+
+    options = convert_options(conf, BUDGET_APP_OPTIONS, section=section)
+    kind = options.pop("mailer", "file")
+    mailer_settings = {
+        key: options.pop(key) for key in set(options) & set().union(*_MAILER_OPTIONS.values())
+    }
+    stray = set(mailer_settings) - _MAILER_OPTIONS[kind]
+    if stray:
+        raise ConfigurationError(
+            f"[{section}] {', '.join(sorted(stray))} do not apply to mailer = {kind}"
+        )
+    mailer: Mailer
+    if kind == "file":
+        mailer = FileOutbox(mailer_settings.get("outbox", "outbox"))
+    elif kind == "smtp":
+        if "smtp_host" not in mailer_settings:
+            raise ConfigurationError(f"[{section}] mailer = smtp needs smtp_host")
+        timeout = mailer_settings.get("smtp_timeout")
+        mailer = SmtpMailer(
+            mailer_settings["smtp_host"],
+            mailer_settings.get("smtp_port"),
+            security=mailer_settings.get("smtp_security", "starttls"),
+            username=mailer_settings.get("smtp_username"),
+            password=mailer_settings.get("smtp_password"),
+            **({"timeout": timeout.total_seconds()} if timeout is not None else {}),
+        )
+    else:
+        mailer = SesMailer(
+            region=mailer_settings.get("ses_region"),
+            configuration_set=mailer_settings.get("ses_configuration_set"),
+            endpoint_url=mailer_settings.get("ses_endpoint_url"),
+        )
+    if "recipients" not in options:
+        options["recipients"] = {}
+    return {**options, "mailer": mailer}

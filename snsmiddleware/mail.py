@@ -164,6 +164,13 @@ class FileOutbox:
             ) from None
         if not self.directory.is_dir():
             raise ConfigurationError(f"the outbox {str(self.directory)!r} is not a directory")
+        try:  # fail at startup, not on the first alert (os.access lies for root)
+            with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the outbox directory {str(self.directory)!r} is not writable: {exc}"
+            ) from None
         self.fsync = fsync
 
     def __repr__(self) -> str:

@@ -126,8 +126,9 @@ class TopicAllowlist:
         self._patterns: list[tuple[str, ...]] = []
         self._allowed_cache: dict[str, TopicArn] = {}
         self.accept_all = False
-        for topic in topics:
-            self._add(topic.strip())
+        self.entries = tuple(topic.strip() for topic in topics)
+        for topic in self.entries:
+            self._add(topic)
         if not (self._exact or self._patterns or self.accept_all):
             raise ConfigurationError(
                 "topics is empty: give the TopicArns this endpoint accepts "
@@ -159,6 +160,9 @@ class TopicAllowlist:
                 "<account>:<name>, with * or ? inside segments"
             )
         self._patterns.append(segments)
+
+    def __str__(self) -> str:
+        return ", ".join(self.entries)
 
     def __contains__(self, topic_arn: object) -> bool:
         if not isinstance(topic_arn, str):

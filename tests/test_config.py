@@ -126,3 +126,67 @@ def test_paste_loaded_pipeline_verifies_end_to_end(signer: MessageSigner) -> Non
 def test_paste_bad_options_fail_at_load(name: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         loadapp(f"config:{DATA / 'filter.ini'}", name=name)
+
+
+def test_recipients_lines_and_json() -> None:
+    from snsmiddleware.config import to_addresses, to_recipients
+
+    routes = to_recipients(
+        "Test Budget: Ana Lima <ana@example.com>\n"
+        'prod-*: "Ops, Platform" <ops@example.com>, cto@example.com\n'
+        "123456789012: owner@example.com\n"
+    )
+    assert routes == {
+        "Test Budget": ["Ana Lima <ana@example.com>"],
+        "prod-*": ['"Ops, Platform" <ops@example.com>', "cto@example.com"],
+        "123456789012": ["owner@example.com"],
+    }
+    assert to_recipients('{"a": "x@example.com", "b": ["y@example.com"]}') == {
+        "a": ["x@example.com"],
+        "b": ["y@example.com"],
+    }
+    assert to_addresses("A <a@example.com>\nb@example.com") == [
+        "A <a@example.com>",
+        "b@example.com",
+    ]
+    for bad in ("no separator here", ": a@example.com", '{"a": 1}', "x: "):
+        with pytest.raises(ValueError):
+            to_recipients(bad)
+
+
+def test_budget_app_options_choose_one_mailer(tmp_path: Path) -> None:
+    from snsmiddleware.config import budget_app_options
+    from snsmiddleware.mail import FileOutbox, SesMailer, SmtpMailer
+
+    options = budget_app_options({"outbox": str(tmp_path / "out"), "recipients": "a: a@x.io"})
+    assert isinstance(options["mailer"], FileOutbox)
+    assert options["recipients"] == {"a": ["a@x.io"]}
+    smtp = budget_app_options(
+        {
+            "mailer": "smtp",
+            "smtp_host": "mail.example.com",
+            "smtp_port": "2525",
+            "smtp_security": "none",
+            "smtp_timeout": "3s",
+        }
+    )["mailer"]
+    assert isinstance(smtp, SmtpMailer)
+    ses = budget_app_options({"mailer": "ses", "ses_region": "eu-west-1"})["mailer"]
+    assert isinstance(ses, SesMailer)
+    with pytest.raises(ConfigurationError, match="do not apply to mailer = ses"):
+        budget_app_options({"mailer": "ses", "outbox": "x"})
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        budget_app_options({"recipient": "a: a@x.io"})
+
+
+def test_paste_app_factory_for_budget_app(tmp_path: Path) -> None:
+    from snsmiddleware.budget_app import BudgetApp
+
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:snsmiddleware#budget_app\n"
+        f"outbox = {tmp_path / 'outbox'}\nrecipients =\n    Test Budget: ana@example.com\n"
+    )
+    app = loadapp(f"config:{ini}")
+    assert isinstance(app, BudgetApp)
+    assert app.rules[0].key == "Test Budget"

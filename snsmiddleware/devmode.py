@@ -1,0 +1,112 @@
+"""Development mode: see the whole pipeline work on a laptop, without AWS.
+
+``snsmiddleware send-test-alert`` signs messages with a local development CA (kept in a
+directory, created on first use). A server trusts that CA **only** when started in explicit
+development mode, which it logs loudly at start. Messages signed by the development key
+carry a SigningCertURL on the real SNS host pattern, with the development certificate's
+digest as its name: in development mode that one URL is served from disk, every other
+certificate is still downloaded from AWS and checked as usual.
+
+Never enable development mode on a server reachable from the internet: anyone holding the
+development key (it sits unencrypted on disk) could sign messages it accepts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from .certs import CertificateFetcher, HttpCertificateFetcher
+from .confirm import Confirmer
+from .message import SubscriptionConfirmation
+from .testing import MessageSigner, TestCA
+from .verifier import utc_now
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEV_CA_DIR: Final = Path("var") / "dev-ca"
+
+
+def load_or_create_dev_ca(directory: str | os.PathLike[str] = DEFAULT_DEV_CA_DIR) -> TestCA:
+    """The development CA in ``directory``; created (and saved) on first use."""
+    folder = Path(directory)
+    try:
+        return TestCA.load(folder)
+    except FileNotFoundError:
+        ca = TestCA()
+        ca.save(folder)
+        log.info("created a development CA in %s", folder)
+        return ca
+
+
+class DevelopmentTrust:
+    """What a server in development mode trusts in addition to AWS.
+
+    :param ca: the development CA (see :func:`load_or_create_dev_ca`).
+    :param fallback: fetches every other certificate (default: the real HTTPS download).
+    """
+
+    def __init__(self, ca: TestCA, fallback: CertificateFetcher | None = None) -> None:
+        self._signer = MessageSigner(ca)
+        self._fallback = fallback if fallback is not None else HttpCertificateFetcher()
+        self._suffix = f"/SimpleNotificationService-{self._signer.certificate_digest}.pem"
+
+    def is_development_url(self, url: str) -> bool:
+        """True for the SigningCertURL of messages signed by the development key."""
+        return url.endswith(self._suffix)
+
+    def fetch_certificate(self, url: str) -> bytes:
+        """Serve the development certificate at its URL; download every other one."""
+        if self.is_development_url(url):
+            return self._signer.ca.certificate_pem
+        return self._fallback(url)
+
+    def wrap_confirmer(self, confirmer: Confirmer) -> Confirmer:
+        """Development confirmations are acknowledged locally; AWS's go to ``confirmer``."""
+
+        def confirm(message: SubscriptionConfirmation) -> None:
+            if self.is_development_url(message.signing_cert_url):
+                log.warning(
+                    "DEVELOPMENT MODE: subscription confirmation signed by the development "
+                    "CA acknowledged locally (nothing sent to AWS) message_id=%s",
+                    message.message_id,
+                )
+                return
+            confirmer(message)
+
+        return confirm
+
+
+def sample_budget_alert(
+    budget_name: str = "Test Budget",
+    *,
+    account: str = "123456789012",
+    budgeted: str = "100.00",
+    threshold: str = "90.00",
+    actual: str = "93.17",
+    alert_type: str = "ACTUAL",
+    when: datetime | None = None,
+) -> tuple[str, str]:
+    """A Budgets alert ``(subject, message)`` in the exact shape AWS Budgets publishes."""
+    moment = when or utc_now()
+    subject = f"AWS Budgets: {budget_name} has exceeded your alert threshold"
+    message = (
+        f"AWS Budget Notification {moment:%B %d, %Y}\n"
+        f"AWS Account {account}\n\n"
+        "Dear AWS Customer,\n\n"
+        f"You requested that we alert you when the {alert_type} Cost associated with your "
+        f"{budget_name} budget is greater than ${threshold} for the current month. The "
+        f"{alert_type} Cost associated with this budget is ${actual}. You can find additional "
+        "details below and by accessing the AWS Budgets dashboard [1].\n\n"
+        f"Budget Name: {budget_name}\n"
+        "Budget Type: Cost\n"
+        f"Budgeted Amount: ${budgeted}\n"
+        f"Alert Type: {alert_type}\n"
+        f"Alert Threshold: > ${threshold}\n"
+        f"{alert_type} Amount: ${actual}\n\n"
+        "[1] https://console.aws.amazon.com/billing/home#/budgets\n"
+    )
+    return subject, message

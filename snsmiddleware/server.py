@@ -1,0 +1,159 @@
+"""The standalone budget-alert server: configuration, validation at start, and waitress.
+
+Settings come, lowest precedence first, from the embedded defaults (which run anywhere:
+127.0.0.1:8080, a file outbox, a local de-duplication store), ``SNSMIDDLEWARE_*``
+environment variables and command-line flags. With an INI file (PasteDeploy style, the one
+``pserve`` also runs) the application comes from the file instead, and the environment
+variables are offered to it for ``%(name)s`` interpolation.
+
+Everything is checked before the server binds its port: an unknown key, a missing topic
+allowlist or an outbox that cannot be written stops the start with a message that names the
+problem, rather than failing on the first alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from .budget_app import BudgetApp
+from .config import (
+    BUDGET_APP_OPTIONS,
+    MIDDLEWARE_OPTIONS,
+    budget_app_options,
+    convert_options,
+    middleware_options,
+    to_bool,
+    to_positive_int,
+    to_text,
+)
+from .errors import ConfigurationError
+from .middleware import SnsMiddleware
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX: Final = "SNSMIDDLEWARE_"
+DEFAULT_TOPIC: Final = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
+DEFAULT_PATH: Final = "/sns/budgets"
+
+#: Options of the server itself (not of the middleware or the app).
+SERVER_OPTIONS: Final = {
+    "host": to_text,
+    "port": to_positive_int,
+    "threads": to_positive_int,
+    "development": to_bool,
+    "dev_ca": to_text,
+}
+
+#: What ``snsmiddleware serve`` runs with when nothing is configured: a server that works on a
+#: fresh machine with no AWS account (alerts land as .eml files in ./outbox).
+EMBEDDED_DEFAULTS: Final[Mapping[str, str]] = {
+    "host": "127.0.0.1",
+    "port": "8080",
+    "threads": "4",
+    "paths": DEFAULT_PATH,
+    "topics": DEFAULT_TOPIC,
+    # mailer: the file outbox in ./outbox, BudgetApp's own default
+    "default_recipients": "Budget owner <budget-owner@localhost>",
+}
+
+
+@dataclass
+class ServerSettings:
+    """Validated settings: the server's own, and the raw strings for the middleware and app."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 4
+    development: bool = False
+    dev_ca: str | None = None
+    sns: dict[str, str] = field(default_factory=dict)
+    budgets: dict[str, str] = field(default_factory=dict)
+
+
+def options_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``SNSMIDDLEWARE_TOPICS=...`` -> ``{"topics": ...}``; unknown names are an error."""
+    known = set(SERVER_OPTIONS) | set(MIDDLEWARE_OPTIONS) | set(BUDGET_APP_OPTIONS)
+    options: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in known:
+            raise ConfigurationError(
+                f"unknown environment variable {name}; known: "
+                + ", ".join(ENV_PREFIX + k.upper() for k in sorted(known))
+            )
+        options[key] = value
+    return options
+
+
+def settings_from(options: Mapping[str, str]) -> ServerSettings:
+    """Sort flat string options into server, middleware and app settings, checking each."""
+    server = {k: v for k, v in options.items() if k in SERVER_OPTIONS}
+    settings = ServerSettings(**convert_options(server, SERVER_OPTIONS, section="server"))
+    settings.sns = {k: v for k, v in options.items() if k in MIDDLEWARE_OPTIONS}
+    settings.budgets = {k: v for k, v in options.items() if k in BUDGET_APP_OPTIONS}
+    unknown = set(options) - set(server) - set(settings.sns) - set(settings.budgets)
+    if unknown:
+        raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return settings
+
+
+def build_application(settings: ServerSettings) -> SnsMiddleware:
+    """BudgetApp behind SnsMiddleware, from validated settings (fails before serving)."""
+    sns = middleware_options(settings.sns)
+    if not sns.get("topics"):
+        raise ConfigurationError("topics is required: the TopicArns this server accepts")
+    app = BudgetApp(**budget_app_options(settings.budgets))
+    return SnsMiddleware(app, **sns)
+
+
+def load_ini_application(
+    path: Path, environ: Mapping[str, str]
+) -> tuple[WSGIApplication, dict[str, str]]:
+    """Load ``[app:main]`` (or ``[pipeline:main]``) with PasteDeploy, and ``[server:main]``.
+
+    ``SNSMIDDLEWARE_*`` environment variables are offered to the file as ``%(name)s``
+    defaults. Returns the application and the server section's host/port/threads (strings).
+    """
+    try:
+        from paste.deploy import loadapp
+        from paste.deploy.loadwsgi import SERVER, loadcontext
+    except ImportError:
+        raise ConfigurationError("INI files need PasteDeploy: pip install pastedeploy") from None
+    if not path.is_file():
+        raise ConfigurationError(f"no such configuration file: {path}")
+    uri = f"config:{path.resolve()}"
+    global_conf = options_from_env(environ)
+    app = loadapp(uri, global_conf=global_conf)
+    try:
+        server_conf = loadcontext(SERVER, uri, global_conf=global_conf).local_conf
+    except LookupError:  # no [server:main]: the defaults and flags decide
+        server_conf = {}
+    server = {key: server_conf[key] for key in ("host", "port", "threads") if key in server_conf}
+    return app, server
+
+
+def enable_development_mode(app: WSGIApplication, dev_ca: str | None) -> None:
+    """Trust the local development CA on ``app`` (an SnsMiddleware), and say so loudly."""
+    from .certs import CertificateStore
+    from .devmode import DEFAULT_DEV_CA_DIR, DevelopmentTrust, load_or_create_dev_ca
+
+    if not isinstance(app, SnsMiddleware):
+        raise ConfigurationError("development mode needs SnsMiddleware as the outermost app")
+    directory = Path(dev_ca) if dev_ca else DEFAULT_DEV_CA_DIR
+    trust = DevelopmentTrust(load_or_create_dev_ca(directory))
+    app.verifier.certificates = CertificateStore(trust.fetch_certificate)
+    app.confirmer = trust.wrap_confirmer(app.confirmer)
+    log.warning(
+        "DEVELOPMENT MODE: messages signed by the local development CA in %s are trusted. "
+        "Never expose this server to the internet.",
+        directory.resolve(),
+    )

@@ -1,0 +1,308 @@
+"""The standalone server: the README's first command, send-test-alert, INI files (our CLI and
+pserve), and refusing to start on bad configuration."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import webtest
+from webtest.http import StopableWSGIServer
+
+from snsmiddleware import SnsMiddleware
+from snsmiddleware.budget_app import BudgetApp
+from snsmiddleware.certs import CertificateStore
+from snsmiddleware.cli import main
+from snsmiddleware.devmode import load_or_create_dev_ca, sample_budget_alert
+from snsmiddleware.errors import CertificateError
+from snsmiddleware.server import (
+    EMBEDDED_DEFAULTS,
+    build_application,
+    options_from_env,
+    settings_from,
+)
+from snsmiddleware.testing import MessageSigner, post_sns
+
+ROOT = Path(__file__).resolve().parent.parent
+PASTE_INI = ROOT / "examples" / "paste.ini"
+SNS_PATH = "/sns/budgets"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server process started with a command line, stopped at teardown."""
+
+    def __init__(self, argv: list[str], cwd: Path, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}{SNS_PATH}"
+        self.log = cwd / "server.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError(f"server did not start:\n{self.log.read_text()}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[Server]:
+    """`snsmiddleware serve --dev` on the embedded defaults, in an empty directory."""
+    port = free_port()
+    server = Server(
+        [sys.executable, "-m", "snsmiddleware", "serve", "--dev", "--port", str(port)],
+        tmp_path,
+        port,
+    )
+    yield server
+    server.stop()
+
+
+def emails_in(outbox: Path) -> list[email.message.EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for path in sorted(outbox.glob("*.eml"))
+    ]
+
+
+def test_send_test_alert_to_dev_server_writes_one_email(
+    dev_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev_ca = str(tmp_path / "var" / "dev-ca")
+    assert main(["send-test-alert", dev_server.url, "--dev-ca", dev_ca]) == 0
+    out = capsys.readouterr().out
+    assert "answer 200 sent" in out
+    [mail] = emails_in(tmp_path / "outbox")
+    assert "Test Budget" in str(mail["Subject"])
+    assert "budget-owner@localhost" in str(mail["To"])
+    log = dev_server.log.read_text()
+    assert "DEVELOPMENT MODE" in log and "embedded defaults" in log
+
+    assert (
+        main(
+            [
+                "send-test-alert",
+                dev_server.url,
+                "--dev-ca",
+                dev_ca,
+                "--subscription-confirmation",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert '"reason": "subscription_confirmed"' in capsys.readouterr().out
+    assert len(emails_in(tmp_path / "outbox")) == 1
+
+
+def test_send_test_alert_explains_a_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refusing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(
+            "503 Service Unavailable",
+            [("Content-Type", "text/plain"), ("X-SNS-Reason", "certificate_unavailable")],
+        )
+        return [b"certificate_unavailable: could not download the signing certificate\n"]
+
+    server = StopableWSGIServer.create(refusing)
+    try:
+        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
+        assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 1
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert "answer 503 certificate_unavailable" in out
+    assert "serve --dev" in out
+
+
+def test_send_test_alert_without_a_server(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}{SNS_PATH}"
+    assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 2
+
+
+def test_development_ca_is_not_trusted_without_dev_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = build_application(settings_from(dict(EMBEDDED_DEFAULTS)))
+    asked: list[str] = []
+
+    def aws(url: str) -> bytes:  # stands in for AWS, which has no such certificate
+        asked.append(url)
+        raise CertificateError("404 from the certificate host", reason="certificate_not_found")
+
+    app.verifier.certificates = CertificateStore(aws)
+    signer = MessageSigner(
+        load_or_create_dev_ca(tmp_path / "ca"), topic_arn=EMBEDDED_DEFAULTS["topics"]
+    )
+    subject, text = sample_budget_alert()
+    response = post_sns(webtest.TestApp(app), SNS_PATH, signer.notification(text, Subject=subject))
+    assert response.status_int == 403
+    assert len(asked) == 1 and asked[0].startswith("https://sns.us-east-1.amazonaws.com/")
+    assert emails_in(tmp_path / "outbox") == []
+
+
+def test_embedded_defaults_build_budget_app_behind_middleware(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = build_application(settings_from(dict(EMBEDDED_DEFAULTS)))
+    assert isinstance(app, SnsMiddleware) and isinstance(app.app, BudgetApp)
+    assert app.paths == frozenset({SNS_PATH})
+    assert (tmp_path / "outbox").is_dir()
+
+
+def refuse_to_serve(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("a bad configuration must stop the start before serving")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {"SNSMIDDLEWARE_TOPIC": "x"},
+            "unknown environment variable SNSMIDDLEWARE_TOPIC",
+            id="unknown-env",
+        ),
+        pytest.param({"SNSMIDDLEWARE_TOPICS": "not-an-arn"}, "not an SNS TopicArn", id="bad-topic"),
+        pytest.param({"SNSMIDDLEWARE_TOPICS": " "}, "topics is required", id="empty-topics"),
+        pytest.param({"SNSMIDDLEWARE_PORT": "eighty"}, "port", id="bad-port"),
+        pytest.param({"SNSMIDDLEWARE_MAILER": "smtp"}, "smtp_host", id="smtp-without-host"),
+        pytest.param(
+            {"SNSMIDDLEWARE_SMTP_HOST": "mail"},
+            "do not apply to mailer = file",
+            id="option-of-other-mailer",
+        ),
+        pytest.param(
+            {"SNSMIDDLEWARE_REQUIRE_SIGNATURE_V2": "ture"}, "not a boolean", id="misspelt-boolean"
+        ),
+    ],
+)
+def test_serve_refuses_to_start_on_bad_configuration(
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["serve"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_serve_refuses_unwritable_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    (tmp_path / "outbox").write_text("a file where the outbox directory should be")
+    assert main(["serve"]) == 2
+    assert "outbox" in capsys.readouterr().err
+
+
+def test_serve_refuses_missing_ini_and_ini_without_topics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    assert main(["serve", "--config", str(tmp_path / "missing.ini")]) == 2
+    assert "no such configuration file" in capsys.readouterr().err
+    ini = tmp_path / "no-topics.ini"
+    ini.write_text(
+        PASTE_INI.read_text().replace(
+            "topics = arn:aws:sns:us-east-1:123456789012:budget-alerts\n", ""
+        )
+    )
+    assert main(["serve", "--config", str(ini)]) == 2
+    assert "topics is required" in capsys.readouterr().err
+
+
+def test_env_options_are_strict() -> None:
+    assert options_from_env({"SNSMIDDLEWARE_TOPICS": "a", "PATH": "/bin"}) == {"topics": "a"}
+
+
+def copy_ini_with_port(tmp_path: Path, port: int) -> Path:
+    ini = tmp_path / "paste.ini"
+    ini.write_text(PASTE_INI.read_text().replace("http_port = 8080", f"http_port = {port}"))
+    return ini
+
+
+def test_example_ini_runs_under_our_cli_in_dev_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    ini = copy_ini_with_port(tmp_path, port)
+    server = Server(
+        [sys.executable, "-m", "snsmiddleware", "serve", "--config", str(ini), "--dev"],
+        tmp_path,
+        port,
+    )
+    try:
+        dev_ca = str(tmp_path / "var" / "dev-ca")
+        assert main(["send-test-alert", server.url, "--dev-ca", dev_ca]) == 0
+        assert (
+            main(["send-test-alert", server.url, "--dev-ca", dev_ca, "--budget", "prod-web"]) == 0
+        )
+    finally:
+        server.stop()
+    mails = emails_in(tmp_path / "outbox")
+    recipients = sorted(str(mail["To"]) for mail in mails)
+    assert recipients == [
+        "Ana Lima <ana@example.com>",
+        "Platform <platform@example.com>, cto@example.com",
+    ]
+    assert f"configuration {ini}" in server.log.read_text()
+
+
+@pytest.mark.skipif(
+    shutil.which("pserve", path=str(Path(sys.executable).parent)) is None,
+    reason="pserve (Pyramid) is not installed",
+)
+def test_example_ini_runs_under_pserve(tmp_path: Path) -> None:
+    port = free_port()
+    ini = copy_ini_with_port(tmp_path, port)
+    pserve = str(Path(sys.executable).parent / "pserve")
+    server = Server([pserve, str(ini)], tmp_path, port)
+    try:
+        response = requests.post(
+            server.url, data=b"{}", timeout=10, headers={"x-amz-sns-message-type": "Notification"}
+        )
+        assert (response.status_code, response.headers["X-SNS-Reason"]) == (400, "unknown_type")
+        response = requests.get(server.url, timeout=10)
+        assert response.status_code == 405
+    finally:
+        server.stop()
