@@ -11,9 +11,9 @@ the topic region's own SNS host (China and some opt-in regions use regional name
 validity period is checked on every use against the injectable clock, because a cached
 certificate can expire while it sits in the cache.
 
-The cache is bounded (LRU) and entries expire after a TTL. Under concurrency one URL is
-downloaded by one thread at a time while the others wait for its result; failures are not
-cached, so a certificate host that comes back is used at once.
+The cache is bounded (oldest entries go first) and entries expire after a TTL. Under
+concurrency one URL is downloaded by one thread at a time while the others wait for its
+result; failures are not cached, so a certificate host that comes back is used at once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -118,7 +119,7 @@ def load_signing_certificate(
         cert = x509.load_pem_x509_certificate(data)
         public_key = cert.public_key()
         names = _certificate_names(cert)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise CertificateError(
             "the certificate could not be parsed", reason="bad_certificate"
         ) from None
@@ -171,6 +172,7 @@ class HttpCertificateFetcher:
 
     def __call__(self, url: str) -> bytes:
         import requests
+        import urllib3
 
         started = time.monotonic()
         try:
@@ -192,7 +194,9 @@ class HttpCertificateFetcher:
                 )
             body = bytearray()
             try:
-                for chunk in response.iter_content(chunk_size=8192):
+                # read1 returns whatever has arrived (iter_content would wait for a full
+                # chunk), so a host that drips bytes meets the deadline check in time.
+                while chunk := response.raw.read1(8192, decode_content=True):
                     body += chunk
                     if len(body) > self.max_bytes:
                         raise CertificateError(
@@ -201,7 +205,7 @@ class HttpCertificateFetcher:
                         )
                     if time.monotonic() - started > self.deadline:
                         raise CertificateFetchError("the certificate download was too slow")
-            except requests.RequestException as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise CertificateFetchError(
                     f"the certificate download failed ({type(exc).__name__})"
                 ) from None
@@ -218,7 +222,10 @@ class _Download:
 
 
 class CertificateStore:
-    """Bounded LRU + TTL cache of checked signing certificates, one download per URL at a time.
+    """Bounded TTL cache of checked signing certificates, one download per URL at a time.
+
+    Hits take no lock and do not refresh recency, so eviction is oldest-first; AWS uses a
+    handful of certificate URLs at a time, far below the bound.
 
     :param fetch: ``url -> bytes``; defaults to :class:`HttpCertificateFetcher`.
     :param max_entries: how many certificates to keep (AWS uses a handful at a time).

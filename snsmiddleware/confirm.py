@@ -159,7 +159,9 @@ class UrlConfirmer:
         import requests
 
         url = self._url_for(message)
-        session = self._session or requests.Session()
+        if self._session is None:
+            self._session = requests.Session()  # reused: one connection pool per confirmer
+        session = self._session
         try:
             response = session.get(url, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:

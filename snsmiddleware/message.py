@@ -89,7 +89,7 @@ class SnsMessage:
     message: str
     timestamp: str
     signature_version: str
-    signature: str
+    signature: str = field(repr=False)
     signing_cert_url: str
     #: ``timestamp`` as an aware UTC datetime, parsed once.
     sent_at: datetime = field(repr=False)
@@ -217,6 +217,7 @@ def parse_message(body: bytes) -> SnsMessage:
     a well-formed envelope. Proves nothing about who sent it.
     """
     document = _decode_document(body)
+    has_attributes = "MessageAttributes" in document
     attributes_value = document.pop("MessageAttributes", None)
     for key, value in document.items():
         if type(value) is not str:
@@ -235,7 +236,7 @@ def parse_message(body: bytes) -> SnsMessage:
         )
     if _MESSAGE_ID.fullmatch(fields["MessageId"]) is None:
         raise MessageFormatError("MessageId is not a plain identifier", reason="bad_field")
-    if attributes_value is not None and message_type != NOTIFICATION:
+    if has_attributes and message_type != NOTIFICATION:
         raise MessageFormatError(
             "MessageAttributes only belongs in a Notification", reason="bad_field"
         )
@@ -256,7 +257,7 @@ def parse_message(body: bytes) -> SnsMessage:
         common["subject"] = fields.get("Subject")
         common["unsubscribe_url"] = fields.get("UnsubscribeURL")
         common["message_attributes"] = (
-            _parse_attributes(attributes_value) if attributes_value is not None else _NO_ATTRIBUTES
+            _parse_attributes(attributes_value) if has_attributes else _NO_ATTRIBUTES
         )
         return _construct(Notification, common)
     common["token"] = fields["Token"]

@@ -72,6 +72,10 @@ _SUBSCRIBE_URL: Final = re.compile(
 _ALLOWED_CACHE_ENTRIES: Final = 1024
 
 
+def _has_glob(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
 class InsecureConfigurationWarning(UserWarning):
     """An allowed but risky configuration (for example, accepting every topic)."""
 
@@ -126,7 +130,10 @@ class TopicAllowlist:
         self._patterns: list[tuple[str, ...]] = []
         self._allowed_cache: dict[str, TopicArn] = {}
         self.accept_all = False
-        self.entries = tuple(topic.strip() for topic in topics)
+        entries = list(topics)
+        if not all(isinstance(topic, str) for topic in entries):
+            raise ConfigurationError("every entry of topics must be a TopicArn string")
+        self.entries = tuple(topic.strip() for topic in entries)
         for topic in self.entries:
             self._add(topic)
         if not (self._exact or self._patterns or self.accept_all):
@@ -135,18 +142,23 @@ class TopicAllowlist:
                 '(a wildcard must be spelled out, e.g. "arn:aws:sns:*:123456789012:*")'
             )
         if self.accept_all:
-            warnings.warn(
-                'topics=["*"] accepts messages from any SNS topic, including topics other '
-                "AWS accounts subscribe to your endpoint",
-                InsecureConfigurationWarning,
-                stacklevel=3,
-            )
+            self._warn('topics=["*"] accepts messages from any SNS topic')
+        elif any(_has_glob(pattern[4]) for pattern in self._patterns):
+            self._warn("a topics pattern with a wildcard account accepts any AWS account's topics")
+
+    @staticmethod
+    def _warn(what: str) -> None:
+        warnings.warn(
+            f"{what}, including topics that other AWS accounts subscribe to your endpoint",
+            InsecureConfigurationWarning,
+            stacklevel=4,
+        )
 
     def _add(self, topic: str) -> None:
         if topic == "*":
             self.accept_all = True
             return
-        if not any(ch in topic for ch in "*?["):
+        if not _has_glob(topic):
             try:
                 parse_topic_arn(topic)
             except PolicyError:

@@ -1,0 +1,70 @@
+"""``import snsmiddleware`` stays cheap: boto3 and botocore load only when a feature needs them.
+
+Each check runs in a fresh interpreter, because this test process has long imported boto3
+for other tests. Building a middleware with the default ``confirm="api"`` must not import
+boto3 either (it only checks that boto3 is installed); the first confirmation does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("boto3", "botocore", "s3transfer", "moto")
+
+
+def modules_after(code: str) -> set[str]:
+    """Run ``code`` in a fresh interpreter and return the top-level modules it loaded."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {name.split(".")[0] for name in json.loads(result.stdout.splitlines()[-1])}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("import snsmiddleware", id="package"),
+        pytest.param("import snsmiddleware.testing", id="testing-kit"),
+        pytest.param("from snsmiddleware import *", id="star"),
+        pytest.param(
+            "from snsmiddleware import SnsMiddleware\n"
+            "SnsMiddleware(lambda e, s: [], paths=['/sns'],\n"
+            "              topics=['arn:aws:sns:us-east-1:123456789012:t'])",
+            id="middleware-with-confirm-api",
+        ),
+        pytest.param(
+            "from snsmiddleware import SnsVerifier\n"
+            "SnsVerifier(topics=['arn:aws:sns:us-east-1:123456789012:t'])",
+            id="verifier",
+        ),
+    ],
+)
+def test_no_boto3_at_import(code: str) -> None:
+    loaded = modules_after(code)
+    assert "snsmiddleware" in loaded
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_check_can_fail() -> None:
+    """The same probe sees botocore as soon as a confirmation is attempted."""
+    loaded = modules_after(
+        "import snsmiddleware.confirm as c\n"
+        "try:\n"
+        "    c.ApiConfirmer()(None)\n"
+        "except Exception:\n"
+        "    pass"
+    )
+    assert "botocore" in loaded
