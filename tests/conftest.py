@@ -4,6 +4,7 @@ app that records what it saw, and a middleware factory wired to them (no network
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,12 @@ class RecordingConfirmer:
 
     def __call__(self, message: SubscriptionConfirmation) -> None:
         self.confirmed.append(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own directory: defaults such as ./outbox never touch the repo."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

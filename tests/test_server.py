@@ -239,6 +239,7 @@ def test_serve_refuses_missing_ini_and_ini_without_topics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    monkeypatch.chdir(tmp_path)  # the INI's relative outbox is created before topics fail
     assert main(["serve", "--config", str(tmp_path / "missing.ini")]) == 2
     assert "no such configuration file" in capsys.readouterr().err
     ini = tmp_path / "no-topics.ini"
