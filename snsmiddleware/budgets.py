@@ -67,7 +67,11 @@ _DATE: Final = re.compile(
     r"(?P<year>\d{4})\b",
     re.IGNORECASE,
 )
-_ACCOUNT: Final = re.compile(r"^AWS Account[ \t]*:?[ \t]*(?P<id>\d{1,12})[ \t]*$", re.IGNORECASE)
+# The optional colon is grouped with the blanks before it: "[ \t]*:?[ \t]*" could split a run of
+# blanks in quadratically many ways, minutes for one 256 KiB line of tabs.
+_ACCOUNT: Final = re.compile(
+    r"^AWS Account(?:[ \t]*:)?[ \t]*(?P<id>\d{1,12})[ \t]*$", re.IGNORECASE
+)
 # A labelled line: letters and spaces, a colon, the value. The label stops at the first
 # colon, so a value (a budget name) may contain colons of its own.
 _LABELLED: Final = re.compile(
@@ -120,6 +124,15 @@ _MONTHS: Final = {
 _CENT: Final = Decimal("0.01")
 
 
+def _cents(value: Decimal, rounding: str | None = None) -> Decimal | None:
+    """``value`` rounded to cents, or ``None`` when that needs more than decimal's 28 digits
+    of precision (an absurd amount in hostile text must not make the app fail)."""
+    try:
+        return value.quantize(_CENT, rounding=rounding)
+    except InvalidOperation:
+        return None
+
+
 class NotABudgetAlertError(SnsError):
     """A delivered notification that is not a Budgets alert: never emailed, never retried."""
 
@@ -160,7 +173,8 @@ class Money:
         # At least two decimals ("$0.5" reads 0.50 USD), more if the message had more.
         exponent = self.amount.as_tuple().exponent
         fine = isinstance(exponent, int) and exponent < -2
-        shown = self.amount if fine or not self.amount.is_finite() else self.amount.quantize(_CENT)
+        cents = None if fine or not self.amount.is_finite() else _cents(self.amount)
+        shown = self.amount if cents is None else cents
         return f"{shown:,f} {self.currency}"
 
 
@@ -304,7 +318,7 @@ def _percent(threshold: Money | None, budgeted: Money | None) -> Decimal | None:
         return None
     if threshold.currency != budgeted.currency:
         return None
-    return (threshold.amount * 100 / budgeted.amount).quantize(_CENT, rounding=ROUND_HALF_UP)
+    return _cents(threshold.amount * 100 / budgeted.amount, ROUND_HALF_UP)
 
 
 def _parse_threshold(
@@ -318,9 +332,10 @@ def _parse_threshold(
     percent_match = _PERCENT.fullmatch(body.strip())
     if percent_match is not None:
         percent = Decimal(percent_match["number"])
+        amount = _cents(budgeted.amount * percent / 100) if budgeted is not None else None
         absolute = (
-            Money((budgeted.amount * percent / 100).quantize(_CENT), budgeted.currency)
-            if budgeted is not None
+            Money(amount, budgeted.currency)
+            if amount is not None and budgeted is not None
             else None
         )
         return absolute, percent.quantize(_CENT)

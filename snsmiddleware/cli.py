@@ -114,12 +114,18 @@ def _read_input(source: str) -> bytes:
     return Path(source).read_bytes()
 
 
+def _shown(text: str) -> str:
+    """A field of a message nothing has verified, safe for a terminal: control characters
+    (escape sequences, carriage returns) come out escaped, never as themselves."""
+    return text if text.isprintable() else repr(text)
+
+
 def _report(diagnosis: Diagnosis, notes: list[str], out: TextIO) -> None:
     message = diagnosis.message
     if message is not None:
         out.write(
             f"SNS {message.type} {message.message_id} (SignatureVersion "
-            f"{message.signature_version})\n  topic  {message.topic_arn}\n"
+            f"{_shown(message.signature_version)})\n  topic  {_shown(message.topic_arn)}\n"
             f"  sent   {message.timestamp}\n"
         )
     for result in diagnosis.stages:

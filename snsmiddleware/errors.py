@@ -17,6 +17,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 
+def excerpt(text: str, limit: int = 64) -> str:
+    """A sender's string made safe to echo in a detail or log line: quoted (control
+    characters escaped) and cut to ``limit`` characters, so nobody can make us repeat a
+    megabyte of it."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
+
+
 class ConfigurationError(ValueError):
     """Raised while the middleware (or app) is being built: bad options fail at startup."""
 

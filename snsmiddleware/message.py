@@ -29,7 +29,7 @@ from json.scanner import make_scanner
 from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 
-from .errors import MessageFormatError
+from .errors import MessageFormatError, excerpt
 
 NOTIFICATION: Final = "Notification"
 SUBSCRIPTION_CONFIRMATION: Final = "SubscriptionConfirmation"
@@ -221,7 +221,7 @@ def parse_message(body: bytes) -> SnsMessage:
     attributes_value = document.pop("MessageAttributes", None)
     for key, value in document.items():
         if type(value) is not str:
-            raise MessageFormatError(f"field {key!r} is not a string", reason="bad_field")
+            raise MessageFormatError(f"field {excerpt(key)} is not a string", reason="bad_field")
     fields: dict[str, str] = document
 
     message_type = fields.get("Type")

@@ -24,6 +24,7 @@ Why each rule exists:
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import warnings
 from collections.abc import Iterable
@@ -33,7 +34,7 @@ from fnmatch import fnmatchcase
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-from .errors import ConfigurationError, PolicyError
+from .errors import ConfigurationError, PolicyError, excerpt
 
 #: SNS retries within a hard one-hour span, reusing the original Timestamp.
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
@@ -107,7 +108,8 @@ def parse_topic_arn(value: str) -> TopicArn:
         raise PolicyError("TopicArn is not an SNS topic ARN", reason="bad_topic_arn")
     if match["partition"] not in PARTITION_DOMAINS:
         raise PolicyError(
-            f"AWS partition {match['partition']!r} is not supported", reason="bad_topic_arn"
+            f"AWS partition {excerpt(match['partition'], 32)} is not supported",
+            reason="bad_topic_arn",
         )
     return TopicArn(match["partition"], match["region"], match["account"], match["name"])
 
@@ -283,6 +285,18 @@ _EMULATOR_CERT_PATH: Final = re.compile(
 _QUERY_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~%:=&+/]{1,4096}", re.ASCII)
 
 
+def _valid_host_and_port(host: str, port: str | None) -> bool:
+    """The grammar admits ``[:41:]`` and port 99999: check what it cannot."""
+    if port is not None and not 0 < int(port) < 65536:
+        return False
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+    return True
+
+
 class EmulatorEndpoint:
     """Emulator mode: trust certificate and confirmation URLs under one base URL only.
 
@@ -296,7 +310,7 @@ class EmulatorEndpoint:
 
     def __init__(self, base: str) -> None:
         match = _EMULATOR_BASE.fullmatch(base)
-        if match is None:
+        if match is None or not _valid_host_and_port(match["host"], match["port"]):
             raise ConfigurationError(
                 f"emulator must be a base URL like http://127.0.0.1:4566, not {base!r}"
             )

@@ -150,7 +150,9 @@ def enable_development_mode(app: WSGIApplication, dev_ca: str | None) -> None:
         raise ConfigurationError("development mode needs SnsMiddleware as the outermost app")
     directory = Path(dev_ca) if dev_ca else DEFAULT_DEV_CA_DIR
     trust = DevelopmentTrust(load_or_create_dev_ca(directory))
-    app.verifier.certificates = CertificateStore(trust.fetch_certificate)
+    app.verifier.certificates = CertificateStore(
+        trust.fetch_certificate, check_names=app.verifier.certificates.check_names
+    )
     app.confirmer = trust.wrap_confirmer(app.confirmer)
     log.warning(
         "DEVELOPMENT MODE: messages signed by the local development CA in %s are trusted. "

@@ -2,9 +2,10 @@
 
 The order of checks is the security design: everything cheap and local (parse, headers,
 topic allowlist, signature version, URL pinning, freshness) runs before the only network
-I/O (the certificate download), so a hostile request can never make us fetch anything, and a
-message from a topic that is not ours never costs a download. Usable on its own from Lambda,
-Django views or a queue consumer.
+I/O (the certificate download), so a hostile request can make us fetch nothing but a
+certificate URL on the SNS host of an allowed topic's region, and a message from a topic that
+is not ours never costs a download. Usable on its own from Lambda, Django views or a queue
+consumer.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ def _read_chunk(stream: Any, size: int) -> bytes:
         raise MessageFormatError(
             "the request body could not be read", reason="body_incomplete"
         ) from None
-    return bytes(chunk)
+    # A stream that returns more than asked for must not unbound the read.
+    return bytes(chunk[:size])
 
 
 def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:

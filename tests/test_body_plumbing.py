@@ -602,3 +602,36 @@ def test_waitress_lying_content_length_never_reaches_app(
         response = read_until_closed(sock)
     assert response.startswith(b"HTTP/1.1 200"), response
     assert len(echo_app.calls) == 1
+
+
+class GenerousStream:
+    """A non-compliant wsgi.input whose read(n) returns more than n bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[int] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.asked.append(size)
+        return self.data + b"x" * 10_000
+
+
+def test_stream_returning_more_than_asked_cannot_unbound_the_read(
+    make_middleware: Callable[..., SnsMiddleware], signer: MessageSigner, echo_app: EchoApp
+) -> None:
+    message = signer.notification("bounded")
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": PATH,
+        "CONTENT_LENGTH": str(len(message.body)),
+        "wsgi.input": GenerousStream(message.body),
+        **{
+            "HTTP_" + k.upper().replace("-", "_"): v
+            for k, v in message.headers.items()
+            if k.lower().startswith("x-amz")
+        },
+    }
+    statuses: list[str] = []
+    make_middleware()(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["200 OK"]
+    assert echo_app.calls[0]["body"] == message.body

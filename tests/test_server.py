@@ -307,3 +307,23 @@ def test_example_ini_runs_under_pserve(tmp_path: Path) -> None:
         assert response.status_code == 405
     finally:
         server.stop()
+
+
+def test_development_mode_keeps_emulator_mode_name_check_off(tmp_path: Path) -> None:
+    from snsmiddleware.server import enable_development_mode
+
+    app = SnsMiddleware(
+        lambda e, s: [],
+        paths=[SNS_PATH],
+        topics=[EMBEDDED_DEFAULTS["topics"]],
+        emulator="http://127.0.0.1:4566",
+        confirm="url",
+    )
+    assert app.verifier.certificates.check_names is False
+    enable_development_mode(app, str(tmp_path / "ca"))
+    assert app.verifier.certificates.check_names is False
+    plain = SnsMiddleware(
+        lambda e, s: [], paths=[SNS_PATH], topics=[EMBEDDED_DEFAULTS["topics"]], confirm="url"
+    )
+    enable_development_mode(plain, str(tmp_path / "ca"))
+    assert plain.verifier.certificates.check_names is True

@@ -1,0 +1,99 @@
+"""Helpers shared by the hardening suites (hostile table, properties, faults, soak)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, cast
+
+import webtest
+
+from snsmiddleware.dedupe import ClaimState, MemoryDedupeStore
+
+
+def assert_answer(response: webtest.TestResponse | Any, status: int, reason: str) -> None:
+    """The exact status and reason code, in the header and the body, and nothing leaked."""
+    status_code = getattr(response, "status_int", None) or response.status_code
+    assert (status_code, response.headers.get("X-SNS-Reason")) == (status, reason), response.text[
+        :300
+    ]
+    assert response.text.startswith(f"{reason}: ")
+    assert "Traceback" not in response.text
+
+
+def emails_in(directory: Path) -> list[EmailMessage]:
+    """Every ``.eml`` in ``directory``, parsed (temporary files excluded)."""
+    return [
+        cast(EmailMessage, message_from_bytes(path.read_bytes(), policy=policy.default))
+        for path in sorted(directory.glob("*.eml"))
+        if not path.name.startswith(".")
+    ]
+
+
+class RecordingStore(MemoryDedupeStore):
+    """The real in-memory store, recording every call and optionally failing some of them.
+
+    :param fail: method name -> how many of its next calls raise ``OSError`` (a store
+        that is down), before it works again.
+    """
+
+    def __init__(self, fail: Mapping[str, int] | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.calls: list[tuple[str, str]] = []
+        self.fail = dict(fail or {})
+        self._calls_lock = threading.Lock()
+
+    def _maybe_fail(self, method: str, key: str) -> None:
+        with self._calls_lock:
+            self.calls.append((method, key))
+            if self.fail.get(method, 0) > 0:
+                self.fail[method] -= 1
+                raise OSError(f"store down during {method}")
+
+    def claim(self, key: str) -> ClaimState:
+        self._maybe_fail("claim", key)
+        return super().claim(key)
+
+    def commit(self, key: str) -> None:
+        self._maybe_fail("commit", key)
+        super().commit(key)
+
+    def release(self, key: str) -> None:
+        self._maybe_fail("release", key)
+        super().release(key)
+
+    def methods(self) -> list[str]:
+        return [method for method, _ in self.calls]
+
+
+class LocalHttpServer(http.server.ThreadingHTTPServer):
+    """A ThreadingHTTPServer on 127.0.0.1 with a free port, for one test module."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.stop = threading.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@contextmanager
+def serving(server: LocalHttpServer) -> Iterator[LocalHttpServer]:
+    """Run ``server`` in a daemon thread; stop it (and its stalled handlers) afterwards."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
