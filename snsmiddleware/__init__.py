@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .certs import CertificateStore, HttpCertificateFetcher
 from .confirm import ApiConfirmer, UrlConfirmer
-from .dedupe import ClaimState, DedupeStore, MemoryDedupeStore
+from .dedupe import Claim, ClaimState, DedupeStore, MemoryDedupeStore
 from .errors import ConfigurationError, SnsError
 from .message import (
     Notification,
@@ -24,6 +24,7 @@ __all__ = [
     "MESSAGE_ENVIRON_KEY",
     "ApiConfirmer",
     "CertificateStore",
+    "Claim",
     "ClaimState",
     "ConfigurationError",
     "DedupeStore",

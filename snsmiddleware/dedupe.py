@@ -12,6 +12,8 @@ one email per alert" hold:
 * :meth:`DedupeStore.commit` keeps the id for the retention period, which must cover SNS's
   redelivery span (the verifier's freshness window: older replays are refused there).
 * :meth:`DedupeStore.release` forgets the claim so a redelivery after a failure retries.
+  It removes only *its own* claim (the :class:`Claim` carries a token): a request whose
+  lease lapsed must not delete the claim of the request that took over.
 
 Store failures are raised as :class:`~snsmiddleware.errors.TransientError` by the caller's
 wrapper (503): processing without de-duplication could send an email twice.
@@ -20,10 +22,12 @@ wrapper (503): processing without de-duplication could send an email twice.
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Protocol, runtime_checkable
 
@@ -43,20 +47,33 @@ class ClaimState(enum.Enum):
     DONE = "done"
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What :meth:`DedupeStore.claim` found for ``key``.
+
+    ``token`` identifies this caller's claim when ``state`` is ``CLAIMED``; commit and
+    release take the claim back so that a store acts only on the claim it handed out.
+    """
+
+    key: str
+    state: ClaimState
+    token: str = ""
+
+
 @runtime_checkable
 class DedupeStore(Protocol):
     """Claim/commit/release by key; implementations must be safe under concurrency."""
 
-    def claim(self, key: str) -> ClaimState:
+    def claim(self, key: str) -> Claim:
         """Atomically claim ``key`` for processing, unless it is held or done."""
         ...
 
-    def commit(self, key: str) -> None:
-        """Mark ``key`` processed; remember it for the retention period."""
+    def commit(self, claim: Claim) -> None:
+        """Mark the claimed key processed; remember it for the retention period."""
         ...
 
-    def release(self, key: str) -> None:
-        """Drop the claim on ``key`` so that a redelivery is processed."""
+    def release(self, claim: Claim) -> None:
+        """Drop this claim (only if it is still the current one) so a redelivery runs."""
         ...
 
 
@@ -89,37 +106,40 @@ class MemoryDedupeStore:
         self._max_entries = max_entries
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # key -> (done, expires_at); ordered by last write, so the front is the oldest.
-        self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        # key -> (done, expires_at, claim token); ordered by last write, oldest first.
+        self._entries: OrderedDict[str, tuple[bool, float, str]] = OrderedDict()
+        self._tokens = itertools.count(1)  # unique per store: next() is atomic under the GIL
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def claim(self, key: str) -> ClaimState:
+    def claim(self, key: str) -> Claim:
         now = self._monotonic()
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
-                done, expires = entry
+                done, expires, _ = entry
                 if now < expires:
-                    return ClaimState.DONE if done else ClaimState.IN_PROGRESS
-            self._entries[key] = (False, now + self._lease)
+                    return Claim(key, ClaimState.DONE if done else ClaimState.IN_PROGRESS)
+            token = str(next(self._tokens))
+            self._entries[key] = (False, now + self._lease, token)
             self._entries.move_to_end(key)
             self._evict(now)
-            return ClaimState.CLAIMED
+            return Claim(key, ClaimState.CLAIMED, token)
 
-    def commit(self, key: str) -> None:
+    def commit(self, claim: Claim) -> None:
+        # Done is done, whoever holds the claim now: the work happened.
         now = self._monotonic()
         with self._lock:
-            self._entries[key] = (True, now + self._retention)
-            self._entries.move_to_end(key)
+            self._entries[claim.key] = (True, now + self._retention, claim.token)
+            self._entries.move_to_end(claim.key)
             self._evict(now)
 
-    def release(self, key: str) -> None:
+    def release(self, claim: Claim) -> None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and not entry[0]:
-                del self._entries[key]
+            entry = self._entries.get(claim.key)
+            if entry is not None and not entry[0] and entry[2] == claim.token:
+                del self._entries[claim.key]
 
     def _evict(self, now: float) -> None:
         entries = self._entries
@@ -127,7 +147,64 @@ class MemoryDedupeStore:
             entries.popitem(last=False)
         # Expired entries at the front go too: amortised O(1) per call.
         while entries:
-            _, (_, expires) = next(iter(entries.items()))
+            _, (_, expires, _) = next(iter(entries.items()))
             if expires > now:
                 break
             entries.popitem(last=False)
+
+
+class CommitBacklog:
+    """Commits the store refused, kept in this process until the store takes them.
+
+    When the store fails on commit after the app succeeded, neither answer is good:
+    an error makes SNS redeliver and the work happen twice, and forgetting the commit lets a
+    redelivery after the claim's lease run it again. The backlog remembers such claims
+    (bounded, for the retention period): this process answers their redeliveries as
+    duplicates, and every later request first retries a few pending commits.
+
+    :param retention: how long a pending commit is remembered (the store's retention).
+    :param max_entries: bound on pending commits (oldest dropped first).
+    """
+
+    def __init__(
+        self,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+        max_entries: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._retention = retention.total_seconds()
+        self._max_entries = max_entries
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, tuple[Claim, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, key: object) -> bool:
+        entry = self._pending.get(key) if isinstance(key, str) else None
+        return entry is not None and self._monotonic() < entry[1]
+
+    def add(self, claim: Claim) -> None:
+        """Remember a commit the store refused."""
+        with self._lock:
+            self._pending[claim.key] = (claim, self._monotonic() + self._retention)
+            self._pending.move_to_end(claim.key)
+            while len(self._pending) > self._max_entries:
+                self._pending.popitem(last=False)
+
+    def flush(self, store: DedupeStore, limit: int = 8) -> None:
+        """Retry up to ``limit`` pending commits; stop at the first failure (still down)."""
+        now = self._monotonic()
+        with self._lock:
+            batch = list(self._pending.values())[:limit]
+        for claim, expires in batch:
+            if now < expires:
+                try:
+                    store.commit(claim)
+                except Exception:
+                    return
+            with self._lock:
+                if self._pending.get(claim.key, (None, 0.0))[0] is claim:
+                    del self._pending[claim.key]

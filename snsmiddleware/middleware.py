@@ -27,7 +27,7 @@ from webob import Request
 from .budgets import is_topic_verification
 from .certs import CertificateFetcher
 from .confirm import Confirmer, make_confirmer
-from .dedupe import ClaimState, DedupeStore, MemoryDedupeStore
+from .dedupe import Claim, ClaimState, CommitBacklog, DedupeStore, MemoryDedupeStore
 from .errors import (
     ConfigurationError,
     MethodNotAllowedError,
@@ -214,6 +214,7 @@ class SnsMiddleware:
             if dedupe is not None
             else MemoryDedupeStore(retention=self.verifier.freshness_window)
         )
+        self._backlog = CommitBacklog(retention=self.verifier.freshness_window)
         self.answer_budgets_verification = answer_budgets_verification
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -273,17 +274,22 @@ class SnsMiddleware:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         key = message.message_id
+        if self._backlog:  # commits the store refused earlier: retry, and honour them
+            self._backlog.flush(self.dedupe)
+            if key in self._backlog:
+                self._log(logging.INFO, "duplicate delivery ignored (commit pending)", message)
+                return _answer(start_response, 200, "duplicate", "already processed")
         try:
-            state = self.dedupe.claim(key)
+            claim = self.dedupe.claim(key)
         except Exception as exc:
             log.exception("de-duplication store failed on claim")
             raise TransientError(
                 "the de-duplication store is unavailable", reason="dedupe_unavailable"
             ) from exc
-        if state is ClaimState.DONE:
+        if claim.state is ClaimState.DONE:
             self._log(logging.INFO, "duplicate delivery ignored", message)
             return _answer(start_response, 200, "duplicate", "already processed")
-        if state is ClaimState.IN_PROGRESS:
+        if claim.state is ClaimState.IN_PROGRESS:
             raise TransientError(
                 "this message is being processed; try again later", reason="in_progress"
             )
@@ -294,18 +300,19 @@ class SnsMiddleware:
             status, headers, app_body = self._call_app(environ)
             succeeded = 200 <= int(status[:3]) < 300
         except Exception:
-            self._release(key)
+            self._release(claim)
             log.exception("the wrapped app failed message_id=%s", key)
             return _answer(start_response, 500, "app_error", "the application failed")
         if succeeded:
             try:
-                self.dedupe.commit(key)
+                self.dedupe.commit(claim)
             except Exception:
                 # The app has done its work: answering an error would make SNS redeliver
-                # and the work happen twice. Log loudly instead.
+                # and the work happen twice. Keep the commit here and retry it later.
                 log.exception("de-duplication store failed on commit message_id=%s", key)
+                self._backlog.add(claim)
         else:
-            self._release(key)
+            self._release(claim)
         self._log(logging.INFO, f"delivered to the app ({status})", message)
         start_response(status, headers)
         return [app_body]
@@ -321,11 +328,11 @@ class SnsMiddleware:
                 close()
         return status, list(headers), app_body
 
-    def _release(self, key: str) -> None:
+    def _release(self, claim: Claim) -> None:
         try:
-            self.dedupe.release(key)
+            self.dedupe.release(claim)
         except Exception:
-            log.exception("de-duplication store failed on release message_id=%s", key)
+            log.exception("de-duplication store failed on release message_id=%s", claim.key)
 
 
 def filter_app_factory(

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import webtest
 
-from snsmiddleware.dedupe import ClaimState, MemoryDedupeStore
+from snsmiddleware.dedupe import Claim, MemoryDedupeStore
 
 
 def assert_answer(response: webtest.TestResponse | Any, status: int, reason: str) -> None:
@@ -55,17 +55,17 @@ class RecordingStore(MemoryDedupeStore):
                 self.fail[method] -= 1
                 raise OSError(f"store down during {method}")
 
-    def claim(self, key: str) -> ClaimState:
+    def claim(self, key: str) -> Claim:
         self._maybe_fail("claim", key)
         return super().claim(key)
 
-    def commit(self, key: str) -> None:
-        self._maybe_fail("commit", key)
-        super().commit(key)
+    def commit(self, claim: Claim) -> None:
+        self._maybe_fail("commit", claim.key)
+        super().commit(claim)
 
-    def release(self, key: str) -> None:
-        self._maybe_fail("release", key)
-        super().release(key)
+    def release(self, claim: Claim) -> None:
+        self._maybe_fail("release", claim.key)
+        super().release(claim)
 
     def methods(self) -> list[str]:
         return [method for method, _ in self.calls]

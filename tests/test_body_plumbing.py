@@ -420,7 +420,7 @@ def test_app_iterable_closed_exactly_once(
     assert b"hunter2" not in body
     [only] = bodies
     assert only.closed == 1
-    state = store.claim(message.fields["MessageId"])
+    state = store.claim(message.fields["MessageId"]).state
     assert state is (ClaimState.CLAIMED if released else ClaimState.DONE)
 
 
@@ -464,7 +464,7 @@ def test_start_response_with_exc_info_is_500_and_claim_released(
     )
     assert (recorder.code, recorder.reason) == (500, "app_error")
     assert b"hunter2" not in body and b"Traceback" not in body
-    assert store.claim(message.fields["MessageId"]) is ClaimState.CLAIMED  # released earlier
+    assert store.claim(message.fields["MessageId"]).state is ClaimState.CLAIMED  # released earlier
 
 
 def test_write_callable_app(make_middleware: MakeMiddleware, signer: MessageSigner) -> None:

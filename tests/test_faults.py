@@ -331,27 +331,31 @@ def test_store_down_on_release_holds_the_claim_until_its_lease_lapses(
 def test_store_down_on_commit_answers_the_apps_success_once(
     make_middleware: MakeMiddleware, signer: MessageSigner, outbox: FileOutbox, tmp_path: Path
 ) -> None:
-    """The email went out, so SNS must hear 200 (a 5xx would send it again); a
-    redelivery while the claim's lease runs is held off with 503."""
+    """The email went out, so SNS must hear 200 (a 5xx would send it again); the refused
+    commit is kept in the process and retried by the next request, and the redelivery is a
+    duplicate."""
     store = RecordingStore(fail={"commit": 1})
     app = webtest.TestApp(make_middleware(app=budget_app(tmp_path, outbox), dedupe=store))
     message = budget_alert(signer)
     assert_answer(post_sns(app, PATH, message), 200, "sent")
-    assert_answer(post_sns(app, PATH, message), 503, "in_progress")
+    assert_answer(post_sns(app, PATH, message), 200, "duplicate")
+    assert store.methods().count("commit") == 2  # the refused commit, then its retry
+    assert_answer(post_sns(app, PATH, message), 200, "duplicate")  # now from the store
     assert len(emails_in(outbox.directory)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (SECURITY.md): a failed commit leaves only the claim, whose lease "
-    "lapses; a redelivery after that sends the email again. Closing it needs the store to "
-    "retry the commit or commit atomically with the send, not a local change",
-)
+@pytest.mark.parametrize("commit_failures", [1, 50])
 def test_store_down_on_commit_and_a_late_redelivery_still_sends_one_email(
-    make_middleware: MakeMiddleware, signer: MessageSigner, outbox: FileOutbox, tmp_path: Path
+    make_middleware: MakeMiddleware,
+    signer: MessageSigner,
+    outbox: FileOutbox,
+    tmp_path: Path,
+    commit_failures: int,
 ) -> None:
+    """Regression (issue 7): a failed commit used to leave only the claim, whose lease lapsed,
+    so a redelivery after two minutes sent the email again."""
     monotonic = FakeMonotonic()
-    store = RecordingStore(fail={"commit": 1}, monotonic=monotonic)
+    store = RecordingStore(fail={"commit": commit_failures}, monotonic=monotonic)
     app = webtest.TestApp(make_middleware(app=budget_app(tmp_path, outbox), dedupe=store))
     message = budget_alert(signer)
     assert_answer(post_sns(app, PATH, message), 200, "sent")

@@ -13,6 +13,7 @@ import pytest
 import webtest
 
 from snsmiddleware import (
+    Claim,
     ClaimState,
     ConfigurationError,
     MemoryDedupeStore,
@@ -422,7 +423,7 @@ def test_app_4xx_is_passed_through_and_not_committed(
     )
     message = signer.notification("x")
     assert post_sns(testapp, PATH, message).status_int == 422
-    assert store.claim(message.fields["MessageId"]) is ClaimState.CLAIMED
+    assert store.claim(message.fields["MessageId"]).state is ClaimState.CLAIMED
 
 
 def test_concurrent_duplicate_in_progress_gets_503(
@@ -438,13 +439,13 @@ def test_concurrent_duplicate_in_progress_gets_503(
 
 
 class BrokenStore:
-    def claim(self, key: str) -> ClaimState:
+    def claim(self, key: str) -> Claim:
         raise OSError("redis down")
 
-    def commit(self, key: str) -> None:
+    def commit(self, claim: Claim) -> None:
         raise AssertionError("not reached")
 
-    def release(self, key: str) -> None:
+    def release(self, claim: Claim) -> None:
         raise AssertionError("not reached")
 
 
@@ -528,4 +529,19 @@ def test_app_with_malformed_status_is_500_and_released(
     message = signer.notification("x")
     response = post_sns(testapp, PATH, message)
     assert (response.status_int, reason(response)) == (500, "app_error")
-    assert store.claim(message.fields["MessageId"]) is ClaimState.CLAIMED
+    assert store.claim(message.fields["MessageId"]).state is ClaimState.CLAIMED
+
+
+def test_release_after_a_lapsed_lease_keeps_the_newer_claim() -> None:
+    """Regression (issue 7): a request whose lease lapsed must not release the claim of the
+    request that took over, or a third delivery would run concurrently with the second."""
+    clock = [0.0]
+    store = MemoryDedupeStore(lease=timedelta(seconds=10), monotonic=lambda: clock[0])
+    first = store.claim("m")
+    clock[0] = 11.0
+    second = store.claim("m")
+    assert (first.state, second.state) == (ClaimState.CLAIMED, ClaimState.CLAIMED)
+    store.release(first)
+    assert store.claim("m").state is ClaimState.IN_PROGRESS
+    store.release(second)
+    assert store.claim("m").state is ClaimState.CLAIMED
