@@ -84,7 +84,7 @@ def _describe(app: Any, host: str, port: int, source: str) -> None:
         for path in sorted(app.paths):
             log.info("  SNS endpoint  http://%s:%d%s", host, port, path)
         log.info("  topics        %s", app.verifier.topics)
-        log.info("  dedupe        %s", type(app.dedupe).__name__)
+        log.info("  dedupe        %r", app.dedupe)
         inner = app.app
         mailer = getattr(inner, "mailer", None)
         if mailer is not None:

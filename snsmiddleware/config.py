@@ -18,7 +18,9 @@ from datetime import timedelta
 from email.utils import formataddr, getaddresses
 from typing import Any, Final
 
+from .dedupe import DedupeStore, MemoryDedupeStore
 from .errors import ConfigurationError
+from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE
 
 Converter = Callable[[str], Any]
 
@@ -115,6 +117,14 @@ def convert_options(
     return options
 
 
+def to_dedupe_spec(value: str) -> str:
+    """``memory`` or ``sqlite:<path>`` (checked here, built by :func:`middleware_options`)."""
+    text = value.strip()
+    if text != "memory" and not (text.startswith("sqlite:") and len(text) > len("sqlite:")):
+        raise ValueError(f"{value!r} is not 'memory' or 'sqlite:<path>'")
+    return text
+
+
 #: Options of :class:`~snsmiddleware.SnsMiddleware` that can be given as strings.
 MIDDLEWARE_OPTIONS: Final[Mapping[str, Converter]] = {
     "paths": to_words,
@@ -127,12 +137,33 @@ MIDDLEWARE_OPTIONS: Final[Mapping[str, Converter]] = {
     "max_body_bytes": to_positive_int,
     "emulator": to_text,
     "answer_budgets_verification": to_bool,
+    "dedupe": to_dedupe_spec,
 }
 
 
+def make_dedupe_store(spec: str, *, retention: timedelta) -> DedupeStore:
+    """Build the store a ``dedupe`` option names, remembering ids for ``retention``."""
+    if spec == "memory":
+        return MemoryDedupeStore(retention=retention)
+    from .dedupe_sqlite import SQLiteDedupeStore
+
+    return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention)
+
+
 def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict[str, Any]:
-    """Keyword arguments for :class:`~snsmiddleware.SnsMiddleware` from string options."""
-    return convert_options(conf, MIDDLEWARE_OPTIONS, section=section)
+    """Keyword arguments for :class:`~snsmiddleware.SnsMiddleware` from string options.
+
+    A ``dedupe`` spec becomes a store whose retention covers the freshness window these
+    same options define (a shorter one would let a late redelivery through).
+    """
+    options = convert_options(conf, MIDDLEWARE_OPTIONS, section=section)
+    spec = options.get("dedupe")
+    if isinstance(spec, str):
+        window = options.get("max_age", DEFAULT_MAX_AGE) + 2 * options.get(
+            "clock_skew", DEFAULT_CLOCK_SKEW
+        )
+        options["dedupe"] = make_dedupe_store(spec, retention=window)
+    return options
 
 
 def to_addresses(value: str) -> list[str]:

@@ -113,6 +113,9 @@ class MemoryDedupeStore:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __repr__(self) -> str:
+        return f"MemoryDedupeStore(max_entries={self._max_entries})"
+
     def claim(self, key: str) -> Claim:
         now = self._monotonic()
         with self._lock:

@@ -59,6 +59,7 @@ EMBEDDED_DEFAULTS: Final[Mapping[str, str]] = {
     "threads": "4",
     "paths": DEFAULT_PATH,
     "topics": DEFAULT_TOPIC,
+    "dedupe": "sqlite:var/dedupe.sqlite3",  # durable across restarts, shared by processes
     # mailer: the file outbox in ./outbox, BudgetApp's own default
     "default_recipients": "Budget owner <budget-owner@localhost>",
 }

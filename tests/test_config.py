@@ -10,7 +10,7 @@ import pytest
 import webtest
 from paste.deploy import loadapp
 
-from snsmiddleware import ConfigurationError, SnsMiddleware, SnsVerifier
+from snsmiddleware import ConfigurationError, MemoryDedupeStore, SnsMiddleware, SnsVerifier
 from snsmiddleware.config import (
     middleware_options,
     to_bool,
@@ -95,6 +95,19 @@ def test_middleware_options_convert_and_name_bad_keys() -> None:
         middleware_options({"topic": TOPIC})
     with pytest.raises(ConfigurationError, match=r"\[sns\] confirm"):
         middleware_options({"confirm": "email"})
+
+
+def test_dedupe_spec_builds_a_store_covering_the_freshness_window(tmp_path: Path) -> None:
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+    options = middleware_options({"dedupe": f"sqlite:{tmp_path / 'd.sqlite3'}", "max_age": "2h"})
+    store = options["dedupe"]
+    assert isinstance(store, SQLiteDedupeStore)
+    assert store._retention == (timedelta(hours=2) + timedelta(minutes=10)).total_seconds()
+    assert isinstance(middleware_options({"dedupe": "memory"})["dedupe"], MemoryDedupeStore)
+    for bad in ("redis", "sqlite:", "sqlite", "mem"):
+        with pytest.raises(ConfigurationError, match="dedupe"):
+            middleware_options({"dedupe": bad})
 
 
 def test_paste_egg_entry_point_builds_the_configured_middleware() -> None:

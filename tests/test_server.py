@@ -24,6 +24,7 @@ from snsmiddleware import SnsMiddleware
 from snsmiddleware.budget_app import BudgetApp
 from snsmiddleware.certs import CertificateStore
 from snsmiddleware.cli import main
+from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 from snsmiddleware.devmode import load_or_create_dev_ca, sample_budget_alert
 from snsmiddleware.errors import CertificateError
 from snsmiddleware.server import (
@@ -182,6 +183,9 @@ def test_embedded_defaults_build_budget_app_behind_middleware(
     assert isinstance(app, SnsMiddleware) and isinstance(app.app, BudgetApp)
     assert app.paths == frozenset({SNS_PATH})
     assert (tmp_path / "outbox").is_dir()
+    assert isinstance(app.dedupe, SQLiteDedupeStore)
+    assert app.dedupe.path == Path("var/dedupe.sqlite3")
+    assert (tmp_path / "var" / "dedupe.sqlite3").is_file()
 
 
 def refuse_to_serve(*args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,156 @@
+"""SQLiteDedupeStore: durable de-duplication for one host, across restarts and processes.
+
+The embedded default of the standalone server. SQLite in WAL mode lets several processes on
+one host share the file safely; every operation is a single statement, so it is atomic
+without holding a transaction open across the app call:
+
+* claim is an upsert that only takes a row that is absent or whose claim or retention has
+  expired; whether it changed the row says who won;
+* commit marks the row done with the retention period; release deletes the row only if it
+  still holds *this* claim (its token) and is not done.
+
+Times are wall-clock seconds (``time.time``): a monotonic clock means nothing to another
+process or after a restart. Expired rows are purged now and then, in bounded batches, so the
+file does not grow without limit.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+from .dedupe import DEFAULT_LEASE, DEFAULT_RETENTION, Claim, ClaimState
+from .errors import ConfigurationError
+
+#: How long a statement waits for another process's write lock before failing (503).
+DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=5)
+#: Expired rows are purged at most this often, this many at a time.
+PURGE_INTERVAL_SECONDS: Final = 60.0
+PURGE_BATCH: Final = 10_000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS sns_claims (
+    key TEXT PRIMARY KEY,
+    done INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    token TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sns_claims_expires ON sns_claims (expires);
+"""
+_CLAIM: Final = """
+INSERT INTO sns_claims (key, done, expires, token) VALUES (?, 0, ?, ?)
+ON CONFLICT (key) DO UPDATE SET done = 0, expires = excluded.expires, token = excluded.token
+WHERE sns_claims.expires <= ?
+"""
+_STATE: Final = "SELECT done FROM sns_claims WHERE key = ?"
+_COMMIT: Final = """
+INSERT INTO sns_claims (key, done, expires, token) VALUES (?, 1, ?, ?)
+ON CONFLICT (key) DO UPDATE SET done = 1, expires = excluded.expires, token = excluded.token
+"""
+_RELEASE: Final = "DELETE FROM sns_claims WHERE key = ? AND token = ? AND done = 0"
+_PURGE: Final = (
+    "DELETE FROM sns_claims WHERE key IN (SELECT key FROM sns_claims WHERE expires <= ? LIMIT ?)"
+)
+
+
+class SQLiteDedupeStore:
+    """De-duplication in a SQLite file, shared by the threads and processes of one host.
+
+    :param path: the database file (its directory is created if missing).
+    :param lease: how long an unfinished claim blocks redeliveries.
+    :param retention: how long a processed id is remembered.
+    :param busy_timeout: how long to wait for another writer before failing.
+    :param clock: wall-clock seconds (tests inject a fake one).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lease: timedelta = DEFAULT_LEASE,
+        retention: timedelta = DEFAULT_RETENTION,
+        busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self._lease = lease.total_seconds()
+        self._retention = retention.total_seconds()
+        self._busy_timeout = busy_timeout.total_seconds()
+        self._clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._next_purge = 0.0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection().executescript(_SCHEMA)  # fail at startup, not on an alert
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(
+                f"the de-duplication store {self.path} is unusable: {exc}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"SQLiteDedupeStore({str(self.path)!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            # Autocommit: each statement is its own transaction, and none stays open.
+            # One connection per thread; check_same_thread=False only lets close() (from
+            # any thread) close them all.
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def claim(self, key: str) -> Claim:
+        now = self._clock()
+        connection = self._connection()
+        token = uuid.uuid4().hex  # unique across processes, not just this one
+        cursor = connection.execute(_CLAIM, (key, now + self._lease, token, now))
+        if cursor.rowcount == 1:
+            self._maybe_purge(connection, now)
+            return Claim(key, ClaimState.CLAIMED, token)
+        row = connection.execute(_STATE, (key,)).fetchone()
+        # A row released between the two statements counts as held: SNS retries soon.
+        return Claim(key, ClaimState.DONE if row is not None and row[0] else ClaimState.IN_PROGRESS)
+
+    def commit(self, claim: Claim) -> None:
+        now = self._clock()
+        self._connection().execute(_COMMIT, (claim.key, now + self._retention, claim.token))
+
+    def release(self, claim: Claim) -> None:
+        self._connection().execute(_RELEASE, (claim.key, claim.token))
+
+    def _maybe_purge(self, connection: sqlite3.Connection, now: float) -> None:
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_INTERVAL_SECONDS
+        connection.execute(_PURGE, (now, PURGE_BATCH))
+
+    def __len__(self) -> int:
+        """Rows in the file, expired ones included until purged (for tests and metrics)."""
+        return int(self._connection().execute("SELECT count(*) FROM sns_claims").fetchone()[0])
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()

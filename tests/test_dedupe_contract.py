@@ -1,0 +1,186 @@
+"""One contract for every DedupeStore: the claim/commit/release rules "exactly once" rests on.
+
+Each store runs the same tests; a new store joins by adding a ``make_store`` param.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from snsmiddleware import ConfigurationError
+from snsmiddleware.dedupe import ClaimState, DedupeStore, MemoryDedupeStore
+from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+LEASE = timedelta(seconds=30)
+RETENTION = timedelta(minutes=10)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta.total_seconds()
+
+
+MakeStore = Callable[[], DedupeStore]
+
+
+@pytest.fixture
+def clock() -> FakeClock:  # shadows conftest's datetime clock: stores count seconds
+    return FakeClock()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> Iterator[MakeStore]:
+    stores: list[DedupeStore] = []
+
+    def make() -> DedupeStore:
+        store: DedupeStore
+        if request.param == "memory":
+            store = MemoryDedupeStore(lease=LEASE, retention=RETENTION, monotonic=clock)
+        else:
+            store = SQLiteDedupeStore(
+                tmp_path / "dedupe.sqlite3", lease=LEASE, retention=RETENTION, clock=clock
+            )
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+def test_first_claim_wins_and_holds_until_commit(make_store: MakeStore) -> None:
+    store = make_store()
+    first = store.claim("m1")
+    assert first.state is ClaimState.CLAIMED and first.token
+    assert store.claim("m1").state is ClaimState.IN_PROGRESS
+    store.commit(first)
+    assert store.claim("m1").state is ClaimState.DONE
+    assert store.claim("m2").state is ClaimState.CLAIMED
+
+
+def test_release_lets_a_redelivery_run(make_store: MakeStore) -> None:
+    store = make_store()
+    store.release(store.claim("m1"))
+    assert store.claim("m1").state is ClaimState.CLAIMED
+
+
+def test_lapsed_lease_can_be_reclaimed_and_old_release_spares_new_claim(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = make_store()
+    first = store.claim("m1")
+    clock.advance(LEASE + timedelta(seconds=1))
+    second = store.claim("m1")
+    assert second.state is ClaimState.CLAIMED and second.token != first.token
+    store.release(first)  # the lapsed holder gives up: must not drop the new claim
+    assert store.claim("m1").state is ClaimState.IN_PROGRESS
+
+
+def test_commit_is_remembered_for_the_retention_period(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = make_store()
+    store.commit(store.claim("m1"))
+    clock.advance(RETENTION - timedelta(seconds=1))
+    assert store.claim("m1").state is ClaimState.DONE
+    clock.advance(timedelta(seconds=2))
+    assert store.claim("m1").state is ClaimState.CLAIMED
+
+
+def test_release_after_commit_keeps_it_done(make_store: MakeStore) -> None:
+    store = make_store()
+    claim = store.claim("m1")
+    store.commit(claim)
+    store.release(claim)
+    assert store.claim("m1").state is ClaimState.DONE
+
+
+def test_concurrent_claims_have_exactly_one_winner(make_store: MakeStore) -> None:
+    store = make_store()
+    barrier = threading.Barrier(16)
+
+    def claim(_: int) -> ClaimState:
+        barrier.wait(timeout=10)
+        return store.claim("contested").state
+
+    with ThreadPoolExecutor(16) as pool:
+        states = list(pool.map(claim, range(16)))
+    assert states.count(ClaimState.CLAIMED) == 1
+    assert states.count(ClaimState.IN_PROGRESS) == 15
+
+
+# --- SQLite only: durability and several processes -----------------------------------------
+
+
+def test_sqlite_store_survives_a_restart_with_claims_and_commits(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "var" / "dedupe.sqlite3"
+    store = SQLiteDedupeStore(path, lease=LEASE, retention=RETENTION, clock=clock)
+    store.commit(store.claim("done"))
+    held = store.claim("held")
+    store.close()
+    reopened = SQLiteDedupeStore(path, lease=LEASE, retention=RETENTION, clock=clock)
+    assert reopened.claim("done").state is ClaimState.DONE
+    assert reopened.claim("held").state is ClaimState.IN_PROGRESS
+    clock.advance(LEASE + timedelta(seconds=1))  # the crashed holder's lease lapses
+    assert reopened.claim("held").state is ClaimState.CLAIMED
+    assert held.token
+    reopened.close()
+
+
+def test_sqlite_purges_expired_rows(tmp_path: Path, clock: FakeClock) -> None:
+    store = SQLiteDedupeStore(tmp_path / "d.sqlite3", lease=LEASE, retention=RETENTION, clock=clock)
+    for index in range(50):
+        store.commit(store.claim(f"old-{index}"))
+    clock.advance(RETENTION + timedelta(minutes=5))
+    store.claim("new")
+    assert len(store) == 1
+    store.close()
+
+
+def test_sqlite_unusable_path_fails_at_startup(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigurationError):
+        SQLiteDedupeStore(blocker / "dedupe.sqlite3")
+
+
+def _claim_many(path: str, keys: list[str], start: multiprocessing.synchronize.Event) -> list[str]:
+    store = SQLiteDedupeStore(path)
+    start.wait(10)
+    won = [key for key in keys if store.claim(key).state is ClaimState.CLAIMED]
+    store.close()
+    return won
+
+
+def test_sqlite_two_processes_claim_each_key_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite3")
+    SQLiteDedupeStore(path).close()  # create the schema once
+    keys = [f"m{index}" for index in range(300)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Event()
+        with context.Pool(2) as pool:
+            results = [pool.apply_async(_claim_many, (path, keys, start)) for _ in range(2)]
+            start.set()
+            won = [result.get(timeout=60) for result in results]
+    assert sorted(won[0] + won[1]) == sorted(keys)
+    assert not set(won[0]) & set(won[1])
