@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .errors import MessageFormatError, SignatureError
-from .message import NOTIFICATION, SnsMessage
+from .message import NOTIFICATION, Notification, SnsMessage
 
 _NOTIFICATION_KEYS: Final = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _CONFIRMATION_KEYS: Final = (
@@ -46,10 +46,21 @@ def string_to_sign(fields: Mapping[str, str] | SnsMessage) -> bytes:
 
     Accepts a parsed message or a plain mapping of fields (the testing kit signs those).
     """
+    if isinstance(fields, Notification):  # the hot path: straight from the parsed fields
+        subject = "" if fields.subject is None else f"Subject\n{fields.subject}\n"
+        text = (
+            f"Message\n{fields.message}\nMessageId\n{fields.message_id}\n{subject}"
+            f"Timestamp\n{fields.timestamp}\nTopicArn\n{fields.topic_arn}\nType\n{fields.type}\n"
+        )
+        return _encode(text)
     values = fields.fields if isinstance(fields, SnsMessage) else fields
     text = "".join(
         [f"{key}\n{values[key]}\n" for key in signed_keys(values["Type"]) if key in values]
     )
+    return _encode(text)
+
+
+def _encode(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -1,0 +1,375 @@
+"""The benchmark suite: every figure is a ratio against a baseline measured in the same run.
+
+The machine is shared and noisy, so absolute numbers mean little; each measurement runs
+several rounds, alternating the measured code and its baseline, and reports medians.
+
+    .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
+    .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
+                                                  # http, budget
+
+Not part of the test suite, and it asserts nothing about time: it prints what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from snsmiddleware import SnsVerifier
+from snsmiddleware.dedupe import MemoryDedupeStore
+from snsmiddleware.signing import decode_signature, hash_for, string_to_sign
+from snsmiddleware.testing import MessageSigner, TestCA
+
+HERE = Path(__file__).resolve().parent
+TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
+RESULTS: dict[str, Any] = {}
+
+
+def median_of(rounds: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(rounds))
+
+
+def report(name: str, **values: Any) -> None:
+    RESULTS[name] = values
+    shown = ", ".join(
+        f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
+    print(f"{name}: {shown}", flush=True)
+
+
+# --- 1. verify core vs the RSA floor ----------------------------------------------------------
+
+
+def bench_verify(rounds: int = 7, count: int = 2000) -> None:
+    ca = TestCA()
+    for version in ("1", "2"):
+        _verify_version(ca, version, rounds, count)
+
+
+def _verify_version(ca: TestCA, version: str, rounds: int, count: int) -> None:
+    signer = MessageSigner(ca, topic_arn=TOPIC, signature_version=version)
+    messages = [signer.notification(f"alert {i}", Subject="AWS Budgets: x") for i in range(count)]
+    bodies = [(m.body, {k.lower(): v for k, v in m.headers.items()}) for m in messages]
+    verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=signer.fetch_certificate)
+    verifier.verify(*bodies[0])  # certificate cached from here on
+    key = ca.certificate.public_key()
+    prepared = [
+        (decode_signature(m.fields["Signature"]), string_to_sign(dict(m.fields))) for m in messages
+    ]
+    pad, algorithm = padding.PKCS1v15(), hash_for(version)
+
+    def floor() -> float:
+        started = time.perf_counter()
+        for signature, data in prepared:
+            key.verify(signature, data, pad, algorithm)  # type: ignore[union-attr]
+        return time.perf_counter() - started
+
+    def full() -> float:
+        started = time.perf_counter()
+        for body, headers in bodies:
+            verifier.verify(body, headers)
+        return time.perf_counter() - started
+
+    floors, fulls = [], []
+    for _ in range(rounds):  # alternating, so both see the same noise
+        floors.append(floor())
+        fulls.append(full())
+    f, g = statistics.median(floors), statistics.median(fulls)
+    report(
+        f"verify_v{version}",
+        floor_us=f / count * 1e6,
+        verify_us=g / count * 1e6,
+        ratio=f / g,
+        target=0.65,
+    )
+
+
+# --- 3. certificate downloads under concurrency -------------------------------------------------
+
+
+def bench_certificates(concurrency: int = 64) -> None:
+    signer = MessageSigner(topic_arn=TOPIC)
+    downloads = []
+
+    def slow_fetch(url: str) -> bytes:
+        downloads.append(url)
+        time.sleep(0.2)  # a slow certificate host: everyone arrives while it downloads
+        return signer.fetch_certificate(url)
+
+    verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=slow_fetch)
+    messages = [signer.notification(f"m{i}") for i in range(concurrency)]
+    barrier = threading.Barrier(concurrency)
+
+    def first_request(index: int) -> None:
+        message = messages[index]
+        barrier.wait()
+        verifier.verify(message.body, {k.lower(): v for k, v in message.headers.items()})
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(first_request, range(concurrency)))
+    report("certificate_downloads", concurrent_first_requests=concurrency, downloads=len(downloads))
+
+
+# --- 4. import cost and bounded memory ----------------------------------------------------------
+
+
+def bench_import(rounds: int = 9) -> None:
+    code = (
+        "import time; t=time.perf_counter(); import snsmiddleware; "
+        "import sys; print(time.perf_counter()-t, 'boto3' in sys.modules)"
+    )
+    baseline_code = "import time; t=time.perf_counter(); import json; print(time.perf_counter()-t)"
+
+    def run(source: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", source], capture_output=True, text=True, check=True
+        )
+        return done.stdout.split()
+
+    times, boto = [], set()
+    for _ in range(rounds):
+        seconds, loaded = run(code)
+        times.append(float(seconds))
+        boto.add(loaded)
+    report(
+        "import_snsmiddleware",
+        median_ms=statistics.median(times) * 1e3,
+        boto3_imported=",".join(sorted(boto)),
+        interpreter_start_ms=median_of(rounds, lambda: _startup_ms(baseline_code)),
+    )
+
+
+def _startup_ms(source: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", source], capture_output=True, check=True)
+    return (time.perf_counter() - started) * 1e3
+
+
+def bench_memory(ids: int = 1_000_000) -> None:
+    tracemalloc.start()
+    store = MemoryDedupeStore()
+    before = tracemalloc.get_traced_memory()[0]
+    for index in range(ids):
+        store.commit(store.claim(f"{index:08x}-0000-4000-8000-000000000000"))
+    bounded = tracemalloc.get_traced_memory()[0] - before
+    entries = len(store)
+    del store
+    unbounded_store: dict[str, float] = {}
+    before = tracemalloc.get_traced_memory()[0]
+    for index in range(ids):
+        unbounded_store[f"{index:08x}-0000-4000-8000-000000000000"] = 0.0
+    unbounded = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    report(
+        "memory_store_1M_ids",
+        entries_kept=entries,
+        store_mb=bounded / 2**20,
+        unbounded_dict_mb=unbounded / 2**20,
+    )
+
+
+# --- 2 and 5. over HTTP with wrk ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_bodies(path: Path, messages: Iterable[Any]) -> int:
+    count = 0
+    with path.open("w") as out:
+        for signed in messages:
+            body = json.dumps(dict(signed.fields))  # compact: one line per message
+            out.write(f"{signed.fields['MessageId']}\t{signed.fields['TopicArn']}\t{body}\n")
+            count += 1
+    return count
+
+
+class ServerProcess:
+    """``benchmarks.server`` in a process of its own, on a free port."""
+
+    def __init__(self, kind: str, ca_dir: Path, outbox: Path, threads: int) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.server",
+                kind,
+                str(self.port),
+                str(ca_dir),
+                str(outbox),
+            ],
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "BENCH_THREADS": str(threads)},
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"benchmark server {kind} did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def run_wrk(port: int, bodies: Path, seconds: int, connections: int) -> dict[str, float]:
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(HERE / "sns.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+        env={**os.environ, "SNS_BODIES": str(bodies)},
+    )
+    result: dict[str, float] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif parts[:1] and parts[0] in {"50%", "90%", "99%"}:
+            result[f"p{parts[0][:-1]}_ms"] = _ms(parts[1])
+        elif "Non-2xx" in line:
+            result["non_2xx"] = float(parts[-1])
+        elif "requests in" in line:
+            result["requests"] = float(parts[0])
+    return result
+
+
+def _ms(text: str) -> float:
+    for unit, factor in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+def bench_http(
+    kind: str = "http",
+    rounds: int = 3,
+    seconds: int = 4,
+    connections: int = 8,
+    threads: int = 4,
+) -> None:
+    """wrk against waitress with and without the middleware (or with the budget app)."""
+    if shutil.which("wrk") is None:
+        print(f"{kind}: skipped, wrk is not installed (scripts/bench installs it)")
+        return
+    work = Path(tempfile.mkdtemp(prefix="snsbench-"))
+    ca = TestCA()
+    ca.save(work / "ca")
+    signer = MessageSigner(ca, topic_arn=TOPIC)
+    # Every server process starts with an empty store, so one set of distinct bodies, larger
+    # than any run sends, serves every round without a duplicate.
+    count = (25_000 if kind == "http" else 6_000) * seconds // 4
+    if kind == "http":
+        messages: Iterable[Any] = (signer.notification(f"m{i}") for i in range(count))
+    else:
+        from snsmiddleware.devmode import sample_budget_alert
+
+        subject, text = sample_budget_alert()
+        messages = (signer.notification(text, Subject=subject) for _ in range(count))
+    bodies = work / "bodies.tsv"
+    write_bodies(bodies, messages)
+    measured = "sns" if kind == "http" else "budget"
+    results: dict[str, list[dict[str, float]]] = {"bare": [], measured: []}
+    for round_index in range(rounds):
+        for label in results:
+            server = ServerProcess(label, work / "ca", work / f"outbox-{round_index}", threads)
+            try:
+                result = run_wrk(server.port, bodies, seconds, connections)
+            finally:
+                server.stop()
+            results[label].append(result)
+            print(
+                f"  {kind} threads={threads} round {round_index + 1} {label}: {result}", flush=True
+            )
+    bare_rps = statistics.median(r["rps"] for r in results["bare"])
+    sns_rps = statistics.median(r["rps"] for r in results[measured])
+    sent = statistics.median(r.get("requests", 0.0) for r in results[measured])
+    report(
+        f"{'http' if kind == 'http' else 'budget_alert'}_end_to_end_threads{threads}",
+        bare_rps=bare_rps,
+        measured_rps=sns_rps,
+        ratio=sns_rps / bare_rps,
+        all_distinct=sent <= count,
+        **{
+            f"measured_{k}": statistics.median(r.get(k, 0.0) for r in results[measured])
+            for k in ("p50_ms", "p90_ms", "p99_ms", "non_2xx")
+        },
+        **{
+            f"bare_{k}": statistics.median(r.get(k, 0.0) for r in results["bare"])
+            for k in ("p50_ms", "p90_ms", "p99_ms")
+        },
+        target=0.85 if kind == "http" else "report",
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _for_threads(kind: str, thread_counts: Iterable[int]) -> None:
+    for threads in thread_counts:
+        bench_http(kind, threads=threads)
+
+
+PARTS: dict[str, Callable[[], None]] = {
+    "verify": bench_verify,
+    "certs": bench_certificates,
+    "import": bench_import,
+    "memory": bench_memory,
+    "http": lambda: _for_threads("http", (4, 1)),
+    "budget": lambda: bench_http("budget", threads=4),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("parts", nargs="*", help=f"any of {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores", flush=True)
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(unknown)}")
+    for part in args.parts or PARTS:
+        PARTS[part]()
+    if args.json:
+        Path(args.json).write_text(json.dumps(RESULTS, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
