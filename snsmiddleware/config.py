@@ -118,10 +118,15 @@ def convert_options(
 
 
 def to_dedupe_spec(value: str) -> str:
-    """``memory`` or ``sqlite:<path>`` (checked here, built by :func:`middleware_options`)."""
+    """``memory``, ``sqlite:<path>`` or a ``redis://`` / ``rediss://`` URL (checked here,
+    built by :func:`middleware_options`)."""
     text = value.strip()
-    if text != "memory" and not (text.startswith("sqlite:") and len(text) > len("sqlite:")):
-        raise ValueError(f"{value!r} is not 'memory' or 'sqlite:<path>'")
+    if not (
+        text == "memory"
+        or (text.startswith("sqlite:") and len(text) > len("sqlite:"))
+        or text.startswith(("redis://", "rediss://"))
+    ):
+        raise ValueError(f"{value!r} is not 'memory', 'sqlite:<path>' or a redis:// URL")
     return text
 
 
@@ -145,6 +150,10 @@ def make_dedupe_store(spec: str, *, retention: timedelta) -> DedupeStore:
     """Build the store a ``dedupe`` option names, remembering ids for ``retention``."""
     if spec == "memory":
         return MemoryDedupeStore(retention=retention)
+    if spec.startswith(("redis://", "rediss://")):
+        from .dedupe_redis import RedisDedupeStore
+
+        return RedisDedupeStore(spec, retention=retention)
     from .dedupe_sqlite import SQLiteDedupeStore
 
     return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention)

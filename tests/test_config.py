@@ -105,7 +105,11 @@ def test_dedupe_spec_builds_a_store_covering_the_freshness_window(tmp_path: Path
     assert isinstance(store, SQLiteDedupeStore)
     assert store._retention == (timedelta(hours=2) + timedelta(minutes=10)).total_seconds()
     assert isinstance(middleware_options({"dedupe": "memory"})["dedupe"], MemoryDedupeStore)
-    for bad in ("redis", "sqlite:", "sqlite", "mem"):
+    from snsmiddleware.dedupe_redis import RedisDedupeStore
+
+    redis_store = middleware_options({"dedupe": "redis://127.0.0.1:1/0"})["dedupe"]
+    assert isinstance(redis_store, RedisDedupeStore)  # built without connecting
+    for bad in ("redis", "sqlite:", "sqlite", "mem", "http://redis"):
         with pytest.raises(ConfigurationError, match="dedupe"):
             middleware_options({"dedupe": bad})
 

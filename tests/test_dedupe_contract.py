@@ -1,22 +1,29 @@
 """One contract for every DedupeStore: the claim/commit/release rules "exactly once" rests on.
 
-Each store runs the same tests; a new store joins by adding a ``make_store`` param.
+Each store runs the same tests; a new store joins by adding a ``harness`` param.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from snsmiddleware import ConfigurationError
 from snsmiddleware.dedupe import ClaimState, DedupeStore, MemoryDedupeStore
+from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+from ._redis_helpers import start_redis
 
 LEASE = timedelta(seconds=30)
 RETENTION = timedelta(minutes=10)
@@ -33,7 +40,15 @@ class FakeClock:
         self.now += delta.total_seconds()
 
 
-MakeStore = Callable[[], DedupeStore]
+@dataclass
+class Harness:
+    """A way to build one kind of store, its lease and retention, and to let time pass
+    (a fake clock where the store takes one; real, short waits for Redis)."""
+
+    make: Callable[[], DedupeStore]
+    lease: timedelta
+    retention: timedelta
+    advance: Callable[[timedelta], None]
 
 
 @pytest.fixture
@@ -41,15 +56,29 @@ def clock() -> FakeClock:  # shadows conftest's datetime clock: stores count sec
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_store(
-    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
-) -> Iterator[MakeStore]:
-    stores: list[DedupeStore] = []
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from start_redis(tmp_path_factory.mktemp("redis"))
 
-    def make() -> DedupeStore:
-        store: DedupeStore
-        if request.param == "memory":
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def harness(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path) -> Iterator[Harness]:
+    stores: list[Any] = []
+    kind = request.param
+    if kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = f"test-{uuid.uuid4().hex}:"
+        lease, retention = timedelta(milliseconds=300), timedelta(milliseconds=700)
+
+        def make() -> DedupeStore:
+            return RedisDedupeStore(url, lease=lease, retention=retention, key_prefix=prefix)
+
+        yield Harness(make, lease, retention, lambda delta: time.sleep(delta.total_seconds()))
+        return
+
+    def make_local() -> DedupeStore:
+        store: Any
+        if kind == "memory":
             store = MemoryDedupeStore(lease=LEASE, retention=RETENTION, monotonic=clock)
         else:
             store = SQLiteDedupeStore(
@@ -58,15 +87,15 @@ def make_store(
         stores.append(store)
         return store
 
-    yield make
+    yield Harness(make_local, LEASE, RETENTION, clock.advance)
     for store in stores:
         close = getattr(store, "close", None)
         if close is not None:
             close()
 
 
-def test_first_claim_wins_and_holds_until_commit(make_store: MakeStore) -> None:
-    store = make_store()
+def test_first_claim_wins_and_holds_until_commit(harness: Harness) -> None:
+    store = harness.make()
     first = store.claim("m1")
     assert first.state is ClaimState.CLAIMED and first.token
     assert store.claim("m1").state is ClaimState.IN_PROGRESS
@@ -75,45 +104,43 @@ def test_first_claim_wins_and_holds_until_commit(make_store: MakeStore) -> None:
     assert store.claim("m2").state is ClaimState.CLAIMED
 
 
-def test_release_lets_a_redelivery_run(make_store: MakeStore) -> None:
-    store = make_store()
+def test_release_lets_a_redelivery_run(harness: Harness) -> None:
+    store = harness.make()
     store.release(store.claim("m1"))
     assert store.claim("m1").state is ClaimState.CLAIMED
 
 
 def test_lapsed_lease_can_be_reclaimed_and_old_release_spares_new_claim(
-    make_store: MakeStore, clock: FakeClock
+    harness: Harness,
 ) -> None:
-    store = make_store()
+    store = harness.make()
     first = store.claim("m1")
-    clock.advance(LEASE + timedelta(seconds=1))
+    harness.advance(harness.lease * 1.5)
     second = store.claim("m1")
     assert second.state is ClaimState.CLAIMED and second.token != first.token
     store.release(first)  # the lapsed holder gives up: must not drop the new claim
     assert store.claim("m1").state is ClaimState.IN_PROGRESS
 
 
-def test_commit_is_remembered_for_the_retention_period(
-    make_store: MakeStore, clock: FakeClock
-) -> None:
-    store = make_store()
+def test_commit_is_remembered_for_the_retention_period(harness: Harness) -> None:
+    store = harness.make()
     store.commit(store.claim("m1"))
-    clock.advance(RETENTION - timedelta(seconds=1))
+    harness.advance(harness.retention * 0.4)
     assert store.claim("m1").state is ClaimState.DONE
-    clock.advance(timedelta(seconds=2))
+    harness.advance(harness.retention * 0.8)
     assert store.claim("m1").state is ClaimState.CLAIMED
 
 
-def test_release_after_commit_keeps_it_done(make_store: MakeStore) -> None:
-    store = make_store()
+def test_release_after_commit_keeps_it_done(harness: Harness) -> None:
+    store = harness.make()
     claim = store.claim("m1")
     store.commit(claim)
     store.release(claim)
     assert store.claim("m1").state is ClaimState.DONE
 
 
-def test_concurrent_claims_have_exactly_one_winner(make_store: MakeStore) -> None:
-    store = make_store()
+def test_concurrent_claims_have_exactly_one_winner(harness: Harness) -> None:
+    store = harness.make()
     barrier = threading.Barrier(16)
 
     def claim(_: int) -> ClaimState:
@@ -184,3 +211,26 @@ def test_sqlite_two_processes_claim_each_key_once(tmp_path: Path) -> None:
             won = [result.get(timeout=60) for result in results]
     assert sorted(won[0] + won[1]) == sorted(keys)
     assert not set(won[0]) & set(won[1])
+
+
+def test_memory_store_stays_bounded_under_a_million_distinct_ids() -> None:
+    """Issue 5: a flood of distinct ids cannot grow memory without limit."""
+    import tracemalloc
+
+    store = MemoryDedupeStore(max_entries=10_000)
+
+    def flood(start: int, stop: int) -> None:
+        for index in range(start, stop):
+            store.commit(store.claim(f"{index:08x}-flood"))
+
+    flood(0, 900_000)  # untraced: tracemalloc would make this several times slower
+    tracemalloc.start()
+    try:
+        flood(900_000, 950_000)  # lets tracing see the store's steady state once
+        before = tracemalloc.get_traced_memory()[0]
+        flood(950_000, 1_000_000)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(store) == 10_000
+    assert grown < 64 * 1024  # flat: 50,000 more ids cost nothing (unbounded: ~7 MB)
