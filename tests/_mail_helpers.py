@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -31,17 +30,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from ._net import free_port
+
 LOCALHOST = "127.0.0.1"
 SMTP_USER = "alerts"
 SMTP_PASSWORD = "correct horse battery staple"
 SES_REGION = "us-east-1"
 VERIFIED_SENDER = "alerts@example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def parse_email(data: bytes | str) -> EmailMessage:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,8 @@ import webtest
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.testing import MessageSigner, SignedMessage, TestCA, post_sns
 
-from ._redis_helpers import free_port, start_redis
+from ._net import free_port, wait_for_port
+from ._redis_helpers import start_redis
 from .conftest import PATH, EchoApp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,15 +52,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server process did not start") from None
-                time.sleep(0.05)
+        wait_for_port(self.port, self.process)
 
     def stop(self) -> None:
         if self.process.poll() is None:

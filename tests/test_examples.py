@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import webtest
 
 from snsmiddleware.testing import FrozenClock, MessageSigner, post_sns
 
+from ._net import free_port
 from .conftest import PATH, TOPIC
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,12 +76,6 @@ def test_standalone_example_in_process(kit_options: dict[str, Any], signer: Mess
     testapp = webtest.TestApp(create_app(**kit_options))
     response = post_sns(testapp, PATH, signer.notification("x"))
     assert (response.status_int, response.text) == (200, "ok\n")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_standalone_example_serves_over_http(signer: MessageSigner) -> None:

@@ -7,10 +7,8 @@ import email
 import email.policy
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,15 +33,11 @@ from snsmiddleware.server import (
 )
 from snsmiddleware.testing import MessageSigner, post_sns
 
+from ._net import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PASTE_INI = ROOT / "examples" / "paste.ini"
 SNS_PATH = "/sns/budgets"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -56,16 +50,11 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError(f"server did not start:\n{self.log.read_text()}") from None
-                time.sleep(0.1)
+        try:
+            wait_for_port(port, self.process)
+        except RuntimeError as exc:
+            self.stop()
+            raise AssertionError(f"server did not start ({exc}):\n{self.log.read_text()}") from None
 
     def stop(self) -> None:
         if self.process.poll() is None:
