@@ -231,6 +231,7 @@ BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
     "ses_region": to_text,
     "ses_configuration_set": to_text,
     "ses_endpoint_url": to_text,
+    "ses_api": one_of("v2", "v1"),
 }
 _MAILER_OPTIONS: Final = {
     "file": {"outbox"},
@@ -242,7 +243,7 @@ _MAILER_OPTIONS: Final = {
         "smtp_password",
         "smtp_timeout",
     },
-    "ses": {"ses_region", "ses_configuration_set", "ses_endpoint_url"},
+    "ses": {"ses_region", "ses_configuration_set", "ses_endpoint_url", "ses_api"},
 }
 
 
@@ -285,6 +286,7 @@ def budget_app_options(conf: Mapping[str, Any], *, section: str = "budgets") -> 
             region=mailer_settings.get("ses_region"),
             configuration_set=mailer_settings.get("ses_configuration_set"),
             endpoint_url=mailer_settings.get("ses_endpoint_url"),
+            api=mailer_settings.get("ses_api", "v2"),
         )
     if "recipients" not in options:
         options["recipients"] = {}

@@ -349,7 +349,8 @@ class SmtpMailer:
 
 
 class SesMailer:
-    """Send through Amazon SES with boto3's ``sesv2`` SendEmail (raw MIME content).
+    """Send through Amazon SES with boto3's ``sesv2`` SendEmail (raw MIME content), or the
+    SES v1 SendRawEmail with ``api="v1"`` (what LocalStack's free edition emulates).
 
     The client's timeouts and retries are bounded so that a send stays far below SNS's 15 s
     deadline. Needs ``ses:SendEmail`` on the sender identity; in the SES sandbox only
@@ -361,8 +362,9 @@ class SesMailer:
     :param connect_timeout: seconds to connect.
     :param read_timeout: seconds to wait for an answer.
     :param max_attempts: total attempts including boto3's own retries.
-    :param client: a ready ``sesv2`` client (tests with botocore's Stubber, custom sessions);
-        exclusive with the options above.
+    :param api: ``"v2"`` (``sesv2`` SendEmail, default) or ``"v1"`` (``ses`` SendRawEmail).
+    :param client: a ready client of that API (tests with botocore's Stubber, custom
+        sessions); exclusive with region and endpoint_url.
 
     Example::
 
@@ -378,10 +380,14 @@ class SesMailer:
         connect_timeout: float = DEFAULT_SES_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_SES_READ_TIMEOUT,
         max_attempts: int = DEFAULT_SES_MAX_ATTEMPTS,
-        client: SESV2Client | None = None,
+        api: Literal["v2", "v1"] = "v2",
+        client: SESV2Client | Any | None = None,
     ) -> None:
+        if api not in ("v2", "v1"):
+            raise ConfigurationError('api must be "v2" or "v1"')
+        self.api = api
         self.configuration_set = configuration_set
-        self._client: SESV2Client
+        self._client: Any
         if client is not None:
             if region is not None or endpoint_url is not None:
                 raise ConfigurationError("give either client or region/endpoint_url, not both")
@@ -404,28 +410,44 @@ class SesMailer:
         try:
             # Built once, here: client creation is not thread-safe, a built client is.
             self._client = boto3.session.Session().client(
-                "sesv2", region_name=region, endpoint_url=endpoint_url, config=config
+                "sesv2" if api == "v2" else "ses",
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=config,
             )
         except BotoCoreError as exc:  # NoRegionError and friends: fail at startup
             raise ConfigurationError(f"the SES client cannot be built: {exc}") from None
 
     def __repr__(self) -> str:
-        return f"SesMailer(region={self._client.meta.region_name!r})"
+        return f"SesMailer(region={self._client.meta.region_name!r}, api={self.api!r})"
 
     def send(self, message: EmailMessage) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        request: dict[str, Any] = {
-            "FromEmailAddress": envelope_sender(message),
-            "Destination": {"ToAddresses": envelope_recipients(message)},
-            "Content": {"Raw": {"Data": message.as_bytes(policy=policy.SMTP)}},
-        }
-        if not request["Destination"]["ToAddresses"]:
+        recipients = envelope_recipients(message)
+        if not recipients:
             raise MailRejectedError("the email has no recipients", reason="no_recipients")
+        raw = message.as_bytes(policy=policy.SMTP)
+        request: dict[str, Any]
+        if self.api == "v2":
+            request = {
+                "FromEmailAddress": envelope_sender(message),
+                "Destination": {"ToAddresses": recipients},
+                "Content": {"Raw": {"Data": raw}},
+            }
+        else:
+            request = {
+                "Source": envelope_sender(message),
+                "Destinations": recipients,
+                "RawMessage": {"Data": raw},
+            }
         if self.configuration_set is not None:
             request["ConfigurationSetName"] = self.configuration_set
         try:
-            self._client.send_email(**request)
+            if self.api == "v2":
+                self._client.send_email(**request)
+            else:
+                self._client.send_raw_email(**request)
         except ClientError as exc:
             raise classify_ses_error(exc.response) from None
         except BotoCoreError as exc:

@@ -4,13 +4,16 @@ our waitress server, which runs SnsMiddleware in emulator mode. Select with -m l
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import requests
 from webtest.http import StopableWSGIServer
 
 from snsmiddleware import SnsMiddleware, get_message
@@ -187,3 +190,48 @@ def test_api_confirmation_through_the_emulator(
         wait_for(lambda: not pending(sns, topic), "the API confirmation")
     finally:
         server.shutdown()
+
+
+def test_budget_alert_becomes_one_email_through_localstack_ses(
+    sns: Any, localstack: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 8, case 5: LocalStack publishes a Budgets alert, the middleware verifies it, the
+    budget app emails it through LocalStack's SES (the v1 API its free edition emulates)."""
+    from snsmiddleware.budget_app import BudgetApp
+    from snsmiddleware.devmode import sample_budget_alert
+    from snsmiddleware.mail import FileOutbox, SesMailer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    ses = boto3.client("ses", endpoint_url=localstack, region_name="us-east-1")
+    ses.verify_email_identity(EmailAddress="budget-alerts@example.com")
+    topic = sns.create_topic(Name="budget-alerts-ses")["TopicArn"]
+    budget_app = BudgetApp(
+        recipients={"Test Budget": "Ana Lima <ana@example.com>"},
+        sender="AWS Budgets alerts <budget-alerts@example.com>",
+        mailer=SesMailer(region="us-east-1", endpoint_url=localstack, api="v1"),
+        dead_letter=FileOutbox(tmp_path / "dead-letter"),
+    )
+    middleware = SnsMiddleware(
+        budget_app, paths=[PATH], topics=[topic], emulator=localstack, confirm="url"
+    )
+    server = StopableWSGIServer.create(middleware, threads=4)
+    try:
+        sns.subscribe(
+            TopicArn=topic, Protocol="http", Endpoint=server.application_url.rstrip("/") + PATH
+        )
+        wait_for(lambda: not pending(sns, topic), "the confirmation")
+        subject, text = sample_budget_alert("Test Budget")
+        sns.publish(TopicArn=topic, Message=text, Subject=subject)
+
+        def sent() -> list[dict[str, Any]]:
+            return list(requests.get(f"{localstack}/_aws/ses", timeout=5).json()["messages"])
+
+        wait_for(lambda: len(sent()) >= 1, "the email in LocalStack's SES")
+        time.sleep(0.5)
+        [email] = sent()
+    finally:
+        server.shutdown()
+    assert "ana@example.com" in json.dumps(email)
+    assert "Test Budget" in json.dumps(email)
+    assert list((tmp_path / "dead-letter").glob("*.eml")) == []

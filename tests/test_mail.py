@@ -125,7 +125,7 @@ def _file_backend(tmp_path: Path) -> Backend:
     return Backend("file", outbox, delivered)
 
 
-@pytest.fixture(params=["file", "smtp-plain", "smtp-starttls", "smtp-tls", "ses"])
+@pytest.fixture(params=["file", "smtp-plain", "smtp-starttls", "smtp-tls", "ses", "ses-v1"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, tls: TlsFiles) -> Iterator[Backend]:
     name = str(request.param)
     if name == "file":
@@ -153,7 +153,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, tls: TlsFiles) -> It
             yield Backend(name, mailer, delivered)
     else:
         moto: MotoSes = request.getfixturevalue("ses")
-        mailer = SesMailer(region=SES_REGION, endpoint_url=moto.url)
+        mailer = SesMailer(
+            region=SES_REGION, endpoint_url=moto.url, api="v1" if name == "ses-v1" else "v2"
+        )
 
         def delivered() -> list[Delivered]:
             # moto adds the To header's addresses to the Destination it was given.
