@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -69,31 +67,3 @@ class RecordingStore(MemoryDedupeStore):
 
     def methods(self) -> list[str]:
         return [method for method, _ in self.calls]
-
-
-class LocalHttpServer(http.server.ThreadingHTTPServer):
-    """A ThreadingHTTPServer on 127.0.0.1 with a free port, for one test module."""
-
-    daemon_threads = True
-
-    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
-        super().__init__(("127.0.0.1", 0), handler)
-        self.stop = threading.Event()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-@contextmanager
-def serving(server: LocalHttpServer) -> Iterator[LocalHttpServer]:
-    """Run ``server`` in a daemon thread; stop it (and its stalled handlers) afterwards."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

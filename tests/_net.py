@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 
 def free_port() -> int:
@@ -30,3 +35,42 @@ def wait_for_port(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nothing listens on port {port}") from None
             time.sleep(0.05)
+
+
+class LocalHttpServer(http.server.ThreadingHTTPServer):
+    """A ThreadingHTTPServer on 127.0.0.1 with a free port, for one test module."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.stop = threading.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _StoppableServer(Protocol):
+    stop: threading.Event
+
+    def serve_forever(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def server_close(self) -> None: ...
+
+
+_Server = TypeVar("_Server", bound=_StoppableServer)
+
+
+@contextmanager
+def serving(server: _Server) -> Iterator[_Server]:
+    """Run ``server`` in a daemon thread; stop it (and its stalled handlers) afterwards."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -35,6 +35,7 @@ from snsmiddleware.certs import SigningCertificate, load_signing_certificate
 from snsmiddleware.errors import CertificateError, CertificateFetchError, SnsError
 from snsmiddleware.policy import parse_topic_arn
 
+from ._net import serving
 from ._vector_helpers import VectorCertificates
 
 US_EAST_1 = parse_topic_arn("arn:aws:sns:us-east-1:123456789012:budget-alerts")
@@ -616,14 +617,8 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def cert_server() -> Iterator[CertificateServer]:
-    server = CertificateServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.stop.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(CertificateServer()) as server:
+        yield server
 
 
 @pytest.fixture

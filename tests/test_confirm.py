@@ -31,6 +31,8 @@ from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsErro
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
 from snsmiddleware.testing import MessageSigner, TestCA
 
+from ._net import serving
+
 ACCOUNT = "123456789012"  # moto's default account
 SNS_BASE = "https://sns.us-east-1.amazonaws.com/"
 
@@ -403,14 +405,8 @@ class RefusingAdapter(HTTPAdapter):
 
 @pytest.fixture(scope="module")
 def sns_server() -> Iterator[SnsLikeServer]:
-    server = SnsLikeServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.stop.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(SnsLikeServer()) as server:
+        yield server
 
 
 @pytest.fixture
