@@ -7,12 +7,14 @@ created on first use, about 20 s) so that its dependencies never meet ours.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import requests
@@ -33,22 +35,36 @@ PACKAGES = [
 ]
 
 
-def _unavailable(reason: str) -> None:
+# What pip says when it cannot reach the package index at all (DNS, refused, proxy, TLS,
+# timeouts). Only then is LocalStack skipped; any other install failure is a failure.
+_UNREACHABLE = (
+    "Could not fetch URL",
+    "Failed to establish a new connection",
+    "NewConnectionError",
+    "ConnectTimeoutError",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "Connection refused",
+    "ProxyError",
+    "SSLError",
+    "Read timed out",
+)
+INSTALL_TIMEOUT = 600
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """The registry cannot be reached: skip (with the reason), or fail where it must run."""
     if os.environ.get("CI"):
         pytest.fail(f"LocalStack is needed in CI: {reason}")
     pytest.skip(reason)
 
 
-def localstack_python() -> Path:
-    """The interpreter of LocalStack's own virtualenv, installing it on first use."""
-    python = VENV / "bin" / "python"
-    marker = VENV / ".installed-4.13.1"
-    if marker.exists():
-        return python
+def _install(python: Path) -> None:
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
     try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-        subprocess.run(
+        done = subprocess.run(
             [
                 str(python),
                 "-m",
@@ -56,17 +72,57 @@ def localstack_python() -> Path:
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--timeout",
+                "30",
+                "--retries",
+                "2",
                 "-c",
                 str(CONSTRAINTS),
                 *PACKAGES,
             ],
-            check=True,
-            timeout=600,
+            timeout=INSTALL_TIMEOUT,
             capture_output=True,
+            text=True,
         )
-    except (subprocess.SubprocessError, OSError) as exc:
-        _unavailable(f"LocalStack could not be installed: {exc}")
-    marker.touch()
+    except subprocess.TimeoutExpired:
+        _unavailable(
+            f"installing LocalStack did not finish within {INSTALL_TIMEOUT} s "
+            "(package index unreachable or too slow)"
+        )
+    if done.returncode == 0:
+        return
+    lines = done.stderr.strip().splitlines()
+    why = next((line for line in lines if any(s in line for s in _UNREACHABLE)), None)
+    if why is not None:
+        _unavailable(f"LocalStack could not be installed, the package index is unreachable: {why}")
+    tail = "\n".join(lines[-15:])
+    pytest.fail(f"installing LocalStack into {VENV} failed (exit {done.returncode}):\n{tail}")
+
+
+def localstack_python() -> Path:
+    """The interpreter of LocalStack's own virtualenv, installing it on first use.
+
+    Quiet and bounded in time; one installer at a time (a lock file), so that two test runs
+    in the same tree do not install into the same virtualenv at once.
+    """
+    python = VENV / "bin" / "python"
+    marker = VENV / ".installed-4.13.1"
+    if marker.exists():
+        return python
+    VENV.mkdir(exist_ok=True)
+    with (VENV / ".install.lock").open("w") as lock:
+        deadline = time.monotonic() + INSTALL_TIMEOUT + 180
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run has been installing into {VENV} too long")
+                time.sleep(1)
+        if not marker.exists():
+            _install(python)
+            marker.touch()
     return python
 
 
