@@ -33,6 +33,9 @@ log = logging.getLogger("snsmiddleware.serve")
 def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     options = {"host": args.host, "port": None if args.port is None else str(args.port)}
     options["topics"] = " ".join(args.topic) if args.topic else None
+    if args.basic_auth_file is not None:
+        # A file, not a flag value: a password on the command line shows in `ps` and history.
+        options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
     return {key: value for key, value in options.items() if value is not None}
@@ -63,6 +66,11 @@ def serve(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 "--topic applies to the embedded defaults; set topics in the INI"
             )
+        if "basic_auth" in flags:
+            raise ConfigurationError(
+                "--basic-auth-file applies to the embedded defaults; set basic_auth in the "
+                "INI (basic_auth = %(basic_auth)s takes it from SNSMIDDLEWARE_BASIC_AUTH)"
+            )
         env_server = {k: v for k, v in env.items() if k in SERVER_OPTIONS}
         settings = settings_from({**server, **env_server, **flags})
         source = f"configuration {args.config}"
@@ -85,6 +93,12 @@ def _describe(app: Any, host: str, port: int, source: str) -> None:
             log.info("  SNS endpoint  http://%s:%d%s", host, port, path)
         log.info("  topics        %s", app.verifier.topics)
         log.info("  dedupe        %r", app.dedupe)
+        if app.basic_auth is not None:  # user names and realm only, never a password
+            log.info(
+                "  basic auth    users %s, realm %r",
+                ", ".join(app.basic_auth.users),
+                app.basic_auth.realm,
+            )
         inner = app.app
         mailer = getattr(inner, "mailer", None)
         if mailer is not None:
@@ -217,6 +231,17 @@ _UNTRUSTED_SIGNER_REASONS = frozenset(
 )
 
 
+def _without_password(url: str) -> str:
+    """``url`` as it may be shown: a password in its user information becomes ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
@@ -240,7 +265,9 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
             allow_redirects=False,
         )
     except requests.RequestException as exc:
-        sys.stderr.write(f"snsmiddleware send-test-alert: could not reach {args.url}: {exc}\n")
+        sys.stderr.write(
+            f"snsmiddleware send-test-alert: could not reach {_without_password(args.url)}: {exc}\n"
+        )
         return 2
     reason = response.headers.get("X-SNS-Reason")
     result = {
@@ -256,12 +283,14 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(
             f"sent   {what} ({message.fields['MessageId']})\n"
-            f"to     {args.url}\n"
+            f"to     {_without_password(args.url)}\n"
             f"answer {response.status_code} {reason or ''}\n"
             f"       {response.text.strip()[:200]}\n"
         )
         if reason in _UNTRUSTED_SIGNER_REASONS:
             out.write("hint:  is the server running in development mode (serve --dev)?\n")
+        if reason == "unauthorized":
+            out.write("hint:  the server wants Basic auth: http://user:password@host:port/path\n")
     return 0 if 200 <= response.status_code < 300 else 1
 
 
@@ -285,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve_cmd.add_argument(
         "--topic", action="append", help=f"allowed TopicArn (default {DEFAULT_TOPIC})"
+    )
+    serve_cmd.add_argument(
+        "--basic-auth-file",
+        metavar="FILE",
+        help="require HTTP Basic auth with the user:password pairs in FILE (whitespace-"
+        "separated; or SNSMIDDLEWARE_BASIC_AUTH)",
     )
     serve_cmd.add_argument(
         "--dev",

@@ -18,6 +18,7 @@ from datetime import timedelta
 from email.utils import formataddr, getaddresses
 from typing import Any, Final
 
+from .basicauth import parse_credentials_string
 from .dedupe import DedupeStore, MemoryDedupeStore
 from .errors import ConfigurationError
 from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE
@@ -130,6 +131,15 @@ def to_dedupe_spec(value: str) -> str:
     return text
 
 
+def to_basic_auth(value: str) -> list[tuple[str, str]]:
+    """``user:password`` pairs separated by whitespace (``sns:old-secret sns:new-secret``).
+
+    A password may contain ``:`` but no whitespace in this form; errors never repeat the
+    value (it holds a password).
+    """
+    return parse_credentials_string(value)
+
+
 #: Options of :class:`~snsmiddleware.SnsMiddleware` that can be given as strings.
 MIDDLEWARE_OPTIONS: Final[Mapping[str, Converter]] = {
     "paths": to_words,
@@ -143,6 +153,8 @@ MIDDLEWARE_OPTIONS: Final[Mapping[str, Converter]] = {
     "emulator": to_text,
     "answer_budgets_verification": to_bool,
     "dedupe": to_dedupe_spec,
+    "basic_auth": to_basic_auth,
+    "basic_auth_realm": to_text,
 }
 
 

@@ -52,6 +52,22 @@ class SnsError(Exception):
         return f"{type(self).__name__}(status={self.status}, reason={self.reason!r})"
 
 
+class UnauthorizedError(SnsError):
+    """No, malformed or wrong HTTP Basic credentials on an SNS path (``basic_auth=``).
+
+    Answered with a ``WWW-Authenticate`` challenge: SNS sends credentials only after one.
+    ``offered`` is False when the request carried no credentials at all, which is SNS's
+    routine first attempt rather than anything suspicious.
+    """
+
+    status = 401
+    default_reason = "unauthorized"
+
+    def __init__(self, detail: str, *, offered: bool, reason: str | None = None) -> None:
+        super().__init__(detail, reason=reason)
+        self.offered = offered
+
+
 class MethodNotAllowedError(SnsError):
     """Anything but POST on an SNS path."""
 

@@ -9,6 +9,11 @@ status before answering SNS, to commit the de-duplication claim on 2xx and relea
 otherwise. This departs from PEP 3333's "do not delay blocks" advice, which is acceptable
 for a one-shot webhook reply; the app's iterable is drained and closed exactly once.
 
+With ``basic_auth=`` the credentials are checked first on SNS paths, before the method, the
+body or anything else (SNS sends them only after a 401 challenge, so that challenge must be
+the answer to every request without them); a request that passes still gets the full
+verification, and the wrapped app never sees the ``Authorization`` header.
+
 Statuses follow SNS delivery semantics: 5xx only for trouble that may clear (SNS retries),
 4xx for definitive rejections (SNS stops). Responses never carry a traceback; each decision
 is logged once with its reason code, never with a Token, SubscribeURL or Signature.
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from webob import Request
 
+from .basicauth import DEFAULT_REALM, BasicAuth, BasicAuthCredentials
 from .budgets import is_topic_verification
 from .certs import CertificateFetcher
 from .confirm import Confirmer, make_confirmer
@@ -33,6 +39,7 @@ from .errors import (
     MethodNotAllowedError,
     SnsError,
     TransientError,
+    UnauthorizedError,
 )
 from .message import Notification, SnsMessage, SubscriptionConfirmation
 from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, SIGNATURE_VERSIONS
@@ -75,6 +82,16 @@ def _answer(
     headers.extend(extra_headers)
     start_response(_status_line(code), headers)
     return [body]
+
+
+def _log_level(exc: SnsError) -> int:
+    """ERROR for 5xx, WARNING for refusals; INFO for a request that offered no credentials,
+    which is how SNS starts every delivery to a Basic-auth endpoint."""
+    if exc.status >= 500:
+        return logging.ERROR
+    if isinstance(exc, UnauthorizedError) and not exc.offered:
+        return logging.INFO
+    return logging.WARNING
 
 
 def get_message(environ: WSGIEnvironment) -> Notification:
@@ -132,6 +149,12 @@ class SnsMiddleware:
         name pin is skipped, everything else stays on. Logged loudly; never for production.
     :param answer_budgets_verification: answer Budgets' "SNS Topic Verified!" here.
     :param max_body_bytes: larger bodies get 413 before they are read.
+    :param basic_auth: require HTTP Basic credentials on ``paths``: ``("user", "password")``
+        or a list of pairs (any of them is accepted, for rotation). Requests without them get
+        401 with a ``WWW-Authenticate`` challenge before anything is read; SNS then repeats
+        the request with the credentials of the subscription URL
+        (``https://user:password@host/path``). Never replaces the signature check.
+    :param basic_auth_realm: the realm named in the challenge.
 
     Example::
 
@@ -157,8 +180,17 @@ class SnsMiddleware:
         emulator: str | None = None,
         answer_budgets_verification: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        basic_auth: BasicAuthCredentials | None = None,
+        basic_auth_realm: str | None = None,
     ) -> None:
         self.app = app
+        if basic_auth is None and basic_auth_realm is not None:
+            raise ConfigurationError("basic_auth_realm needs basic_auth")
+        self.basic_auth = (
+            None
+            if basic_auth is None
+            else BasicAuth(basic_auth, realm=basic_auth_realm or DEFAULT_REALM)
+        )
         if isinstance(paths, str):
             raise ConfigurationError("paths must be a list of paths, not one string")
         self.paths = frozenset(paths)
@@ -222,19 +254,27 @@ class SnsMiddleware:
             return self.app(environ, start_response)
         message: SnsMessage | None = None
         try:
+            if self.basic_auth is not None:
+                self.basic_auth.check(environ.get("HTTP_AUTHORIZATION"))
+                del environ["HTTP_AUTHORIZATION"]  # the credentials were for us, not the app
             if environ.get("REQUEST_METHOD") != "POST":
                 raise MethodNotAllowedError("SNS delivers with POST")
             body = read_body(environ, self.max_body_bytes)
             message = self.verifier.verify(body, _sns_headers(environ))
             return self._dispatch(message, body, environ, start_response)
         except SnsError as exc:
-            level = logging.ERROR if exc.status >= 500 else logging.WARNING
-            self._log(level, f"rejected {exc.reason} ({exc.detail})", message)
-            extra = [("Allow", "POST")] if isinstance(exc, MethodNotAllowedError) else []
-            return _answer(start_response, exc.status, exc.reason, exc.detail, extra)
+            self._log(_log_level(exc), f"rejected {exc.reason} ({exc.detail})", message)
+            return _answer(start_response, exc.status, exc.reason, exc.detail, self._headers(exc))
         except Exception:
             log.exception("internal error while handling an SNS delivery")
             return _answer(start_response, 500, "internal_error", "internal error")
+
+    def _headers(self, exc: SnsError) -> list[tuple[str, str]]:
+        if isinstance(exc, MethodNotAllowedError):
+            return [("Allow", "POST")]
+        if isinstance(exc, UnauthorizedError) and self.basic_auth is not None:
+            return [("WWW-Authenticate", self.basic_auth.challenge)]
+        return []
 
     def _log(self, level: int, decision: str, message: SnsMessage | None) -> None:
         """One line per decision: what, which message, and the emulator base if any."""

@@ -74,8 +74,9 @@ class ServerSettings:
     threads: int = 4
     development: bool = False
     dev_ca: str | None = None
-    sns: dict[str, str] = field(default_factory=dict)
-    budgets: dict[str, str] = field(default_factory=dict)
+    # Raw strings that can hold secrets (basic_auth, smtp_password): kept out of the repr.
+    sns: dict[str, str] = field(default_factory=dict, repr=False)
+    budgets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def options_from_env(environ: Mapping[str, str]) -> dict[str, str]:
