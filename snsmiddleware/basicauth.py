@@ -83,9 +83,9 @@ def _normalise(credentials: object) -> list[tuple[str, str]]:
     if (
         isinstance(credentials, tuple | list)
         and len(credentials) == 2
-        and all(isinstance(part, str) for part in credentials)
+        and not any(isinstance(part, tuple | list) for part in credentials)
     ):
-        return [(credentials[0], credentials[1])]
+        credentials = [credentials]  # one pair
     if not isinstance(credentials, Iterable):
         raise ConfigurationError(
             'basic_auth must be ("user", "password") or a list of such pairs, '

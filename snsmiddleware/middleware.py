@@ -189,7 +189,9 @@ class SnsMiddleware:
         self.basic_auth = (
             None
             if basic_auth is None
-            else BasicAuth(basic_auth, realm=basic_auth_realm or DEFAULT_REALM)
+            else BasicAuth(
+                basic_auth, realm=DEFAULT_REALM if basic_auth_realm is None else basic_auth_realm
+            )
         )
         if isinstance(paths, str):
             raise ConfigurationError("paths must be a list of paths, not one string")
