@@ -118,6 +118,10 @@ def _check_pair(position: int, user: str, password: str) -> None:
         raise ConfigurationError(f"{where}: the password is empty; use a long random one")
     if _has_control_characters(user) or _has_control_characters(password):
         raise ConfigurationError(f"{where}: control characters are not allowed")
+    try:
+        (user + password).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{where}: not encodable as UTF-8") from None
 
 
 class BasicAuth:
@@ -185,7 +189,7 @@ class BasicAuth:
 
 def _decode(authorization: str | None) -> tuple[bytes, bytes]:
     """The user and password bytes of a Basic ``Authorization`` header, or a 401."""
-    if not authorization or not authorization.strip():
+    if not isinstance(authorization, str) or not authorization.strip():
         raise UnauthorizedError("credentials required", offered=False)
     if len(authorization) > MAX_AUTHORIZATION_CHARS:
         raise UnauthorizedError("the Authorization header is too long", offered=True)

@@ -355,6 +355,7 @@ def test_logs_never_show_the_password_and_the_challenge_is_routine(
         pytest.param(("sns", ""), "password is empty", id="empty-password"),
         pytest.param(("sns\n", "secret-1"), "control characters", id="control-in-user"),
         pytest.param(("sns", "secret-1\x00"), "control characters", id="control-in-password"),
+        pytest.param(("sns", "secret-1\ud800"), "UTF-8", id="lone-surrogate"),
         pytest.param(("sns", 12345), "must be strings", id="non-str-password"),
         pytest.param((None, "secret-1"), "must be strings", id="non-str-user"),
         pytest.param([("sns", "secret-1"), ("x",)], "item 2 is not a (user, password)", id="short"),
@@ -399,14 +400,21 @@ def test_string_form_splits_pairs_on_whitespace_and_at_the_first_colon(
 # --- configuration: PasteDeploy, environment, serve ---------------------------------------
 
 
-def test_paste_filter_options(tmp_path: Path) -> None:
-    ini = tmp_path / "sns.ini"
-    ini.write_text(
+def filter_ini(path: Path, options: str) -> Path:
+    """A PasteDeploy pipeline: our filter on /sns, with ``options``, in front of an echo app."""
+    path.write_text(
         "[app:echo]\nuse = call:tests.test_config:echo_app_factory\n\n"
         "[filter:sns]\nuse = egg:snsmiddleware#sns\npaths = /sns\n"
-        f"topics = {TOPIC}\nconfirm = url\n"
-        "basic_auth =\n    sns:old-secret\n    sns:new:secret\nbasic_auth_realm = budget alerts\n\n"
+        f"topics = {TOPIC}\nconfirm = url\n{options}\n\n"
         "[pipeline:main]\npipeline = sns echo\n"
+    )
+    return path
+
+
+def test_paste_filter_options(tmp_path: Path) -> None:
+    ini = filter_ini(
+        tmp_path / "sns.ini",
+        "basic_auth =\n    sns:old-secret\n    sns:new:secret\nbasic_auth_realm = budget alerts",
     )
     app = loadapp(f"config:{ini}")
     assert isinstance(app, SnsMiddleware) and app.basic_auth is not None
@@ -458,13 +466,7 @@ def test_serve_reads_the_environment_and_never_logs_the_password(
 
 
 def test_ini_takes_credentials_from_the_environment(tmp_path: Path) -> None:
-    ini = tmp_path / "server.ini"
-    ini.write_text(
-        "[app:echo]\nuse = call:tests.test_config:echo_app_factory\n\n"
-        "[filter:sns]\nuse = egg:snsmiddleware#sns\npaths = /sns\n"
-        f"topics = {TOPIC}\nconfirm = url\nbasic_auth = %(basic_auth)s\n\n"
-        "[pipeline:main]\npipeline = sns echo\n"
-    )
+    ini = filter_ini(tmp_path / "server.ini", "basic_auth = %(basic_auth)s")
     app, _ = load_ini_application(ini, {"SNSMIDDLEWARE_BASIC_AUTH": "sns:from-env"})
     assert isinstance(app, SnsMiddleware)
     response = webtest.TestApp(app).post(
