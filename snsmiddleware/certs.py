@@ -38,6 +38,8 @@ from .policy import TopicArn
 if TYPE_CHECKING:
     import requests
 
+    from .http_deadline import Deadline
+
 log = logging.getLogger(__name__)
 
 #: ``url -> PEM bytes``. Raise :class:`CertificateFetchError` for transient trouble and
@@ -149,12 +151,21 @@ def load_signing_certificate(
 
 
 class HttpCertificateFetcher:
-    """Download a certificate over HTTPS with requests: no redirects, time-outs, a size cap.
+    """Download a certificate over HTTPS with requests: no redirects, a hard deadline, a cap.
 
-    :param timeout: ``(connect, read)`` seconds for each network operation.
-    :param deadline: bound on the whole download.
+    The deadline bounds the whole exchange, not single reads: connect, TLS handshake, status
+    line, headers and body (see :mod:`snsmiddleware.http_deadline`; a host that drips bytes
+    just inside the read time-out is cut off when it passes). An answer that was cut short
+    (headers that never ended, a body shorter than its Content-Length, an empty 200, a PEM
+    without its end line) is transient (503), never a permanent "no".
+
+    :param timeout: ``(connect, read)`` seconds for each network operation (each is also
+        clipped to what is left of the deadline).
+    :param deadline: bound on the whole download (default 6 s; SNS waits 15 s for us).
     :param max_bytes: a larger body is refused (403): it is not an SNS certificate.
-    :param session: a ``requests.Session`` to reuse (connection pooling, proxies, tests).
+    :param session: a ``requests.Session`` to reuse (proxies, tests). Mount
+        :class:`~snsmiddleware.http_deadline.DeadlineAdapter` (or a subclass) on it for the
+        hard deadline; with other adapters only :class:`CertificateStore` bounds the wait.
     """
 
     def __init__(
@@ -174,22 +185,39 @@ class HttpCertificateFetcher:
         if self._session is None:
             import requests  # imported on first download: keeps `import snsmiddleware` cheap
 
-            self._session = requests.Session()
+            from .http_deadline import DeadlineAdapter
+
+            session = requests.Session()
+            for prefix in ("https://", "http://"):
+                session.mount(prefix, DeadlineAdapter(max_retries=0))
+            self._session = session
         return self._session
 
     def __call__(self, url: str) -> bytes:
+        from .http_deadline import Deadline
+
+        with Deadline(self.deadline) as deadline:
+            body = self._download(url, deadline)
+        if deadline.expired:
+            raise CertificateFetchError("the certificate download was too slow")
+        # A 200 that ends before any body, or a PEM that stops before its end line, is an
+        # answer cut short (a connection dropped mid-headers reads as an empty 200): retry.
+        if not body.strip():
+            raise CertificateFetchError("the certificate host sent an empty answer")
+        if body.lstrip().startswith(_PEM_BEGIN) and _PEM_END not in body:
+            raise CertificateFetchError("the certificate download was cut short")
+        return body
+
+    def _download(self, url: str, deadline: Deadline) -> bytes:
         import requests
         import urllib3
 
-        started = time.monotonic()
         try:
             response = self._get_session().get(
-                url, timeout=self.timeout, allow_redirects=False, stream=True
+                url, timeout=deadline.clip(self.timeout), allow_redirects=False, stream=True
             )
         except requests.RequestException as exc:
-            raise CertificateFetchError(
-                f"could not download the signing certificate ({type(exc).__name__})"
-            ) from None
+            raise _fetch_failure(deadline, exc) from None
         with response:
             status = response.status_code
             if status >= 500 or status == 429:
@@ -210,13 +238,21 @@ class HttpCertificateFetcher:
                             "the certificate URL served more than a certificate",
                             reason="certificate_too_large",
                         )
-                    if time.monotonic() - started > self.deadline:
+                    if deadline.expired:
                         raise CertificateFetchError("the certificate download was too slow")
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                raise CertificateFetchError(
-                    f"the certificate download failed ({type(exc).__name__})"
-                ) from None
+                raise _fetch_failure(deadline, exc) from None
+            if response.raw.length_remaining:
+                raise CertificateFetchError("the certificate download was cut short")
         return bytes(body)
+
+
+def _fetch_failure(deadline: Deadline, exc: Exception) -> CertificateFetchError:
+    if deadline.expired:
+        return CertificateFetchError("the certificate download was too slow")
+    return CertificateFetchError(
+        f"could not download the signing certificate ({type(exc).__name__})"
+    )
 
 
 @dataclass(slots=True)

@@ -33,6 +33,7 @@ from snsmiddleware import CertificateStore, HttpCertificateFetcher
 from snsmiddleware import certs as certs_module
 from snsmiddleware.certs import SigningCertificate, load_signing_certificate
 from snsmiddleware.errors import CertificateError, CertificateFetchError, SnsError
+from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.policy import parse_topic_arn
 
 from ._net import serving
@@ -595,6 +596,9 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
             self._drip()
         elif route == "/stall.pem":
             self.server.stop.wait(3)
+        elif route in _MISBEHAVIOURS:
+            _MISBEHAVIOURS[route](self)
+            self.close_connection = True
         else:
             self._send(404, b"no such path")
 
@@ -615,6 +619,74 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
             pass  # the client gave up: that is the point
 
 
+# Misbehaviour before (or instead of) the body. The slow ones last MISBEHAVE_FOR seconds,
+# far longer than the test deadline, with every byte well inside the read time-out: only a
+# deadline on the whole exchange ends them in time.
+MISBEHAVE_FOR = 8.0
+
+
+def _write_slowly(handler: CertificateHandler, head: bytes, filler: bytes) -> None:
+    """Send ``head`` at once, then ``filler`` one byte every 20 ms."""
+    started = time.monotonic()
+    try:
+        handler.wfile.write(head)
+        handler.wfile.flush()
+        while time.monotonic() - started < MISBEHAVE_FOR and not handler.server.stop.is_set():
+            for byte in filler:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(0.02)
+    except OSError:
+        pass  # the client hung up: that is the point
+
+
+def _drip_status_line(handler: CertificateHandler) -> None:
+    # The reason phrase may be long (http.client reads up to 64 KiB of status line).
+    _write_slowly(handler, b"HTTP/1.1 200 ", b"O" * 1000)
+
+
+def _drip_headers(handler: CertificateHandler) -> None:
+    _write_slowly(handler, b"HTTP/1.1 200 OK\r\nX-Padding: ", b"a" * 1000)
+
+
+def _headers_then_stall(handler: CertificateHandler) -> None:
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n")
+    handler.wfile.flush()
+    handler.server.stop.wait(MISBEHAVE_FOR)
+
+
+def _cut_mid_headers(handler: CertificateHandler) -> None:
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pem-file\r\nX-Cu")
+
+
+def _short_body(handler: CertificateHandler) -> None:
+    pem = good_pem()
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(pem))
+    handler.wfile.write(pem[: len(pem) // 2])
+
+
+def _empty_200(handler: CertificateHandler) -> None:
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+def _pem_without_end_unsized(handler: CertificateHandler) -> None:
+    # No Content-Length: the body ends when the connection does, so only its content shows
+    # that it was cut short.
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+    handler.wfile.write(good_pem()[:300])
+
+
+_MISBEHAVIOURS: dict[str, Callable[[CertificateHandler], None]] = {
+    "/drip-status.pem": _drip_status_line,
+    "/drip-headers.pem": _drip_headers,
+    "/headers-then-stall.pem": _headers_then_stall,
+    "/cut-mid-headers.pem": _cut_mid_headers,
+    "/short-body.pem": _short_body,
+    "/empty-200.pem": _empty_200,
+    "/pem-without-end.pem": _pem_without_end_unsized,
+}
+
+
 @pytest.fixture(scope="module")
 def cert_server() -> Iterator[CertificateServer]:
     with serving(CertificateServer()) as server:
@@ -629,6 +701,78 @@ def fetcher() -> Iterator[HttpCertificateFetcher]:
         yield HttpCertificateFetcher(
             timeout=(2.0, 0.5), deadline=timedelta(seconds=0.4), session=session
         )
+
+
+#: The deadline of the hard-deadline tests, and the slack they allow on top of it (generous:
+#: the machine is shared; without the fix each of them takes MISBEHAVE_FOR seconds or more).
+TEST_DEADLINE = 0.5
+SLACK = 2.5
+
+
+@pytest.fixture
+def hard_fetcher() -> Iterator[HttpCertificateFetcher]:
+    """Per-read time-outs far above the deadline: only the deadline can end the exchange."""
+    import requests
+
+    with requests.Session() as session:
+        session.mount("http://", DeadlineAdapter(max_retries=0))
+        yield HttpCertificateFetcher(
+            timeout=(5.0, 5.0), deadline=timedelta(seconds=TEST_DEADLINE), session=session
+        )
+
+
+SLOW_PATHS = ["/drip-status.pem", "/drip-headers.pem", "/headers-then-stall.pem", "/drip.pem"]
+CUT_SHORT_PATHS = [
+    "/cut-mid-headers.pem",
+    "/short-body.pem",
+    "/empty-200.pem",
+    "/pem-without-end.pem",
+]
+
+
+@pytest.mark.parametrize("path", SLOW_PATHS + CUT_SHORT_PATHS)
+def test_whole_exchange_is_bounded_and_transient(
+    cert_server: CertificateServer, hard_fetcher: HttpCertificateFetcher, path: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(CertificateFetchError) as caught:
+        hard_fetcher(f"{cert_server.base}{path}")
+    elapsed = time.monotonic() - started
+    assert (caught.value.status, caught.value.reason) == (503, "certificate_unavailable")
+    assert elapsed < TEST_DEADLINE + SLACK, f"{path} held the download for {elapsed:.1f} s"
+    if path in SLOW_PATHS:
+        assert "too slow" in caught.value.detail
+
+
+def test_waiters_of_a_slow_download_return_by_the_deadline(
+    cert_server: CertificateServer, hard_fetcher: HttpCertificateFetcher
+) -> None:
+    store = CertificateStore(hard_fetcher)
+    url = f"{cert_server.base}/drip-headers.pem"
+    before = cert_server.requested.count("/drip-headers.pem")
+    results: list[tuple[float, object]] = []
+    barrier = threading.Barrier(8)
+
+    def ask() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        try:
+            outcome: object = store.get(url, US_EAST_1)
+        except Exception as exc:
+            outcome = exc
+        results.append((time.monotonic() - started, outcome))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(MISBEHAVE_FOR + 5)
+    assert len(results) == 8
+    for elapsed, outcome in results:
+        assert isinstance(outcome, CertificateFetchError), outcome
+        assert outcome.status == 503
+        assert elapsed < TEST_DEADLINE + SLACK, f"a request waited {elapsed:.1f} s"
+    assert cert_server.requested.count("/drip-headers.pem") == before + 1
 
 
 def test_http_200_returns_the_body(
