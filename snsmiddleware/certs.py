@@ -55,6 +55,15 @@ DEFAULT_FETCH_DEADLINE: Final = timedelta(seconds=6)
 #: Certificate URLs change when AWS rotates, so a long TTL is safe; it bounds staleness.
 DEFAULT_CACHE_TTL: Final = timedelta(hours=12)
 DEFAULT_CACHE_ENTRIES: Final = 32
+#: A definitive "no" for a URL (404, not a certificate, wrong name) is remembered this long,
+#: so one missing URL repeated costs one download; short, so a URL AWS starts using a moment
+#: later is not refused for long.
+DEFAULT_NEGATIVE_TTL: Final = timedelta(seconds=30)
+DEFAULT_NEGATIVE_ENTRIES: Final = 1024
+#: Downloads of not-yet-cached certificates running at once; beyond it: 503, SNS retries.
+DEFAULT_MAX_CONCURRENT_DOWNLOADS: Final = 2
+#: How much longer than the download deadline a request waits for a download's answer.
+DOWNLOAD_WAIT_SLACK: Final = timedelta(seconds=0.5)
 MIN_RSA_KEY_BITS: Final = 2048
 
 _PEM_BEGIN: Final = b"-----BEGIN CERTIFICATE-----"
@@ -257,11 +266,18 @@ def _fetch_failure(deadline: Deadline, exc: Exception) -> CertificateFetchError:
 
 @dataclass(slots=True)
 class _Download:
-    """One in-flight download that other threads wait on."""
+    """One in-flight download that requests for its URL wait on, until ``wait_until``."""
 
     done: threading.Event
+    wait_until: float
     result: SigningCertificate | None = None
     error: SnsError | None = None
+
+
+def _fresh_copy(error: SnsError) -> SnsError:
+    # A fresh exception per raising thread: one instance raised in many threads would share
+    # (and garble) its traceback.
+    return type(error)(error.detail, reason=error.reason)
 
 
 class CertificateStore:
@@ -270,11 +286,36 @@ class CertificateStore:
     Hits take no lock and do not refresh recency, so eviction is oldest-first; AWS uses a
     handful of certificate URLs at a time, far below the bound.
 
+    What a forger can make it download is bounded three ways (anyone who knows an allowed
+    TopicArn can name any ``SimpleNotificationService-<hex>.pem`` on that region's host):
+
+    * one download per URL at a time: concurrent requests wait for it, each at most the
+      download deadline plus :data:`DOWNLOAD_WAIT_SLACK`, then answer 503;
+    * definitive answers (HTTP 404/403, not a usable certificate, wrong name, too large) are
+      remembered per URL for ``negative_ttl``, so repeating a missing URL costs nothing;
+      transient failures are not, so SNS's retries reach a host that has recovered;
+    * at most ``max_concurrent_downloads`` downloads run at once; a request that would
+      start one more answers 503 ``certificate_unavailable`` (SNS retries) at once.
+
+    Each download runs in a thread of its own and holds its slot until it really ends, so
+    even a fetcher that ignores its deadline cannot hold a request past
+    ``download_deadline`` nor open more than ``max_concurrent_downloads`` connections.
+
     :param fetch: ``url -> bytes``; defaults to :class:`HttpCertificateFetcher`.
     :param max_entries: how many certificates to keep (AWS uses a handful at a time).
     :param ttl: how long a downloaded certificate is reused.
-    :param monotonic: time source for the TTL (tests inject a fake).
+    :param monotonic: time source for the TTLs (tests inject a fake).
     :param check_names: require an SNS certificate name; ``False`` only for an emulator.
+    :param negative_ttl: how long a definitive "no" for a URL is answered from memory
+        (default 30 s; ``timedelta(0)`` turns it off). Short on purpose: a certificate URL
+        that AWS starts using a moment after someone asked for it works again within it.
+    :param negative_entries: how many such answers to remember (oldest go first).
+    :param max_concurrent_downloads: downloads running at once (default 2: a handful of
+        certificate URLs are in use at a time, and the default server's 4 threads keep at
+        least two for requests whose certificate is cached).
+    :param download_deadline: how long a request waits for a download; default: the
+        fetcher's own ``deadline`` attribute if it has one (``HttpCertificateFetcher``),
+        else :data:`DEFAULT_FETCH_DEADLINE`.
     """
 
     def __init__(
@@ -285,17 +326,41 @@ class CertificateStore:
         ttl: timedelta = DEFAULT_CACHE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
         check_names: bool = True,
+        negative_ttl: timedelta = DEFAULT_NEGATIVE_TTL,
+        negative_entries: int = DEFAULT_NEGATIVE_ENTRIES,
+        max_concurrent_downloads: int = DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+        download_deadline: timedelta | None = None,
     ) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+        if max_entries < 1 or negative_entries < 1 or max_concurrent_downloads < 1:
+            raise ValueError(
+                "max_entries, negative_entries and max_concurrent_downloads must be at least 1"
+            )
+        if negative_ttl < timedelta(0):
+            raise ValueError("negative_ttl must not be negative")
         self.check_names = check_names
         self._fetch = fetch if fetch is not None else HttpCertificateFetcher()
         self._max_entries = max_entries
         self._ttl = ttl.total_seconds()
         self._monotonic = monotonic
+        self._negative_ttl = negative_ttl.total_seconds()
+        self._negative_entries = negative_entries
+        self._max_downloads = max_concurrent_downloads
+        if download_deadline is not None:
+            deadline = download_deadline.total_seconds()
+        else:
+            fetcher_deadline = getattr(self._fetch, "deadline", None)
+            deadline = (
+                float(fetcher_deadline)
+                if isinstance(fetcher_deadline, int | float)
+                else DEFAULT_FETCH_DEADLINE.total_seconds()
+            )
+        self.download_deadline = timedelta(seconds=deadline)
+        self._wait = deadline + DOWNLOAD_WAIT_SLACK.total_seconds()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[float, SigningCertificate]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, SnsError]] = OrderedDict()
         self._downloads: dict[str, _Download] = {}
+        self._running = 0
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -315,36 +380,78 @@ class CertificateStore:
                     self._cache.move_to_end(url)
                     return certificate
                 del self._cache[url]
+            refused = self._refused.get(url)
+            if refused is not None:
+                if self._monotonic() < refused[0]:
+                    raise _fresh_copy(refused[1])
+                del self._refused[url]
             download = self._downloads.get(url)
             leader = download is None
             if download is None:
-                download = self._downloads[url] = _Download(threading.Event())
+                if self._running >= self._max_downloads:
+                    raise CertificateFetchError(
+                        "too many certificate downloads at once; try again later"
+                    )
+                self._running += 1
+                download = self._downloads[url] = _Download(
+                    threading.Event(), wait_until=time.monotonic() + self._wait
+                )
         if leader:
-            return self._download(url, topic, download)
-        download.done.wait()
+            self._start(url, topic, download)
+        # Waiting happens right here, in get, for every request (tests look for it here).
+        download.done.wait(max(0.0, download.wait_until - time.monotonic()))
         if download.result is not None:
             return download.result
-        error = download.error or CertificateFetchError("the certificate download failed")
-        # A fresh exception per waiting thread: one instance raised in many threads would
-        # share (and garble) its traceback.
-        raise type(error)(error.detail, reason=error.reason)
+        if download.error is None:
+            raise CertificateFetchError("the certificate download did not finish in time")
+        raise _fresh_copy(download.error)
 
-    def _download(self, url: str, topic: TopicArn, download: _Download) -> SigningCertificate:
+    def _start(self, url: str, topic: TopicArn, download: _Download) -> None:
+        thread = threading.Thread(
+            target=self._download,
+            args=(url, topic, download),
+            name="snsmiddleware-certificate-download",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (interpreter shutdown, limits)
+            download.error = CertificateFetchError("could not start the certificate download")
+            self._finish(url, download)
+
+    def _download(self, url: str, topic: TopicArn, download: _Download) -> None:
         try:
             download.result = self._fetch_and_check(url, topic)
         except SnsError as exc:
             download.error = exc
             log.warning("certificate %s rejected: %s (%s)", url, exc.reason, exc.detail)
-            raise
+        except Exception as exc:  # never leave the waiters without an answer
+            download.error = CertificateFetchError(
+                f"the certificate check failed ({type(exc).__name__})"
+            )
+            log.exception("certificate %s: unexpected error", url)
         finally:
-            with self._lock:
-                del self._downloads[url]
-                if download.result is not None:
-                    self._cache[url] = (self._monotonic() + self._ttl, download.result)
-                    while len(self._cache) > self._max_entries:
-                        self._cache.popitem(last=False)
-            download.done.set()
-        return download.result
+            self._finish(url, download)
+
+    def _finish(self, url: str, download: _Download) -> None:
+        with self._lock:
+            del self._downloads[url]
+            self._running -= 1
+            now = self._monotonic()
+            if download.result is not None:
+                self._cache[url] = (now + self._ttl, download.result)
+                while len(self._cache) > self._max_entries:
+                    self._cache.popitem(last=False)
+            elif (
+                download.error is not None
+                and not download.error.transient
+                and self._negative_ttl > 0
+            ):
+                self._refused[url] = (now + self._negative_ttl, download.error)
+                self._refused.move_to_end(url)
+                while len(self._refused) > self._negative_entries:
+                    self._refused.popitem(last=False)
+        download.done.set()
 
     def _fetch_and_check(self, url: str, topic: TopicArn) -> SigningCertificate:
         try:
