@@ -18,6 +18,7 @@ import gzip
 import http.server
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -60,6 +61,7 @@ class CertificateHost(LocalHttpServer):
         self.mode = "ok"
         self.certificate = b""
         self.requested: list[str] = []
+        self.release = threading.Event()  # ends mode "hold"
 
 
 class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
@@ -83,6 +85,9 @@ class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
             self._send(200, self.server.certificate)
         elif mode == "stall":
             self.server.stop.wait(3)
+        elif mode == "hold":  # until the test releases it, then: no such certificate
+            self.server.release.wait(10)
+            self._send(404, b"<Error/>")
         elif mode == "drip":
             self.send_response(200)
             self.send_header("Content-Length", "4000")
@@ -168,6 +173,7 @@ def routed(
     cert_host.certificate = signer.ca.certificate_pem
     gzip_bomb(cert_host.certificate)  # compressed before any request waits for it
     cert_host.requested.clear()
+    cert_host.release.clear()
     forward = ForwardingAdapter(cert_host.base)
     refuse = RefusingAdapter()
     with requests.Session() as session:
@@ -256,6 +262,76 @@ def test_a_cached_certificate_outlives_a_later_outage(
     forward.target_base = f"http://127.0.0.1:{closed_port()}"
     assert post_sns(app, PATH, signer.notification("during")).status_int == 200
     assert len(forward.sent) == 1 and len(echo_app.calls) == 2
+
+
+# --- how many downloads forged requests can cause ------------------------------------------
+
+
+def forged_for_missing_certificate(signer: MessageSigner, digest: str) -> SignedMessage:
+    """A forgery anyone can make: an allowed TopicArn (ARNs are not secret) and a certificate
+    URL on that region's SNS host that does not exist."""
+    url = f"{SNS_HOST}SimpleNotificationService-{digest}.pem"
+    return signer.notification("forged").tampered(SigningCertURL=url)
+
+
+def test_repeated_forgeries_for_one_missing_certificate_download_it_once(
+    make_middleware: MakeMiddleware,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    cert_host: CertificateHost,
+    routed: tuple[HttpCertificateFetcher, ForwardingAdapter, RefusingAdapter],
+) -> None:
+    fetcher, forward, refuse = routed
+    app = webtest.TestApp(make_middleware(fetch_certificate=fetcher), lint=True)
+    cert_host.mode = "404"
+    inbound = 40
+    for _ in range(inbound):
+        message = forged_for_missing_certificate(signer, "0badc0de")
+        assert_answer(post_sns(app, PATH, message), 403, "certificate_not_found")
+    assert len(cert_host.requested) == 1  # 40 inbound -> 1 outbound (main: 40)
+    assert len(forward.sent) == 1 and refuse.sent == [] and echo_app.calls == []
+
+
+def test_concurrent_forgeries_cause_a_bounded_number_of_downloads(
+    make_middleware: MakeMiddleware,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    cert_host: CertificateHost,
+    routed: tuple[HttpCertificateFetcher, ForwardingAdapter, RefusingAdapter],
+) -> None:
+    """16 forgeries at once, each for another missing certificate, while the host holds
+    every download open: with the default bound of 2 concurrent downloads, 16 inbound make
+    2 outbound (main: 16); the 14 others answer 503 at once, so SNS would retry a genuine
+    one, and the 2 held ones get the host's answer when it comes."""
+    fetcher, forward, _ = routed
+    fetcher.timeout, fetcher.deadline = (1.0, 9.0), 9.0  # only the test ends the downloads
+    app = webtest.TestApp(make_middleware(fetch_certificate=fetcher), lint=True)
+    cert_host.mode = "hold"
+    messages = [forged_for_missing_certificate(signer, f"{index:08x}") for index in range(16)]
+    answers: list[Any] = []
+
+    def post(message: SignedMessage) -> None:
+        answers.append(post_sns(app, PATH, message))
+
+    threads = [threading.Thread(target=post, args=(message,)) for message in messages]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(answers) < 14 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(answers) == 14  # answered while two downloads are still held open
+        for answer in answers:
+            assert_answer(answer, 503, "certificate_unavailable")
+        assert len(cert_host.requested) == 2
+    finally:
+        cert_host.release.set()
+        for thread in threads:
+            thread.join(20)
+    assert len(answers) == 16
+    for answer in answers[14:]:
+        assert_answer(answer, 403, "certificate_not_found")
+    assert len(cert_host.requested) == len(forward.sent) == 2 and echo_app.calls == []
 
 
 # --- mailer and store failures mid-request -------------------------------------------------
