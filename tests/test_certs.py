@@ -14,6 +14,7 @@ import base64
 import gzip
 import http.server
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -883,6 +884,7 @@ def hard_fetcher() -> Iterator[HttpCertificateFetcher]:
 
     with requests.Session() as session:
         session.mount("http://", DeadlineAdapter(max_retries=0))
+        session.mount("https://", DeadlineAdapter(max_retries=0))
         yield HttpCertificateFetcher(
             timeout=(5.0, 5.0), deadline=timedelta(seconds=TEST_DEADLINE), session=session
         )
@@ -909,6 +911,44 @@ def test_whole_exchange_is_bounded_and_transient(
     assert elapsed < TEST_DEADLINE + SLACK, f"{path} held the download for {elapsed:.1f} s"
     if path in SLOW_PATHS:
         assert "too slow" in caught.value.detail
+
+
+class TlsDripHandler(socketserver.BaseRequestHandler):
+    """Reads the ClientHello, announces a 16 KiB TLS handshake record and sends its bytes
+    one every 20 ms: each arrives well inside the read time-out, the handshake never ends."""
+
+    server: TlsDripServer
+
+    def handle(self) -> None:
+        self.request.settimeout(MISBEHAVE_FOR)
+        started = time.monotonic()
+        try:
+            self.request.recv(4096)
+            self.request.sendall(b"\x16\x03\x03\x40\x00")
+            while time.monotonic() - started < MISBEHAVE_FOR and not self.server.stop.is_set():
+                self.request.sendall(b"\x00")
+                time.sleep(0.02)
+        except OSError:
+            pass  # the client hung up: that is the point
+
+
+class TlsDripServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), TlsDripHandler)
+        self.stop = threading.Event()
+
+
+def test_a_dripped_tls_handshake_is_bounded(hard_fetcher: HttpCertificateFetcher) -> None:
+    with serving(TlsDripServer()) as server:
+        started = time.monotonic()
+        with pytest.raises(CertificateFetchError) as caught:
+            hard_fetcher(f"https://127.0.0.1:{server.server_address[1]}/cert.pem")
+        elapsed = time.monotonic() - started
+    assert elapsed < TEST_DEADLINE + SLACK, f"the handshake held the download {elapsed:.1f} s"
+    assert (caught.value.status, caught.value.reason) == (503, "certificate_unavailable")
+    assert "too slow" in caught.value.detail
 
 
 def test_waiters_of_a_slow_download_return_by_the_deadline(
