@@ -13,7 +13,10 @@ certificate can expire while it sits in the cache.
 
 The cache is bounded (oldest entries go first) and entries expire after a TTL. Under
 concurrency one URL is downloaded by one thread at a time while the others wait for its
-result; failures are not cached, so a certificate host that comes back is used at once.
+result, each for at most the download deadline. Because anyone who knows an allowed TopicArn
+can name a certificate URL, what they can make us download is bounded too: a definitive "no"
+is remembered per URL for a short while, and only a few downloads run at once. Transient
+failures are not remembered, so a certificate host that comes back is used at once.
 """
 
 from __future__ import annotations
