@@ -759,7 +759,7 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"A" * 200_000)
             self.close_connection = True
         elif route == "/gzip-bomb.pem":
-            self._send(200, gzip.compress(b"\0" * 20_000_000), {"Content-Encoding": "gzip"})
+            self._send(200, gzip_bomb(), {"Content-Encoding": "gzip"})
         elif route == "/drip.pem":
             self._drip()
         elif route == "/stall.pem":
@@ -855,8 +855,15 @@ _MISBEHAVIOURS: dict[str, Callable[[CertificateHandler], None]] = {
 }
 
 
+@cache
+def gzip_bomb() -> bytes:
+    """20 MB of zeros, compressed once: compressing per request could outlast the deadline."""
+    return gzip.compress(b"\0" * 20_000_000)
+
+
 @pytest.fixture(scope="module")
 def cert_server() -> Iterator[CertificateServer]:
+    gzip_bomb()
     with serving(CertificateServer()) as server:
         yield server
 
