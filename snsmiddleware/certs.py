@@ -13,7 +13,10 @@ certificate can expire while it sits in the cache.
 
 The cache is bounded (oldest entries go first) and entries expire after a TTL. Under
 concurrency one URL is downloaded by one thread at a time while the others wait for its
-result; failures are not cached, so a certificate host that comes back is used at once.
+result, each for at most the download deadline. Because anyone who knows an allowed TopicArn
+can name a certificate URL, what they can make us download is bounded too: a definitive "no"
+is remembered per URL for a short while, and only a few downloads run at once. Transient
+failures are not remembered, so a certificate host that comes back is used at once.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from .policy import TopicArn
 if TYPE_CHECKING:
     import requests
 
+    from .http_deadline import Deadline
+
 log = logging.getLogger(__name__)
 
 #: ``url -> PEM bytes``. Raise :class:`CertificateFetchError` for transient trouble and
@@ -53,6 +58,15 @@ DEFAULT_FETCH_DEADLINE: Final = timedelta(seconds=6)
 #: Certificate URLs change when AWS rotates, so a long TTL is safe; it bounds staleness.
 DEFAULT_CACHE_TTL: Final = timedelta(hours=12)
 DEFAULT_CACHE_ENTRIES: Final = 32
+#: A definitive "no" for a URL (404, not a certificate, wrong name) is remembered this long,
+#: so one missing URL repeated costs one download; short, so a URL AWS starts using a moment
+#: later is not refused for long.
+DEFAULT_NEGATIVE_TTL: Final = timedelta(seconds=30)
+DEFAULT_NEGATIVE_ENTRIES: Final = 1024
+#: Downloads of not-yet-cached certificates running at once; beyond it: 503, SNS retries.
+DEFAULT_MAX_CONCURRENT_DOWNLOADS: Final = 2
+#: How much longer than the download deadline a request waits for a download's answer.
+DOWNLOAD_WAIT_SLACK: Final = timedelta(seconds=0.5)
 MIN_RSA_KEY_BITS: Final = 2048
 
 _PEM_BEGIN: Final = b"-----BEGIN CERTIFICATE-----"
@@ -149,12 +163,21 @@ def load_signing_certificate(
 
 
 class HttpCertificateFetcher:
-    """Download a certificate over HTTPS with requests: no redirects, time-outs, a size cap.
+    """Download a certificate over HTTPS with requests: no redirects, a hard deadline, a cap.
 
-    :param timeout: ``(connect, read)`` seconds for each network operation.
-    :param deadline: bound on the whole download.
+    The deadline bounds the whole exchange, not single reads: connect, TLS handshake, status
+    line, headers and body (see :mod:`snsmiddleware.http_deadline`; a host that drips bytes
+    just inside the read time-out is cut off when it passes). An answer that was cut short
+    (headers that never ended, a body shorter than its Content-Length, an empty 200, a PEM
+    without its end line) is transient (503), never a permanent "no".
+
+    :param timeout: ``(connect, read)`` seconds for each network operation (each is also
+        clipped to what is left of the deadline).
+    :param deadline: bound on the whole download (default 6 s; SNS waits 15 s for us).
     :param max_bytes: a larger body is refused (403): it is not an SNS certificate.
-    :param session: a ``requests.Session`` to reuse (connection pooling, proxies, tests).
+    :param session: a ``requests.Session`` to reuse (proxies, tests). Mount
+        :class:`~snsmiddleware.http_deadline.DeadlineAdapter` (or a subclass) on it for the
+        hard deadline; with other adapters only :class:`CertificateStore` bounds the wait.
     """
 
     def __init__(
@@ -174,22 +197,39 @@ class HttpCertificateFetcher:
         if self._session is None:
             import requests  # imported on first download: keeps `import snsmiddleware` cheap
 
-            self._session = requests.Session()
+            from .http_deadline import DeadlineAdapter
+
+            session = requests.Session()
+            for prefix in ("https://", "http://"):
+                session.mount(prefix, DeadlineAdapter(max_retries=0))
+            self._session = session
         return self._session
 
     def __call__(self, url: str) -> bytes:
+        from .http_deadline import Deadline
+
+        with Deadline(self.deadline) as deadline:
+            body = self._download(url, deadline)
+        if deadline.expired:
+            raise CertificateFetchError("the certificate download was too slow")
+        # A 200 that ends before any body, or a PEM that stops before its end line, is an
+        # answer cut short (a connection dropped mid-headers reads as an empty 200): retry.
+        if not body.strip():
+            raise CertificateFetchError("the certificate host sent an empty answer")
+        if body.lstrip().startswith(_PEM_BEGIN) and _PEM_END not in body:
+            raise CertificateFetchError("the certificate download was cut short")
+        return body
+
+    def _download(self, url: str, deadline: Deadline) -> bytes:
         import requests
         import urllib3
 
-        started = time.monotonic()
         try:
             response = self._get_session().get(
-                url, timeout=self.timeout, allow_redirects=False, stream=True
+                url, timeout=deadline.clip(self.timeout), allow_redirects=False, stream=True
             )
         except requests.RequestException as exc:
-            raise CertificateFetchError(
-                f"could not download the signing certificate ({type(exc).__name__})"
-            ) from None
+            raise _fetch_failure(deadline, exc) from None
         with response:
             status = response.status_code
             if status >= 500 or status == 429:
@@ -210,22 +250,37 @@ class HttpCertificateFetcher:
                             "the certificate URL served more than a certificate",
                             reason="certificate_too_large",
                         )
-                    if time.monotonic() - started > self.deadline:
+                    if deadline.expired:
                         raise CertificateFetchError("the certificate download was too slow")
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                raise CertificateFetchError(
-                    f"the certificate download failed ({type(exc).__name__})"
-                ) from None
+                raise _fetch_failure(deadline, exc) from None
+            if response.raw.length_remaining:
+                raise CertificateFetchError("the certificate download was cut short")
         return bytes(body)
+
+
+def _fetch_failure(deadline: Deadline, exc: Exception) -> CertificateFetchError:
+    if deadline.expired:
+        return CertificateFetchError("the certificate download was too slow")
+    return CertificateFetchError(
+        f"could not download the signing certificate ({type(exc).__name__})"
+    )
 
 
 @dataclass(slots=True)
 class _Download:
-    """One in-flight download that other threads wait on."""
+    """One in-flight download that requests for its URL wait on, until ``wait_until``."""
 
     done: threading.Event
+    wait_until: float
     result: SigningCertificate | None = None
     error: SnsError | None = None
+
+
+def _fresh_copy(error: SnsError) -> SnsError:
+    # A fresh exception per raising thread: one instance raised in many threads would share
+    # (and garble) its traceback.
+    return type(error)(error.detail, reason=error.reason)
 
 
 class CertificateStore:
@@ -234,11 +289,36 @@ class CertificateStore:
     Hits take no lock and do not refresh recency, so eviction is oldest-first; AWS uses a
     handful of certificate URLs at a time, far below the bound.
 
+    What a forger can make it download is bounded three ways (anyone who knows an allowed
+    TopicArn can name any ``SimpleNotificationService-<hex>.pem`` on that region's host):
+
+    * one download per URL at a time: concurrent requests wait for it, each at most the
+      download deadline plus :data:`DOWNLOAD_WAIT_SLACK`, then answer 503;
+    * definitive answers (HTTP 404/403, not a usable certificate, wrong name, too large) are
+      remembered per URL for ``negative_ttl``, so repeating a missing URL costs nothing;
+      transient failures are not, so SNS's retries reach a host that has recovered;
+    * at most ``max_concurrent_downloads`` downloads run at once; a request that would
+      start one more answers 503 ``certificate_unavailable`` (SNS retries) at once.
+
+    Each download runs in a thread of its own and holds its slot until it really ends, so
+    even a fetcher that ignores its deadline cannot hold a request past
+    ``download_deadline`` nor open more than ``max_concurrent_downloads`` connections.
+
     :param fetch: ``url -> bytes``; defaults to :class:`HttpCertificateFetcher`.
     :param max_entries: how many certificates to keep (AWS uses a handful at a time).
     :param ttl: how long a downloaded certificate is reused.
-    :param monotonic: time source for the TTL (tests inject a fake).
+    :param monotonic: time source for the TTLs (tests inject a fake).
     :param check_names: require an SNS certificate name; ``False`` only for an emulator.
+    :param negative_ttl: how long a definitive "no" for a URL is answered from memory
+        (default 30 s; ``timedelta(0)`` turns it off). Short on purpose: a certificate URL
+        that AWS starts using a moment after someone asked for it works again within it.
+    :param negative_entries: how many such answers to remember (oldest go first).
+    :param max_concurrent_downloads: downloads running at once (default 2: a handful of
+        certificate URLs are in use at a time, and the default server's 4 threads keep at
+        least two for requests whose certificate is cached).
+    :param download_deadline: how long a request waits for a download; default: the
+        fetcher's own ``deadline`` attribute if it has one (``HttpCertificateFetcher``),
+        else :data:`DEFAULT_FETCH_DEADLINE`.
     """
 
     def __init__(
@@ -249,17 +329,41 @@ class CertificateStore:
         ttl: timedelta = DEFAULT_CACHE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
         check_names: bool = True,
+        negative_ttl: timedelta = DEFAULT_NEGATIVE_TTL,
+        negative_entries: int = DEFAULT_NEGATIVE_ENTRIES,
+        max_concurrent_downloads: int = DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+        download_deadline: timedelta | None = None,
     ) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+        if max_entries < 1 or negative_entries < 1 or max_concurrent_downloads < 1:
+            raise ValueError(
+                "max_entries, negative_entries and max_concurrent_downloads must be at least 1"
+            )
+        if negative_ttl < timedelta(0):
+            raise ValueError("negative_ttl must not be negative")
         self.check_names = check_names
         self._fetch = fetch if fetch is not None else HttpCertificateFetcher()
         self._max_entries = max_entries
         self._ttl = ttl.total_seconds()
         self._monotonic = monotonic
+        self._negative_ttl = negative_ttl.total_seconds()
+        self._negative_entries = negative_entries
+        self._max_downloads = max_concurrent_downloads
+        if download_deadline is not None:
+            deadline = download_deadline.total_seconds()
+        else:
+            fetcher_deadline = getattr(self._fetch, "deadline", None)
+            deadline = (
+                float(fetcher_deadline)
+                if isinstance(fetcher_deadline, int | float)
+                else DEFAULT_FETCH_DEADLINE.total_seconds()
+            )
+        self.download_deadline = timedelta(seconds=deadline)
+        self._wait = deadline + DOWNLOAD_WAIT_SLACK.total_seconds()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[float, SigningCertificate]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, SnsError]] = OrderedDict()
         self._downloads: dict[str, _Download] = {}
+        self._running = 0
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -279,36 +383,78 @@ class CertificateStore:
                     self._cache.move_to_end(url)
                     return certificate
                 del self._cache[url]
+            refused = self._refused.get(url)
+            if refused is not None:
+                if self._monotonic() < refused[0]:
+                    raise _fresh_copy(refused[1])
+                del self._refused[url]
             download = self._downloads.get(url)
             leader = download is None
             if download is None:
-                download = self._downloads[url] = _Download(threading.Event())
+                if self._running >= self._max_downloads:
+                    raise CertificateFetchError(
+                        "too many certificate downloads at once; try again later"
+                    )
+                self._running += 1
+                download = self._downloads[url] = _Download(
+                    threading.Event(), wait_until=time.monotonic() + self._wait
+                )
         if leader:
-            return self._download(url, topic, download)
-        download.done.wait()
+            self._start(url, topic, download)
+        # Waiting happens right here, in get, for every request (tests look for it here).
+        download.done.wait(max(0.0, download.wait_until - time.monotonic()))
         if download.result is not None:
             return download.result
-        error = download.error or CertificateFetchError("the certificate download failed")
-        # A fresh exception per waiting thread: one instance raised in many threads would
-        # share (and garble) its traceback.
-        raise type(error)(error.detail, reason=error.reason)
+        if download.error is None:
+            raise CertificateFetchError("the certificate download did not finish in time")
+        raise _fresh_copy(download.error)
 
-    def _download(self, url: str, topic: TopicArn, download: _Download) -> SigningCertificate:
+    def _start(self, url: str, topic: TopicArn, download: _Download) -> None:
+        thread = threading.Thread(
+            target=self._download,
+            args=(url, topic, download),
+            name="snsmiddleware-certificate-download",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (interpreter shutdown, limits)
+            download.error = CertificateFetchError("could not start the certificate download")
+            self._finish(url, download)
+
+    def _download(self, url: str, topic: TopicArn, download: _Download) -> None:
         try:
             download.result = self._fetch_and_check(url, topic)
         except SnsError as exc:
             download.error = exc
             log.warning("certificate %s rejected: %s (%s)", url, exc.reason, exc.detail)
-            raise
+        except Exception as exc:  # never leave the waiters without an answer
+            download.error = CertificateFetchError(
+                f"the certificate check failed ({type(exc).__name__})"
+            )
+            log.exception("certificate %s: unexpected error", url)
         finally:
-            with self._lock:
-                del self._downloads[url]
-                if download.result is not None:
-                    self._cache[url] = (self._monotonic() + self._ttl, download.result)
-                    while len(self._cache) > self._max_entries:
-                        self._cache.popitem(last=False)
-            download.done.set()
-        return download.result
+            self._finish(url, download)
+
+    def _finish(self, url: str, download: _Download) -> None:
+        with self._lock:
+            del self._downloads[url]
+            self._running -= 1
+            now = self._monotonic()
+            if download.result is not None:
+                self._cache[url] = (now + self._ttl, download.result)
+                while len(self._cache) > self._max_entries:
+                    self._cache.popitem(last=False)
+            elif (
+                download.error is not None
+                and not download.error.transient
+                and self._negative_ttl > 0
+            ):
+                self._refused[url] = (now + self._negative_ttl, download.error)
+                self._refused.move_to_end(url)
+                while len(self._refused) > self._negative_entries:
+                    self._refused.popitem(last=False)
+        download.done.set()
 
     def _fetch_and_check(self, url: str, topic: TopicArn) -> SigningCertificate:
         try:

@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from snsmiddleware import ApiConfirmer, ConfigurationError, UrlConfirmer
 from snsmiddleware.confirm import make_confirmer
 from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsError, TransientError
+from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
 from snsmiddleware.testing import MessageSigner, TestCA
 
@@ -377,8 +378,11 @@ class SnsLikeHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class ForwardingAdapter(HTTPAdapter):
-    """Sends requests for the SNS host to a local server instead, recording their URLs."""
+class ForwardingAdapter(DeadlineAdapter):
+    """Sends requests for the SNS host to a local server instead, recording their URLs.
+
+    A :class:`DeadlineAdapter`, so certificate downloads through it keep their hard deadline
+    (for confirmations it behaves like a plain ``HTTPAdapter``)."""
 
     def __init__(self, target_base: str) -> None:
         super().__init__(max_retries=0)

@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import http.server
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -30,7 +32,11 @@ import webtest
 
 from snsmiddleware import SnsMiddleware
 from snsmiddleware.budget_app import BudgetApp
-from snsmiddleware.certs import HttpCertificateFetcher
+from snsmiddleware.certs import (
+    DEFAULT_NEGATIVE_TTL,
+    CertificateStore,
+    HttpCertificateFetcher,
+)
 from snsmiddleware.devmode import sample_budget_alert
 from snsmiddleware.mail import FileOutbox, MailUnavailableError
 from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
@@ -55,6 +61,7 @@ class CertificateHost(LocalHttpServer):
         self.mode = "ok"
         self.certificate = b""
         self.requested: list[str] = []
+        self.release = threading.Event()  # ends mode "hold"
 
 
 class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
@@ -78,6 +85,9 @@ class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
             self._send(200, self.server.certificate)
         elif mode == "stall":
             self.server.stop.wait(3)
+        elif mode == "hold":  # until the test releases it, then: no such certificate
+            self.server.release.wait(10)
+            self._send(404, b"<Error/>")
         elif mode == "drip":
             self.send_response(200)
             self.send_header("Content-Length", "4000")
@@ -90,17 +100,53 @@ class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
                     time.sleep(0.02)
             except OSError:
                 pass  # the fetcher gave up, as it should
+        elif mode in ("drip-status", "drip-headers"):
+            head = b"HTTP/1.1 200 " if mode == "drip-status" else b"HTTP/1.1 200 OK\r\nX-Pad: "
+            self._write_slowly(head)
+        elif mode == "headers-then-stall":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n")
+            self.wfile.flush()
+            self.server.stop.wait(3)
+        elif mode == "cut-mid-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Cu")
+            self.close_connection = True
+        elif mode == "short-body":
+            body = self.server.certificate
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+        elif mode == "empty-200":
+            self._send(200, b"")
         elif mode == "redirect":
             self._send(302, b"", {"Location": f"{self.server.base}/elsewhere.pem"})
         elif mode == "huge":
             self._send(200, self.server.certificate * 100)
         elif mode == "gzip-bomb":
-            bomb = gzip.compress(self.server.certificate + b"\0" * 20_000_000)
+            bomb = gzip_bomb(self.server.certificate)
             self._send(200, bomb, {"Content-Encoding": "gzip"})
         elif mode == "html":
             self._send(200, b"<html><body>Service Unavailable</body></html>")
         else:
             self._send(int(mode), b"<Error/>")
+
+    def _write_slowly(self, head: bytes) -> None:
+        """Send ``head``, then one more byte every 20 ms for 3 s (never a whole line)."""
+        started = time.monotonic()
+        try:
+            self.wfile.write(head)
+            while time.monotonic() - started < 3 and not self.server.stop.is_set():
+                self.wfile.write(b"O")
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass  # the fetcher gave up, as it should
+        self.close_connection = True
+
+
+@functools.cache
+def gzip_bomb(certificate: bytes) -> bytes:
+    """Compressed once: compressing 20 MB per request could outlast the download deadline."""
+    return gzip.compress(certificate + b"\0" * 20_000_000)
 
 
 def closed_port() -> int:
@@ -125,7 +171,9 @@ def routed(
     anywhere) and short time-outs so a stalled host costs a fraction of a second."""
     cert_host.mode = "ok"
     cert_host.certificate = signer.ca.certificate_pem
+    gzip_bomb(cert_host.certificate)  # compressed before any request waits for it
     cert_host.requested.clear()
+    cert_host.release.clear()
     forward = ForwardingAdapter(cert_host.base)
     refuse = RefusingAdapter()
     with requests.Session() as session:
@@ -133,7 +181,7 @@ def routed(
         session.mount("https://", refuse)
         session.mount(SNS_HOST, forward)
         fetcher = HttpCertificateFetcher(
-            timeout=(1.0, 0.3), deadline=timedelta(seconds=0.5), session=session
+            timeout=(1.0, 0.3), deadline=timedelta(seconds=1.0), session=session
         )
         yield fetcher, forward, refuse
 
@@ -144,6 +192,14 @@ def routed(
         pytest.param("refused", 503, "certificate_unavailable", id="connection-refused"),
         pytest.param("stall", 503, "certificate_unavailable", id="read-time-out"),
         pytest.param("drip", 503, "certificate_unavailable", id="dripping-past-the-deadline"),
+        pytest.param("drip-status", 503, "certificate_unavailable", id="dripping-status-line"),
+        pytest.param("drip-headers", 503, "certificate_unavailable", id="dripping-headers"),
+        pytest.param(
+            "headers-then-stall", 503, "certificate_unavailable", id="stall-after-headers"
+        ),
+        pytest.param("cut-mid-headers", 503, "certificate_unavailable", id="cut-mid-headers"),
+        pytest.param("short-body", 503, "certificate_unavailable", id="body-cut-short"),
+        pytest.param("empty-200", 503, "certificate_unavailable", id="empty-200"),
         pytest.param("500", 503, "certificate_unavailable", id="http-500"),
         pytest.param("503", 503, "certificate_unavailable", id="http-503"),
         pytest.param("429", 503, "certificate_unavailable", id="http-429"),
@@ -166,7 +222,10 @@ def test_certificate_host_fault_then_recovery(
     reason: str,
 ) -> None:
     fetcher, forward, refuse = routed
-    app = webtest.TestApp(make_middleware(fetch_certificate=fetcher), lint=True)
+    middleware = make_middleware(fetch_certificate=fetcher)
+    monotonic = FakeMonotonic()
+    middleware.verifier.certificates = CertificateStore(fetcher, monotonic=monotonic)
+    app = webtest.TestApp(middleware, lint=True)
     message = signer.notification("during an outage")
     if mode == "refused":
         forward.target_base = f"http://127.0.0.1:{closed_port()}"
@@ -180,9 +239,14 @@ def test_certificate_host_fault_then_recovery(
 
     # The host recovers; SNS redelivers (after a 5xx; a 403 only if someone resends it).
     forward.target_base, cert_host.mode = cert_host.base, "ok"
+    if status == 403:
+        # A definitive "no" is remembered for a short while: asking again costs nothing...
+        assert_answer(post_sns(app, PATH, message), status, reason)
+        assert len(forward.sent) == 1
+        monotonic.now += DEFAULT_NEGATIVE_TTL.total_seconds()  # ...and then it is forgotten
     assert post_sns(app, PATH, message).status_int == 200
     assert len(echo_app.calls) == 1
-    assert len(forward.sent) == 2  # the failure was not cached: one new download
+    assert len(forward.sent) == 2  # one new download; a transient failure was not cached
     assert refuse.sent == []
 
 
@@ -198,6 +262,76 @@ def test_a_cached_certificate_outlives_a_later_outage(
     forward.target_base = f"http://127.0.0.1:{closed_port()}"
     assert post_sns(app, PATH, signer.notification("during")).status_int == 200
     assert len(forward.sent) == 1 and len(echo_app.calls) == 2
+
+
+# --- how many downloads forged requests can cause ------------------------------------------
+
+
+def forged_for_missing_certificate(signer: MessageSigner, digest: str) -> SignedMessage:
+    """A forgery anyone can make: an allowed TopicArn (ARNs are not secret) and a certificate
+    URL on that region's SNS host that does not exist."""
+    url = f"{SNS_HOST}SimpleNotificationService-{digest}.pem"
+    return signer.notification("forged").tampered(SigningCertURL=url)
+
+
+def test_repeated_forgeries_for_one_missing_certificate_download_it_once(
+    make_middleware: MakeMiddleware,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    cert_host: CertificateHost,
+    routed: tuple[HttpCertificateFetcher, ForwardingAdapter, RefusingAdapter],
+) -> None:
+    fetcher, forward, refuse = routed
+    app = webtest.TestApp(make_middleware(fetch_certificate=fetcher), lint=True)
+    cert_host.mode = "404"
+    inbound = 40
+    for _ in range(inbound):
+        message = forged_for_missing_certificate(signer, "0badc0de")
+        assert_answer(post_sns(app, PATH, message), 403, "certificate_not_found")
+    assert len(cert_host.requested) == 1  # 40 inbound -> 1 outbound (main: 40)
+    assert len(forward.sent) == 1 and refuse.sent == [] and echo_app.calls == []
+
+
+def test_concurrent_forgeries_cause_a_bounded_number_of_downloads(
+    make_middleware: MakeMiddleware,
+    signer: MessageSigner,
+    echo_app: EchoApp,
+    cert_host: CertificateHost,
+    routed: tuple[HttpCertificateFetcher, ForwardingAdapter, RefusingAdapter],
+) -> None:
+    """16 forgeries at once, each for another missing certificate, while the host holds
+    every download open: with the default bound of 2 concurrent downloads, 16 inbound make
+    2 outbound (main: 16); the 14 others answer 503 at once, so SNS would retry a genuine
+    one, and the 2 held ones get the host's answer when it comes."""
+    fetcher, forward, _ = routed
+    fetcher.timeout, fetcher.deadline = (1.0, 9.0), 9.0  # only the test ends the downloads
+    app = webtest.TestApp(make_middleware(fetch_certificate=fetcher), lint=True)
+    cert_host.mode = "hold"
+    messages = [forged_for_missing_certificate(signer, f"{index:08x}") for index in range(16)]
+    answers: list[Any] = []
+
+    def post(message: SignedMessage) -> None:
+        answers.append(post_sns(app, PATH, message))
+
+    threads = [threading.Thread(target=post, args=(message,)) for message in messages]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(answers) < 14 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(answers) == 14  # answered while two downloads are still held open
+        for answer in answers:
+            assert_answer(answer, 503, "certificate_unavailable")
+        assert len(cert_host.requested) == 2
+    finally:
+        cert_host.release.set()
+        for thread in threads:
+            thread.join(20)
+    assert len(answers) == 16
+    for answer in answers[14:]:
+        assert_answer(answer, 403, "certificate_not_found")
+    assert len(cert_host.requested) == len(forward.sent) == 2 and echo_app.calls == []
 
 
 # --- mailer and store failures mid-request -------------------------------------------------
