@@ -137,6 +137,34 @@ def test_send_test_alert_explains_a_refusal(
     assert "serve --dev" in out
 
 
+def test_send_test_alert_escapes_what_the_server_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hostile (or confused) server's answer cannot retitle, clear or recolour the
+    terminal: escape sequences, carriage returns and bidi overrides come out escaped."""
+    hostile = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\rover\u202eevil\x9b"
+
+    def answering(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(
+            "400 Bad Request",
+            [("Content-Type", "text/plain; charset=utf-8"), ("X-SNS-Reason", "bad\x1b[2Jx")],
+        )
+        return [f"nope: {hostile}\nsecond line".encode()]
+
+    server = StopableWSGIServer.create(answering)
+    try:
+        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
+        assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 1
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "\u202e" not in out and "\x9b" not in out
+    assert "answer 400 bad\\x1b[2Jx" in out
+    assert "nope: \\x1b]0;pwned\\x07\\x1b[2J" in out
+    assert "\\u202eevil\\x9b\\nsecond line" in out
+
+
 def test_send_test_alert_without_a_server(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}{SNS_PATH}"
     assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 2
