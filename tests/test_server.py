@@ -229,6 +229,12 @@ def refuse_to_serve(*args: Any, **kwargs: Any) -> None:
         pytest.param(
             {"SNSMIDDLEWARE_REQUIRE_SIGNATURE_V2": "ture"}, "not a boolean", id="misspelt-boolean"
         ),
+        # Development trust comes from --dev only (README); the variable must not enable it.
+        pytest.param(
+            {"SNSMIDDLEWARE_DEVELOPMENT": "yes"},
+            "SNSMIDDLEWARE_DEVELOPMENT is not read: development mode is enabled only by the --dev",
+            id="development-from-env",
+        ),
     ],
 )
 def test_serve_refuses_to_start_on_bad_configuration(
