@@ -33,7 +33,6 @@ from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
 from ._budget_helpers import REAL_ALERTS, REAL_TOPICS, RealAlert, notification, real_alert_params
 from ._mail_helpers import (
-    FAKE_AWS_ENV,
     LOCALHOST,
     SES_REGION,
     SMTP_PASSWORD,
@@ -42,6 +41,7 @@ from ._mail_helpers import (
     MotoSes,
     TlsFiles,
     free_port,
+    fresh_ses,
     parse_email,
     smtp_server,
     tls_contexts,
@@ -142,13 +142,7 @@ def moto_server() -> Iterator[MotoSes]:
 
 @pytest.fixture
 def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    moto_server.reset()
-    moto_server.verify(VERIFIED_SENDER)
-    return moto_server
+    return fresh_ses(moto_server, monkeypatch)
 
 
 @pytest.fixture(params=["file", "smtp", "ses"])

@@ -38,12 +38,13 @@ from snsmiddleware.message import Notification, parse_message
 from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
 from ._mail_helpers import (
-    FAKE_AWS_ENV,
     LOCALHOST,
     SES_REGION,
     VERIFIED_SENDER,
     MotoSes,
+    fresh_ses,
     parse_email,
+    running_moto_ses,
     smtp_server,
 )
 from .conftest import PATH, TOPIC
@@ -117,21 +118,13 @@ CASES = [pytest.param(name, "label", id=key) for key, name in HOSTILE_NAMES.item
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[MotoSes]:
-    server = MotoSes()
-    server.start()
-    yield server
-    server.stop()
+    with running_moto_ses() as server:
+        yield server
 
 
 @pytest.fixture
 def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    moto_server.reset()
-    moto_server.verify(VERIFIED_SENDER)
-    return moto_server
+    return fresh_ses(moto_server, monkeypatch)
 
 
 class Route:

@@ -116,6 +116,16 @@ def test_send_test_alert_to_dev_server_writes_one_email(
     assert len(emails_in(tmp_path / "outbox")) == 1
 
 
+def send_test_alert_to(app: Any, tmp_path: Path) -> int:
+    """Run send-test-alert against a throwaway server running ``app``; its exit status."""
+    server = StopableWSGIServer.create(app)
+    try:
+        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
+        return main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")])
+    finally:
+        server.shutdown()
+
+
 def test_send_test_alert_explains_a_refusal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,12 +136,7 @@ def test_send_test_alert_explains_a_refusal(
         )
         return [b"certificate_unavailable: could not download the signing certificate\n"]
 
-    server = StopableWSGIServer.create(refusing)
-    try:
-        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
-        assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 1
-    finally:
-        server.shutdown()
+    assert send_test_alert_to(refusing, tmp_path) == 1
     out = capsys.readouterr().out
     assert "answer 503 certificate_unavailable" in out
     assert "serve --dev" in out
@@ -151,12 +156,7 @@ def test_send_test_alert_escapes_what_the_server_answers(
         )
         return [f"nope: {hostile}\nsecond line".encode()]
 
-    server = StopableWSGIServer.create(answering)
-    try:
-        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
-        assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 1
-    finally:
-        server.shutdown()
+    assert send_test_alert_to(answering, tmp_path) == 1
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out
     assert "\u202e" not in out and "\x9b" not in out
