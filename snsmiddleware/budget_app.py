@@ -51,9 +51,11 @@ from .alert_email import (
     DEFAULT_SUBJECT_PREFIX,
     build_alert_email,
     build_dead_letter,
+    single_line,
     topic_account,
 )
 from .budgets import BudgetAlert, NotABudgetAlertError, is_topic_verification, parse_budget_alert
+from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, TransientError, excerpt
 from .mail import FileOutbox, Mailer
 from .message import Notification
@@ -227,8 +229,33 @@ class BudgetApp:
             dead_letter if isinstance(dead_letter, FileOutbox) else FileOutbox(dead_letter)
         )
         self.subject_prefix = subject_prefix
+        self._check_configured_headers()
         if not self.rules and not self.default_recipients:
             log.warning("BudgetApp has no recipients: every alert goes to %s", self.dead_letter)
+
+    def _check_configured_headers(self) -> None:
+        """Every configured address must read back from a written email as it was given
+        (the check each alert's email gets): fail at startup rather than on the first alert."""
+        probe = EmailMessage()
+        probe["Subject"] = LiteralHeader("Subject", single_line(self.subject_prefix))
+        probe["From"] = self.sender
+        for rule in self.rules:
+            probe["To"] = rule.addresses
+            try:
+                verify_headers(probe)
+            except UnsafeHeaderError as exc:
+                raise ConfigurationError(
+                    f"recipients[{rule.key!r}] cannot be written safely: {exc}"
+                ) from None
+            del probe["To"]
+        if self.default_recipients:
+            probe["To"] = self.default_recipients
+        try:
+            verify_headers(probe)
+        except UnsafeHeaderError as exc:
+            raise ConfigurationError(
+                f"sender, subject_prefix or default_recipients cannot be written safely: {exc}"
+            ) from None
 
     def recipients_for(self, alert: BudgetAlert, *, topic_arn: str | None = None) -> list[Address]:
         """Everyone configured for this alert, else the defaults (possibly nobody).

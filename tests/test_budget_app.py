@@ -703,6 +703,13 @@ def test_app_without_the_middleware_refuses_unverified_requests(outbox: FileOutb
         pytest.param({"recipients": {}, "sender": "a@b.example, c@d.example"}, id="bad-sender"),
         pytest.param({"recipients": {}, "mailer": object()}, id="mailer-without-send"),
         pytest.param({"recipients": {}, "subject_prefix": "x\nBcc: y"}, id="multiline-prefix"),
+        # Addresses that parse but would put a line separator into every email's To or From.
+        pytest.param({"recipients": {"b": "Ana\x85 <ana@example.com>"}}, id="nel-in-name"),
+        pytest.param(
+            {"recipients": {}, "default_recipients": "Ana\u2028Lima <ana@example.com>"},
+            id="line-separator-in-default",
+        ),
+        pytest.param({"recipients": {}, "sender": "Ana\u2029 <a@example.com>"}, id="ps-sender"),
     ],
 )
 def test_bad_configuration_fails_at_construction(tmp_path: Path, options: dict[str, Any]) -> None:
