@@ -130,15 +130,16 @@ class RecipientRule:
     def is_account(self) -> bool:
         return _ACCOUNT_ID.fullmatch(self.key) is not None
 
-    def matches(self, alert: BudgetAlert, topic_account: str | None = None) -> bool:
-        """Does this entry want ``alert``, published to a topic of ``topic_account``?
+    def matches(self, alert: BudgetAlert, signed_account: str | None = None) -> bool:
+        """Does this entry want ``alert``, published to a topic of ``signed_account``?
 
-        An account entry needs ``topic_account`` (the account of the signed TopicArn, see
-        :func:`topic_account`) to be its key, and the text's own ``AWS Account`` line, if
-        any, to agree: without a signed account, an account entry matches nothing.
+        An account entry needs ``signed_account`` (the account of the signed TopicArn, see
+        :func:`~snsmiddleware.alert_email.topic_account`) to be its key, and the text's own
+        ``AWS Account`` line, if any, to agree: without a signed account, an account entry
+        matches nothing.
         """
         if self.is_account:
-            return topic_account == self.key and alert.account_id in (None, self.key)
+            return signed_account == self.key and alert.account_id in (None, self.key)
         name = alert.budget_name
         if name is None:
             return False
