@@ -7,6 +7,11 @@ writes the rest. So:
 * the Subject is built from sanitised text: line breaks, other control characters and
   invisible formatting characters (bidi overrides) become spaces, so no value can add a
   header or disguise the subject;
+* every header made from that text is a :class:`~snsmiddleware.email_headers.LiteralHeader`:
+  the stdlib never parses it, so an RFC 2047 encoded-word in a budget name
+  (``=?utf-8?q?x=0D=0ABcc=3A...?=``) stays the literal text it is instead of becoming a line
+  break or a ``Bcc:`` header; and every finished email (the dead-letter copy too) is checked
+  by :func:`~snsmiddleware.email_headers.verify_headers` before anyone can send it;
 * every value in the HTML part goes through :func:`html.escape`, attributes included, and
   the only link is the AWS console (the message's own link is used only when
   :mod:`snsmiddleware.budgets` recognised it as a console URL);
@@ -19,6 +24,8 @@ from __future__ import annotations
 import copy
 import html
 import json
+import logging
+import re
 import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal
@@ -28,7 +35,12 @@ from email.utils import format_datetime
 from typing import Final
 
 from .budgets import AlertType, BudgetAlert, BudgetPeriod
+from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
+from .errors import PolicyError
 from .message import Notification
+from .policy import parse_topic_arn
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SUBJECT_PREFIX: Final = "Cost control alert"
 #: Long enough for any budget name (AWS allows 100 characters) plus our wording.
@@ -57,9 +69,18 @@ _FIELD_LABELS: Final = {
 
 def single_line(text: str, limit: int = MAX_SUBJECT_CHARS) -> str:
     """Text safe for one header line: no control or format characters, one space between
-    words, at most ``limit`` characters."""
+    words, at most ``limit`` characters.
+
+    (Encoded-words such as ``=?utf-8?q?=0D=0A?=`` are left as they are: they are plain text
+    here, and :class:`~snsmiddleware.email_headers.LiteralHeader` keeps them that way.)
+    """
     cleaned = "".join(
-        " " if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} else char for char in text
+        " "
+        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}
+        else "\ufffd"
+        if unicodedata.category(char) == "Cs"  # a lone surrogate cannot be encoded at all
+        else char
+        for char in text
     )
     collapsed = " ".join(cleaned.split())
     if len(collapsed) > limit:
@@ -106,7 +127,28 @@ def _summary(alert: BudgetAlert) -> str:
     return f"The budget {name!r} has crossed {limit}."
 
 
-def _rows(alert: BudgetAlert) -> list[tuple[str, str]]:
+def topic_account(topic_arn: str) -> str | None:
+    """The account id in a TopicArn, or ``None`` for something that is not an SNS TopicArn.
+
+    SNS signs the TopicArn; the ``AWS Account`` line of the text is whatever the publisher
+    wrote. Budgets publishes only to a topic in the budget's own account, so for a genuine
+    alert the two agree."""
+    try:
+        return parse_topic_arn(topic_arn).account
+    except PolicyError:
+        return None
+
+
+def _account(alert: BudgetAlert, signed_account: str | None) -> str:
+    """The Account row: the signed account, and what the text says when it disagrees."""
+    if signed_account is None or alert.account_id == signed_account:
+        return UNKNOWN if alert.account_id is None else alert.account_id
+    if alert.account_id is None:
+        return f"{signed_account} (the topic's account)"
+    return f"{signed_account} (the topic's account; the message text says {alert.account_id})"
+
+
+def _rows(alert: BudgetAlert, signed_account: str | None = None) -> list[tuple[str, str]]:
     def shown(value: object) -> str:
         return UNKNOWN if value is None else str(value)
 
@@ -123,7 +165,7 @@ def _rows(alert: BudgetAlert) -> list[tuple[str, str]]:
         kind, amount_label = UNKNOWN, "Amount"
     return [
         ("Budget", shown(alert.budget_name)),
-        ("Account", shown(alert.account_id)),
+        ("Account", _account(alert, signed_account)),
         ("Budget type", shown(alert.budget_type)),
         ("Period", shown(_PERIOD_WORDS.get(alert.period) if alert.period else None)),
         ("Budgeted amount", shown(alert.budgeted_amount)),
@@ -149,11 +191,12 @@ def _raw_lines(alert: BudgetAlert) -> str:
     return "\n".join(alert.raw_text.splitlines())
 
 
-def alert_text(alert: BudgetAlert) -> str:
-    """The plain-text part."""
+def alert_text(alert: BudgetAlert, *, topic_arn: str | None = None) -> str:
+    """The plain-text part (``topic_arn``: the signed TopicArn, for the Account row)."""
     lines = [f"AWS Budgets alert: {_budget_label(alert)}", "", _summary(alert), ""]
-    width = max(len(label) for label, _ in _rows(alert)) + 2
-    lines += [f"{label + ':':<{width}}{value}" for label, value in _rows(alert)]
+    rows = _rows(alert, topic_account(topic_arn) if topic_arn is not None else None)
+    width = max(len(label) for label, _ in rows) + 2
+    lines += [f"{label + ':':<{width}}{value}" for label, value in rows]
     lines += ["", f"AWS Budgets console: {alert.console_url}"]
     note = _unparsed_note(alert)
     if note is not None:
@@ -162,13 +205,14 @@ def alert_text(alert: BudgetAlert) -> str:
     return "\n".join(lines)
 
 
-def alert_html(alert: BudgetAlert) -> str:
+def alert_html(alert: BudgetAlert, *, topic_arn: str | None = None) -> str:
     """The HTML part: every value escaped, one link (the AWS console)."""
     e = html.escape
+    signed_account = topic_account(topic_arn) if topic_arn is not None else None
     rows = "\n".join(
         f'<tr><th align="left" style="padding:2px 12px 2px 0">{e(label)}</th>'
         f"<td>{e(value)}</td></tr>"
-        for label, value in _rows(alert)
+        for label, value in _rows(alert, signed_account)
     )
     note = _unparsed_note(alert)
     note_html = f"<p><strong>{e(note)}</strong></p>\n" if note else ""
@@ -203,7 +247,7 @@ def build_alert_email(
     mail clients and people can recognise it.
     """
     message = EmailMessage()
-    message["Subject"] = alert_subject(alert, single_line(subject_prefix))
+    message["Subject"] = LiteralHeader("Subject", alert_subject(alert, single_line(subject_prefix)))
     message["From"] = sender
     if recipients:
         message["To"] = tuple(recipients)
@@ -212,10 +256,33 @@ def build_alert_email(
     message["Message-ID"] = f"<budget-alert.{notification.message_id}@{domain}>"
     # RFC 3834: automatic mail; out-of-office replies must not answer it.
     message["Auto-Submitted"] = "auto-generated"
-    message["X-SNS-Message-Id"] = notification.message_id
-    message["X-SNS-Topic-Arn"] = single_line(notification.topic_arn, 256)
-    message.set_content(alert_text(alert))
-    message.add_alternative(alert_html(alert), subtype="html")
+    message["X-SNS-Message-Id"] = LiteralHeader("X-SNS-Message-Id", notification.message_id)
+    message["X-SNS-Topic-Arn"] = LiteralHeader(
+        "X-SNS-Topic-Arn", single_line(notification.topic_arn, 256)
+    )
+    message.set_content(alert_text(alert, topic_arn=notification.topic_arn))
+    message.add_alternative(alert_html(alert, topic_arn=notification.topic_arn), subtype="html")
+    return _proven_single_line(message, ("Subject", "X-SNS-Message-Id", "X-SNS-Topic-Arn"))
+
+
+#: What is left of untrusted header text if even the literal encoding did not read back.
+_NOT_PLAIN: Final = re.compile(r"[^A-Za-z0-9 .,:;_()%+/@#&'-]+", re.ASCII)
+
+
+def _proven_single_line(message: EmailMessage, untrusted: Sequence[str]) -> EmailMessage:
+    """``message`` once :func:`verify_headers` has shown that each header reads back as the
+    one line that was set. Should that ever fail (a bug here or in the stdlib), the headers
+    made from untrusted text are cut down to plain ASCII words and checked again: an alert
+    with a plainer Subject is better than no alert. If even that fails, raise."""
+    try:
+        verify_headers(message)
+    except UnsafeHeaderError as exc:
+        log.error("email headers did not read back safely (%s); using plain ASCII instead", exc)
+        for name in untrusted:
+            if name in message:
+                plain = " ".join(_NOT_PLAIN.sub(" ", str(message[name])).split())
+                message.replace_header(name, plain)
+        verify_headers(message)
     return message
 
 
@@ -231,8 +298,8 @@ def build_dead_letter(
     """A copy of ``email`` for the dead-letter outbox, with what went wrong and everything
     needed to resend it: the reason in headers, and the notification as a JSON attachment."""
     letter = copy.deepcopy(email)
-    letter["X-Dead-Letter-Reason"] = single_line(reason, 100)
-    letter["X-Dead-Letter-Detail"] = single_line(detail, 500)
+    letter["X-Dead-Letter-Reason"] = LiteralHeader("X-Dead-Letter-Reason", single_line(reason, 100))
+    letter["X-Dead-Letter-Detail"] = LiteralHeader("X-Dead-Letter-Detail", single_line(detail, 500))
     context = {
         "reason": reason,
         "detail": detail,
@@ -253,4 +320,13 @@ def build_dead_letter(
         subtype="json",
         filename="dead-letter.json",
     )
-    return letter
+    return _proven_single_line(
+        letter,
+        (
+            "Subject",
+            "X-SNS-Message-Id",
+            "X-SNS-Topic-Arn",
+            "X-Dead-Letter-Reason",
+            "X-Dead-Letter-Detail",
+        ),
+    )

@@ -14,6 +14,10 @@ topic checks is refused. From there:
 3. Recipients are every configured entry that matches: the exact budget name, a glob pattern
    (:func:`fnmatch.fnmatchcase`) or the 12-digit account id; else the default recipients;
    else nobody, and the email goes to the dead-letter outbox. Nothing is dropped silently.
+   An account id is matched against the account in the *signed TopicArn* (Budgets publishes
+   only to a topic in the budget's own account), and the ``AWS Account`` line of the text,
+   which whoever publishes writes, must agree when there is one: a publisher to a topic of
+   account A cannot have an alert mailed to account B's owner by writing B into the text.
 4. The mailer sends one email. A transient failure answers 503 (the middleware releases the
    MessageId and SNS redelivers); a permanent one writes the email with its full context to
    the dead-letter outbox and answers 200 saying so (the middleware commits the MessageId and
@@ -29,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address, Group
@@ -42,9 +47,16 @@ from typing import Final
 from webob import Request, Response
 from webob.dec import wsgify
 
-from .alert_email import DEFAULT_SUBJECT_PREFIX, build_alert_email, build_dead_letter
+from .alert_email import (
+    DEFAULT_SUBJECT_PREFIX,
+    build_alert_email,
+    build_dead_letter,
+    single_line,
+    topic_account,
+)
 from .budgets import BudgetAlert, NotABudgetAlertError, is_topic_verification, parse_budget_alert
-from .errors import ConfigurationError, SnsError, TransientError
+from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
+from .errors import ConfigurationError, SnsError, TransientError, excerpt
 from .mail import FileOutbox, Mailer
 from .message import Notification
 from .middleware import get_message
@@ -118,15 +130,28 @@ class RecipientRule:
     def is_account(self) -> bool:
         return _ACCOUNT_ID.fullmatch(self.key) is not None
 
-    def matches(self, alert: BudgetAlert) -> bool:
+    def matches(self, alert: BudgetAlert, signed_account: str | None = None) -> bool:
+        """Does this entry want ``alert``, published to a topic of ``signed_account``?
+
+        An account entry needs ``signed_account`` (the account of the signed TopicArn, see
+        :func:`~snsmiddleware.alert_email.topic_account`) to be its key, and the text's own
+        ``AWS Account`` line, if any, to agree: without a signed account, an account entry
+        matches nothing.
+        """
         if self.is_account:
-            return alert.account_id == self.key
+            return signed_account == self.key and alert.account_id in (None, self.key)
         name = alert.budget_name
         if name is None:
             return False
         if name == self.key:
             return True
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
+
+
+def _about(message: Notification) -> str:
+    """The log fields naming a notification (the TopicArn cut short: ``handle()`` can be
+    called without the middleware's allowlist in front)."""
+    return f"message_id={message.message_id} topic={excerpt(message.topic_arn, 300)}"
 
 
 def _answer(code: int, reason: str, detail: str) -> Response:
@@ -205,13 +230,53 @@ class BudgetApp:
             dead_letter if isinstance(dead_letter, FileOutbox) else FileOutbox(dead_letter)
         )
         self.subject_prefix = subject_prefix
+        self._check_configured_headers()
         if not self.rules and not self.default_recipients:
             log.warning("BudgetApp has no recipients: every alert goes to %s", self.dead_letter)
 
-    def recipients_for(self, alert: BudgetAlert) -> list[Address]:
-        """Everyone configured for this alert, else the defaults (possibly nobody)."""
+    def _check_configured_headers(self) -> None:
+        """Every configured address must read back from a written email as it was given
+        (the check each alert's email gets): fail at startup rather than on the first alert."""
+        probe = EmailMessage()
+        probe["Subject"] = LiteralHeader("Subject", single_line(self.subject_prefix))
+        probe["From"] = self.sender
+        for rule in self.rules:
+            probe["To"] = rule.addresses
+            try:
+                verify_headers(probe)
+            except UnsafeHeaderError as exc:
+                raise ConfigurationError(
+                    f"recipients[{rule.key!r}] cannot be written safely: {exc}"
+                ) from None
+            del probe["To"]
+        if self.default_recipients:
+            probe["To"] = self.default_recipients
+        try:
+            verify_headers(probe)
+        except UnsafeHeaderError as exc:
+            raise ConfigurationError(
+                f"sender, subject_prefix or default_recipients cannot be written safely: {exc}"
+            ) from None
+
+    def recipients_for(self, alert: BudgetAlert, *, topic_arn: str | None = None) -> list[Address]:
+        """Everyone configured for this alert, else the defaults (possibly nobody).
+
+        ``topic_arn`` is the signed TopicArn the alert came from; account entries match its
+        account (see :meth:`RecipientRule.matches`) and nothing without it.
+        """
+        account = topic_account(topic_arn) if topic_arn is not None else None
+        if topic_arn is None and any(rule.is_account for rule in self.rules):
+            warnings.warn(
+                "recipients_for() without topic_arn: account entries match the account of the "
+                "signed TopicArn, so none of them can match",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         matched = [
-            address for rule in self.rules if rule.matches(alert) for address in rule.addresses
+            address
+            for rule in self.rules
+            if rule.matches(alert, account)
+            for address in rule.addresses
         ]
         return _unique(matched or self.default_recipients)
 
@@ -226,7 +291,7 @@ class BudgetApp:
 
     def handle(self, message: Notification) -> Response:
         """Process one verified notification and say how it went (no WSGI needed)."""
-        about = f"message_id={message.message_id} topic={message.topic_arn!r}"
+        about = _about(message)
         if is_topic_verification(message):
             log.info("budgets topic verification acknowledged %s", about)
             return _answer(200, "budgets_verification_acknowledged", "acknowledged")
@@ -241,7 +306,16 @@ class BudgetApp:
                 ", ".join(alert.unparsed),
                 about,
             )
-        recipients = self.recipients_for(alert)
+        signed_account = topic_account(message.topic_arn)
+        if alert.account_id is not None and alert.account_id != signed_account:
+            log.warning(
+                "the text names AWS account %s but the topic belongs to account %s: account "
+                "entries of recipients do not apply %s",
+                excerpt(alert.account_id, 16),
+                signed_account,
+                about,
+            )
+        recipients = self.recipients_for(alert, topic_arn=message.topic_arn)
         email = build_alert_email(
             alert,
             message,
@@ -250,18 +324,20 @@ class BudgetApp:
             subject_prefix=self.subject_prefix,
         )
         if not recipients:
+            name = "(no name found)" if alert.budget_name is None else excerpt(alert.budget_name)
             return self._dead_letter(
                 email,
                 message,
                 reason="no_recipients",
-                detail=f"nobody is configured for the budget {alert.budget_name!r}",
+                detail=f"nobody is configured for the budget {name}",
                 recipients=(),
             )
         try:
             self.mailer.send(email)
         except TransientError as exc:
+            # The detail stays in our log: it can name a path or host nobody else needs.
             log.error("email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, about)
-            return _answer(503, exc.reason, exc.detail)
+            return _answer(503, exc.reason, "the email could not be sent yet; SNS will retry")
         except SnsError as exc:
             return self._dead_letter(
                 email,
@@ -284,7 +360,7 @@ class BudgetApp:
         recipients: Iterable[Address],
         error_code: str | None = None,
     ) -> Response:
-        about = f"message_id={message.message_id} topic={message.topic_arn!r}"
+        about = _about(message)
         letter = build_dead_letter(
             email,
             message,
@@ -302,7 +378,11 @@ class BudgetApp:
                 exc.detail,
                 about,
             )
-            return _answer(503, exc.reason, exc.detail)
+            return _answer(
+                503,
+                exc.reason,
+                f"not emailed ({reason}) and the dead-letter outbox failed; SNS will retry",
+            )
         log.error("alert dead-lettered (%s: %s) to %s %s", reason, detail, path, about)
         return _answer(
             200, "dead_lettered", f"not emailed ({reason}); kept in the dead-letter outbox"

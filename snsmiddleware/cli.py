@@ -134,6 +134,15 @@ def _shown(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
+def _escaped(text: str) -> str:
+    """Text a server (or anyone on the way) wrote, safe for a terminal: every character that
+    is not printable (ESC, CR, LF, bidi overrides...) comes out as its backslash escape."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def _report(diagnosis: Diagnosis, notes: list[str], out: TextIO) -> None:
     message = diagnosis.message
     if message is not None:
@@ -281,11 +290,12 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(result, indent=2) + "\n")
     else:
+        # The answer is the server's text: escape it, so it cannot drive the terminal.
         out.write(
             f"sent   {what} ({message.fields['MessageId']})\n"
-            f"to     {_without_password(args.url)}\n"
-            f"answer {response.status_code} {reason or ''}\n"
-            f"       {response.text.strip()[:200]}\n"
+            f"to     {_escaped(_without_password(args.url))}\n"
+            f"answer {response.status_code} {_escaped(reason or '')}\n"
+            f"       {_escaped(response.text.strip()[:200])}\n"
         )
         if reason in _UNTRUSTED_SIGNER_REASONS:
             out.write("hint:  is the server running in development mode (serve --dev)?\n")

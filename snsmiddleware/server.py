@@ -51,6 +51,12 @@ SERVER_OPTIONS: Final = {
     "dev_ca": to_text,
 }
 
+#: Server options only a command-line flag may set. Development trust (``--dev``) makes the
+#: server accept messages signed by a key that sits unencrypted on disk; an environment
+#: variable is inherited silently (a container image, a systemd EnvironmentFile, a shell that
+#: once exported it), a flag is seen on the command line and in the process list.
+FLAG_ONLY_OPTIONS: Final = {"development": "--dev"}
+
 #: What ``snsmiddleware serve`` runs with when nothing is configured: a server that works on a
 #: fresh machine with no AWS account (alerts land as .eml files in ./outbox).
 EMBEDDED_DEFAULTS: Final[Mapping[str, str]] = {
@@ -81,12 +87,18 @@ class ServerSettings:
 
 def options_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``SNSMIDDLEWARE_TOPICS=...`` -> ``{"topics": ...}``; unknown names are an error."""
-    known = set(SERVER_OPTIONS) | set(MIDDLEWARE_OPTIONS) | set(BUDGET_APP_OPTIONS)
+    known = (set(SERVER_OPTIONS) - set(FLAG_ONLY_OPTIONS)) | set(MIDDLEWARE_OPTIONS)
+    known |= set(BUDGET_APP_OPTIONS)
     options: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX) :].lower()
+        if key in FLAG_ONLY_OPTIONS:
+            raise ConfigurationError(
+                f"{name} is not read: development mode is enabled only by the "
+                f"{FLAG_ONLY_OPTIONS[key]} flag of snsmiddleware serve"
+            )
         if key not in known:
             raise ConfigurationError(
                 f"unknown environment variable {name}; known: "

@@ -232,6 +232,29 @@ class MotoSes:
         return list(ses_backends[DEFAULT_ACCOUNT_ID][SES_REGION].sent_messages)
 
 
+@contextmanager
+def running_moto_ses() -> Iterator[MotoSes]:
+    """moto's server on 127.0.0.1 for as long as the block runs."""
+    server = MotoSes()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def fresh_ses(server: MotoSes, monkeypatch: Any) -> MotoSes:
+    """``server`` emptied, with the verified sender, and boto3 pointed at fake credentials
+    only (``monkeypatch``: pytest's fixture, so the environment is restored afterwards)."""
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    server.reset()
+    server.verify(VERIFIED_SENDER)
+    return server
+
+
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -33,7 +33,6 @@ from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
 from ._budget_helpers import REAL_ALERTS, REAL_TOPICS, RealAlert, notification, real_alert_params
 from ._mail_helpers import (
-    FAKE_AWS_ENV,
     LOCALHOST,
     SES_REGION,
     SMTP_PASSWORD,
@@ -42,6 +41,7 @@ from ._mail_helpers import (
     MotoSes,
     TlsFiles,
     free_port,
+    fresh_ses,
     parse_email,
     smtp_server,
     tls_contexts,
@@ -142,13 +142,7 @@ def moto_server() -> Iterator[MotoSes]:
 
 @pytest.fixture
 def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    moto_server.reset()
-    moto_server.verify(VERIFIED_SENDER)
-    return moto_server
+    return fresh_ses(moto_server, monkeypatch)
 
 
 @pytest.fixture(params=["file", "smtp", "ses"])
@@ -485,6 +479,93 @@ def test_recipients_by_name_glob_account_and_default(
     assert to_addresses(email) == expected
 
 
+OTHER_ACCOUNT = TEMPLATE.account_id  # 017790921725, the template's own topic's account
+OWN_ACCOUNT = TOPIC.split(":")[4]  # 123456789012
+
+
+def _with_account_line(account: str | None) -> str:
+    line = f"AWS Account {OTHER_ACCOUNT}\n"
+    assert line in TEMPLATE.message
+    return TEMPLATE.message.replace(line, "" if account is None else f"AWS Account {account}\n")
+
+
+@pytest.mark.parametrize(
+    ("topic", "text_account", "recipients", "expected"),
+    [
+        # A publisher to a topic of account 1234... writes account 0177... into the text:
+        # 0177...'s owner must not get it (issue 12, item 7).
+        pytest.param(TOPIC, OTHER_ACCOUNT, {OTHER_ACCOUNT: ANA}, [FINOPS], id="text-lies"),
+        pytest.param(
+            TEMPLATE.topic_arn, OTHER_ACCOUNT, {OTHER_ACCOUNT: ANA}, [ANA], id="both-agree"
+        ),
+        pytest.param(TEMPLATE.topic_arn, None, {OTHER_ACCOUNT: ANA}, [ANA], id="text-silent"),
+        pytest.param(TOPIC, OTHER_ACCOUNT, {OWN_ACCOUNT: ANA}, [FINOPS], id="disagree-no-entry"),
+        pytest.param(
+            TOPIC,
+            OTHER_ACCOUNT,
+            {OTHER_ACCOUNT: ANA, "Test Budget": "bo@example.com"},
+            ["bo@example.com"],
+            id="names-still-route",
+        ),
+    ],
+)
+def test_account_entries_match_the_signed_topic_account(
+    make_app: Callable[..., webtest.TestApp],
+    signer: MessageSigner,
+    outbox: FileOutbox,
+    caplog: pytest.LogCaptureFixture,
+    topic: str,
+    text_account: str | None,
+    recipients: dict[str, Any],
+    expected: list[str],
+) -> None:
+    app = make_app(recipients=recipients)
+    message = alert_message(signer, _with_account_line(text_account), TopicArn=topic)
+    assert reason(post_sns(app, PATH, message)) == "sent"
+    [email] = emails(outbox)
+    assert to_addresses(email) == expected
+    text, html = parts(email)
+    signed = topic.split(":")[4]
+    if text_account not in (None, signed):
+        assert f"{signed} (the topic's account; the message text says {text_account})" in text
+        assert "the topic&#x27;s account" in html
+        assert f"the text names AWS account '{text_account}'" in caplog.text
+
+
+def test_recipients_for_needs_the_signed_topic_for_account_entries() -> None:
+    app = BudgetApp(recipients={OTHER_ACCOUNT: ANA}, default_recipients=FINOPS)
+    alert = parse_budget_alert(notification(TEMPLATE.message))
+    assert [str(a) for a in app.recipients_for(alert, topic_arn=TEMPLATE.topic_arn)] == [ANA]
+    assert [str(a) for a in app.recipients_for(alert, topic_arn=TOPIC)] == [FINOPS]
+    with pytest.warns(DeprecationWarning, match="topic_arn"):
+        assert [str(a) for a in app.recipients_for(alert)] == [FINOPS]
+
+
+@pytest.mark.parametrize("broken", ["mailer", "dead-letter"])
+def test_outbox_failure_answer_does_not_disclose_the_path(
+    make_app: Callable[..., webtest.TestApp],
+    signer: MessageSigner,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    broken: str,
+) -> None:
+    """The 503 says what failed; where the outbox lives is for the server's log only."""
+    target = tmp_path / "secret-place" / "box"
+    box = FileOutbox(target)
+    target.rmdir()
+    target.write_text("the disk is full, say")
+    options: dict[str, Any] = (
+        {"mailer": box} if broken == "mailer" else {"mailer": RejectingMailer(), "dead_letter": box}
+    )
+    app = make_app(**options)
+    response = post_sns(app, PATH, alert_message(signer))
+    assert response.status_int == 503
+    assert reason(response) == "outbox_unavailable"
+    assert "secret-place" not in response.text and str(tmp_path) not in response.text
+    assert "SNS will retry" in response.text
+    assert str(target) in caplog.text
+
+
 # --- hostile content -------------------------------------------------------------------------
 
 
@@ -622,6 +703,13 @@ def test_app_without_the_middleware_refuses_unverified_requests(outbox: FileOutb
         pytest.param({"recipients": {}, "sender": "a@b.example, c@d.example"}, id="bad-sender"),
         pytest.param({"recipients": {}, "mailer": object()}, id="mailer-without-send"),
         pytest.param({"recipients": {}, "subject_prefix": "x\nBcc: y"}, id="multiline-prefix"),
+        # Addresses that parse but would put a line separator into every email's To or From.
+        pytest.param({"recipients": {"b": "Ana\x85 <ana@example.com>"}}, id="nel-in-name"),
+        pytest.param(
+            {"recipients": {}, "default_recipients": "Ana\u2028Lima <ana@example.com>"},
+            id="line-separator-in-default",
+        ),
+        pytest.param({"recipients": {}, "sender": "Ana\u2029 <a@example.com>"}, id="ps-sender"),
     ],
 )
 def test_bad_configuration_fails_at_construction(tmp_path: Path, options: dict[str, Any]) -> None:

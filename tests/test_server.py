@@ -116,6 +116,16 @@ def test_send_test_alert_to_dev_server_writes_one_email(
     assert len(emails_in(tmp_path / "outbox")) == 1
 
 
+def send_test_alert_to(app: Any, tmp_path: Path) -> int:
+    """Run send-test-alert against a throwaway server running ``app``; its exit status."""
+    server = StopableWSGIServer.create(app)
+    try:
+        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
+        return main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")])
+    finally:
+        server.shutdown()
+
+
 def test_send_test_alert_explains_a_refusal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,15 +136,33 @@ def test_send_test_alert_explains_a_refusal(
         )
         return [b"certificate_unavailable: could not download the signing certificate\n"]
 
-    server = StopableWSGIServer.create(refusing)
-    try:
-        url = f"{server.application_url.rstrip('/')}{SNS_PATH}"
-        assert main(["send-test-alert", url, "--dev-ca", str(tmp_path / "ca")]) == 1
-    finally:
-        server.shutdown()
+    assert send_test_alert_to(refusing, tmp_path) == 1
     out = capsys.readouterr().out
     assert "answer 503 certificate_unavailable" in out
     assert "serve --dev" in out
+
+
+def test_send_test_alert_escapes_what_the_server_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hostile (or confused) server's answer cannot retitle, clear or recolour the
+    terminal: escape sequences, carriage returns and bidi overrides come out escaped."""
+    hostile = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\rover\u202eevil\x9b"
+
+    def answering(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(
+            "400 Bad Request",
+            [("Content-Type", "text/plain; charset=utf-8"), ("X-SNS-Reason", "bad\x1b[2Jx")],
+        )
+        return [f"nope: {hostile}\nsecond line".encode()]
+
+    assert send_test_alert_to(answering, tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "\u202e" not in out and "\x9b" not in out
+    assert "answer 400 bad\\x1b[2Jx" in out
+    assert "nope: \\x1b]0;pwned\\x07\\x1b[2J" in out
+    assert "\\u202eevil\\x9b\\nsecond line" in out
 
 
 def test_send_test_alert_without_a_server(tmp_path: Path) -> None:
@@ -200,6 +228,12 @@ def refuse_to_serve(*args: Any, **kwargs: Any) -> None:
         ),
         pytest.param(
             {"SNSMIDDLEWARE_REQUIRE_SIGNATURE_V2": "ture"}, "not a boolean", id="misspelt-boolean"
+        ),
+        # Development trust comes from --dev only (README); the variable must not enable it.
+        pytest.param(
+            {"SNSMIDDLEWARE_DEVELOPMENT": "yes"},
+            "SNSMIDDLEWARE_DEVELOPMENT is not read: development mode is enabled only by the --dev",
+            id="development-from-env",
         ),
     ],
 )
