@@ -40,7 +40,6 @@ STAGES: Final = (
                 "missing_field",
                 "unknown_type",
                 "bad_timestamp",
-                "missing_header",
                 "header_mismatch",
                 "raw_delivery",
             }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .certs import CertificateFetcher, CertificateStore
 from .errors import ConfigurationError
@@ -21,6 +22,7 @@ from .message import (
     check_headers,
     check_not_raw,
     parse_message,
+    sns_headers,
 )
 from .policy import (
     DEFAULT_CLOCK_SKEW,
@@ -99,17 +101,20 @@ class SnsVerifier:
         """How long a genuine message can be redelivered; de-duplication must cover it."""
         return self.max_age + 2 * self.clock_skew
 
-    def verify(self, body: bytes, headers: Mapping[str, str] | None = None) -> SnsMessage:
+    def verify(self, body: bytes, headers: Mapping[str, Any] | None = None) -> SnsMessage:
         """Parse and verify one delivery; return the message or raise an ``SnsError``.
 
-        :param headers: the request's headers with lower-case names. When given, raw
-            delivery is refused and the ``x-amz-sns-*`` headers must match the body.
+        :param headers: the request's headers, any mapping, names in any case (Django's
+            ``request.headers``, a Lambda event's ``headers``). When given, raw delivery is
+            refused and every ``x-amz-sns-*`` header present must match the body; absent
+            ones are fine (SNS does not sign them).
         """
-        if headers is not None:
-            check_not_raw(headers)
+        found = sns_headers(headers) if headers is not None else None
+        if found is not None:
+            check_not_raw(found)
         message = parse_message(body)
-        if headers is not None:
-            check_headers(message, headers)
+        if found is not None:
+            check_headers(message, found)
         return self.verify_message(message)
 
     def verify_message(self, message: SnsMessage) -> SnsMessage:
