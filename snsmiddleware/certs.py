@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``url -> PEM bytes``. Raise :class:`CertificateFetchError` for transient trouble and
-#: :class:`CertificateError` for a definitive "no"; any other exception counts as transient.
-CertificateFetcher = Callable[[str], bytes]
+#: ``url -> PEM`` as ``bytes`` or ``str`` (what most HTTP helpers return). Raise
+#: :class:`CertificateFetchError` for transient trouble and :class:`CertificateError` for a
+#: definitive "no"; any other exception counts as transient.
+CertificateFetcher = Callable[[str], bytes | str]
 
 #: Real SNS certificates are about 2 KiB; anything much larger is not one.
 DEFAULT_MAX_CERTIFICATE_BYTES: Final = 32 * 1024
@@ -97,15 +98,41 @@ def _certificate_names(cert: x509.Certificate) -> frozenset[str]:
     return frozenset(san.value.get_values_for_type(x509.DNSName))
 
 
+def _pem_bytes(url: str, pem: object) -> bytes:
+    """What a fetcher returned, as bytes: ``bytes``-like or ``str`` PEM text.
+
+    Anything else (``None``, a number, a response object) is a bug in a user-supplied
+    ``fetch_certificate``, not a verdict on the certificate: answer 503 so SNS retries
+    while the operator reads the logged explanation, never a TypeError (500) or a 403.
+    """
+    if isinstance(pem, bytes):
+        return pem
+    if isinstance(pem, bytearray | memoryview):
+        return bytes(pem)
+    if isinstance(pem, str):
+        # PEM is ASCII; anything else cannot be one certificate (403 bad_certificate below).
+        return pem.encode("utf-8", "replace")
+    log.error(
+        "fetch_certificate returned %s for %s; it must return the PEM as bytes or str",
+        type(pem).__name__,
+        url,
+    )
+    raise CertificateFetchError(
+        f"fetch_certificate returned {type(pem).__name__}, not the PEM as bytes or str"
+    )
+
+
 def load_signing_certificate(
-    url: str, pem: bytes, topic: TopicArn, *, check_name: bool = True
+    url: str, pem: bytes | str, topic: TopicArn, *, check_name: bool = True
 ) -> SigningCertificate:
     """Parse and check what the certificate URL served; raise 403 if it is not acceptable.
 
+    :param pem: the PEM as ``bytes`` or ``str``; any other type answers 503
+        ``certificate_unavailable`` (a broken ``fetch_certificate``), logged.
     :param check_name: ``False`` only in emulator mode, where the emulator signs with its
         own throwaway certificate and the trust comes from the pinned emulator URL.
     """
-    data = pem.strip()
+    data = _pem_bytes(url, pem).strip()
     if (
         not data.startswith(_PEM_BEGIN)
         or not data.endswith(_PEM_END)

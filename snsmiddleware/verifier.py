@@ -52,7 +52,8 @@ class SnsVerifier:
     :param signature_versions: accepted SignatureVersions; ``("2",)`` refuses SHA1.
     :param max_age: how old a Timestamp may be (SNS retries within one hour).
     :param clock_skew: allowance for clock differences, both ways.
-    :param fetch_certificate: ``url -> bytes`` replacing the HTTPS download.
+    :param fetch_certificate: ``url -> bytes`` (or ``str`` PEM text) replacing the HTTPS
+        download.
     :param certificates: a prebuilt :class:`CertificateStore` (to share one cache); give this
         or ``fetch_certificate``, not both.
     :param clock: returns the current aware datetime; drives freshness and certificate validity.
