@@ -33,6 +33,11 @@ TOPIC_ARNS: Final = (
     "arn:aws-cn:sns:cn-north-1:123456789012:t",
     "arn:aws-us-gov:sns:us-gov-west-1:123456789012:t",
 )
+#: The SNS hosts of every AWS partition (issue 11 added EUSC and the ISO partitions).
+_SNS_HOST: Final = (
+    r"sns\.[a-z0-9-]+\.(amazonaws\.com(\.cn)?|amazonaws\.eu|c2s\.ic\.gov|sc2s\.sgov\.gov"
+    r"|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)"
+)
 DEFAULT_TOKEN: Final = "2336412f37fb687f5d51e6e2425dacbbab295b8a534f"
 _MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -133,7 +138,7 @@ def _check_topic_arn(text: str) -> None:
         assert exc.reason == "bad_topic_arn"
         return
     assert f"arn:{topic.partition}:sns:{topic.region}:{topic.account}:{topic.name}" == text
-    assert re.fullmatch(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?", topic.sns_host, re.ASCII)
+    assert re.fullmatch(_SNS_HOST, topic.sns_host, re.ASCII), topic.sns_host
 
 
 def _check_emulator(base: str, url: str, token: str) -> None:

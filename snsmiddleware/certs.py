@@ -2,12 +2,14 @@
 
 This module only ever fetches URLs produced by :func:`snsmiddleware.policy.certificate_url`
 (the verifier passes nothing else), and the default fetcher follows no redirects, so the
-only host it talks to is ``sns.<region>.amazonaws.com[.cn]`` over HTTPS, whose TLS identity
+only host it talks to is ``sns.<region>.<partition's DNS suffix>`` over HTTPS, whose TLS identity
 is the trust anchor for the certificate it serves.
 
 What a certificate must be: exactly one PEM certificate and nothing else, an RSA key of at
-least 2048 bits, and named (SAN DNS, or CN when there is no SAN) ``sns.amazonaws.com`` or
-the topic region's own SNS host (China and some opt-in regions use regional names). Its
+least 2048 bits, and named (SAN DNS, or CN when there is no SAN) with one of the names AWS
+gives SNS signing certificates in the topic's region (``sns.amazonaws.com``; China, GovCloud,
+the ISO partitions, the European Sovereign Cloud and the opt-in regions use their own: see
+:data:`snsmiddleware.partitions.SIGNING_CERTIFICATE_NAMES`). Its
 validity period is checked on every use against the injectable clock, because a cached
 certificate can expire while it sits in the cache.
 
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError, CertificateFetchError, SnsError
+from .partitions import signing_certificate_names
 from .policy import TopicArn
 
 if TYPE_CHECKING:
@@ -83,8 +86,9 @@ class SigningCertificate:
 
 
 def allowed_certificate_names(topic: TopicArn) -> frozenset[str]:
-    """Names a genuine SNS signing certificate for ``topic`` may carry."""
-    return frozenset({f"sns.{topic.domain}", topic.sns_host})
+    """Names a genuine SNS signing certificate for ``topic`` may carry (see
+    :func:`snsmiddleware.partitions.signing_certificate_names`, built from AWS's Java SDKs)."""
+    return signing_certificate_names(topic.partition, topic.region)
 
 
 def _certificate_names(cert: x509.Certificate) -> frozenset[str]:
