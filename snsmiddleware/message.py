@@ -213,13 +213,46 @@ def _parse_attributes(value: Any) -> Mapping[str, MessageAttribute]:
     return MappingProxyType(attributes)
 
 
-def parse_message(body: bytes) -> SnsMessage:
-    """Parse the bytes of an SNS HTTP(S) delivery into a typed message, strictly.
+#: Lambda's spelling of the unsigned URL keys -> the HTTP(S) spelling.
+_LAMBDA_SPELLINGS: Final = (
+    ("SigningCertUrl", "SigningCertURL"),
+    ("UnsubscribeUrl", "UnsubscribeURL"),
+)
 
-    Raises :class:`~snsmiddleware.errors.MessageFormatError` (400) for anything that is not
-    a well-formed envelope. Proves nothing about who sent it.
+
+def _accept_lambda_spelling(document: dict[str, Any]) -> None:
+    """Map an envelope as SNS hands it to Lambda onto the HTTP(S) spelling, in place.
+
+    Lambda (and copies of its events) spell ``SigningCertUrl`` / ``UnsubscribeUrl`` and may
+    carry ``"Subject": null`` for "no subject". Neither key name is signed and a null Subject
+    is signed as an absent one, so the signature verifies once mapped (AWS's PHP, JS and Ruby
+    validators do the same). Both spellings at once are a duplicate key: two readers could
+    pick different URLs. ``null`` stays a ``bad_field`` in the HTTP(S) spelling, which SNS
+    never sends.
+    """
+    lambda_spelled = "SigningCertUrl" in document
+    for lambda_key, http_key in _LAMBDA_SPELLINGS:
+        if lambda_key in document:
+            if http_key in document:
+                raise MessageFormatError(
+                    f"the envelope has both {lambda_key} and {http_key}", reason="duplicate_key"
+                )
+            document[http_key] = document.pop(lambda_key)
+    if lambda_spelled and "Subject" in document and document["Subject"] is None:
+        del document["Subject"]
+
+
+def parse_message(body: bytes) -> SnsMessage:
+    """Parse the bytes of an SNS delivery into a typed message, strictly.
+
+    Accepts the HTTP(S) envelope and the one SNS hands to Lambda (``SigningCertUrl``,
+    ``UnsubscribeUrl``, ``"Subject": null``), which :attr:`SnsMessage.fields` then holds in
+    the HTTP(S) spelling. Raises :class:`~snsmiddleware.errors.MessageFormatError` (400) for
+    anything that is not a well-formed envelope. Proves nothing about who sent it.
     """
     document = _decode_document(body)
+    if "SigningCertUrl" in document or "UnsubscribeUrl" in document:
+        _accept_lambda_spelling(document)
     has_attributes = "MessageAttributes" in document
     attributes_value = document.pop("MessageAttributes", None)
     for key, value in document.items():

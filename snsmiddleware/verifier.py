@@ -10,12 +10,13 @@ consumer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .certs import CertificateFetcher, CertificateStore
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MessageFormatError
 from .message import (
     SnsMessage,
     SubscriptionConfirmation,
@@ -117,6 +118,44 @@ class SnsVerifier:
         if found is not None:
             check_headers(message, found)
         return self.verify_message(message)
+
+    def verify_lambda_record(self, record: Mapping[str, Any]) -> SnsMessage:
+        """Verify one record of a Lambda event from an SNS trigger; return its message.
+
+        ``record`` is ``event["Records"][i]`` (``{"EventSource": "aws:sns", "Sns": {...}}``)
+        or its ``Sns`` object. Lambda's spelling (``SigningCertUrl``, ``UnsubscribeUrl``,
+        ``"Subject": null``) is accepted; everything else is checked exactly as for an
+        HTTP(S) delivery (types, required fields, topic, certificate, signature, freshness:
+        verify as the record arrives, or pass a ``max_age`` covering your retries). For an
+        SQS record whose body carries an SNS envelope, use :meth:`verify` on the body.
+
+        Example::
+
+            def handler(event, context):
+                for record in event["Records"]:
+                    message = verifier.verify_lambda_record(record)
+        """
+        envelope: Any = record
+        if isinstance(record, Mapping) and "Sns" in record:
+            if record.get("EventSource", "aws:sns") != "aws:sns":
+                raise MessageFormatError(
+                    "the record's EventSource is not aws:sns", reason="bad_field"
+                )
+            envelope = record["Sns"]
+        if not isinstance(envelope, Mapping) or "Type" not in envelope:
+            raise MessageFormatError(
+                "not an SNS record or envelope (for an SQS record, verify its body)",
+                reason="bad_field",
+            )
+        try:
+            # Through the same strict parser as an HTTP body: a dict has no duplicate keys,
+            # and every type is checked there. ASCII escapes keep lone surrogates visible.
+            body = json.dumps(dict(envelope), allow_nan=False).encode("ascii")
+        except (TypeError, ValueError, RecursionError):
+            raise MessageFormatError(
+                "the record holds a value that is not JSON", reason="bad_field"
+            ) from None
+        return self.verify(body)
 
     def verify_message(self, message: SnsMessage) -> SnsMessage:
         """Run the policy, certificate and signature checks on a parsed message."""
