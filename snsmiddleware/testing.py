@@ -243,6 +243,23 @@ class SignedMessage:
                 headers[header] = value
         return headers
 
+    def lambda_record(self) -> dict[str, Any]:
+        """This message as an SNS-triggered Lambda function receives it: one entry of
+        ``event["Records"]``, spelled as Lambda spells it (``SigningCertUrl``,
+        ``UnsubscribeUrl``, ``"Subject": null`` and ``"MessageAttributes": {}`` when absent).
+        """
+        renamed = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
+        sns = {renamed.get(key, key): value for key, value in self.fields.items()}
+        if sns.get("Type") == NOTIFICATION:
+            sns.setdefault("Subject", None)
+            sns.setdefault("MessageAttributes", {})
+        return {
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "EventSubscriptionArn": f"{self.fields.get('TopicArn')}:{uuid.uuid4()}",
+            "Sns": sns,
+        }
+
     def tampered(self, **fields: Any) -> SignedMessage:
         """A copy with fields changed (``None`` removes one) and the old signature kept."""
         changed = dict(self.fields)

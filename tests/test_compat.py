@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import webtest
 
-from snsmiddleware import ConfigurationError, SnsMiddleware, SnsVerifier
+from snsmiddleware import ConfigurationError, Notification, SnsMiddleware, SnsVerifier
+from snsmiddleware.errors import SignatureError
 from snsmiddleware.partitions import SIGNING_CERTIFICATE_NAMES, aws_certificate_name, partitions
 from snsmiddleware.policy import parse_topic_arn
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA, post_sns
@@ -315,3 +316,34 @@ def test_a_region_newer_than_botocore_is_accepted_when_topics_names_it(
 def test_a_region_of_another_partition_is_refused_at_configuration() -> None:
     with pytest.raises(ConfigurationError, match="not a region of AWS partition aws"):
         SnsVerifier(topics=["arn:aws:sns:cn-north-1:123456789012:t"])
+
+
+# --- Lambda records signed by the kit -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "topic_arn",
+    [
+        "arn:aws:sns:us-east-1:123456789012:budget-alerts",
+        "arn:aws-cn:sns:cn-northwest-1:123456789012:budget-alerts",
+        "arn:aws-eusc:sns:eusc-de-east-1:123456789012:budget-alerts",
+    ],
+)
+@pytest.mark.parametrize("subject", [None, "Budget alert"], ids=["no-subject", "subject"])
+def test_a_lambda_record_with_message_attributes_verifies(
+    topic_arn: str, subject: str | None, test_ca: TestCA, clock: FrozenClock
+) -> None:
+    signer = MessageSigner.for_topic(topic_arn, ca=test_ca, clock=clock)
+    attributes = {"Test": {"Type": "String", "Value": "TestString"}}
+    message = signer.notification("hello", Subject=subject, MessageAttributes=attributes)
+    record = message.lambda_record()
+    assert "SigningCertUrl" in record["Sns"] and record["Sns"]["Subject"] == subject
+    verifier = SnsVerifier(
+        topics=[topic_arn], fetch_certificate=signer.fetch_certificate, clock=clock
+    )
+    verified = verifier.verify_lambda_record(record)
+    assert isinstance(verified, Notification) and verified.subject == subject
+    assert verified.message_attributes["Test"].value == "TestString"
+    forged = message.tampered(Message="evil").lambda_record()
+    with pytest.raises(SignatureError):
+        verifier.verify_lambda_record(forged)
