@@ -66,6 +66,21 @@ def lambda_record(sns: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def vector_app(fields: dict[str, Any], app: EchoApp, confirmer: RecordingConfirmer) -> Any:
+    """The middleware over WebTest, trusting the vector certificates, clock at the message."""
+    return webtest.TestApp(
+        SnsMiddleware(
+            app,
+            paths=[PATH],
+            topics=[fields["TopicArn"]],
+            fetch_certificate=VectorCertificates(),
+            clock=FrozenClock(parse_timestamp(fields["Timestamp"])),
+            confirm=confirmer,
+        ),
+        lint=True,
+    )
+
+
 # --- Lambda format ----------------------------------------------------------------------------
 
 
@@ -90,17 +105,7 @@ def test_a_lambda_spelled_body_reaches_the_app_through_the_middleware(name: str)
     """Posted with and without the x-amz-sns-* headers (a replay tool, a relay)."""
     sns = load(LAMBDA_DIR / name)
     app = EchoApp()
-    testapp = webtest.TestApp(
-        SnsMiddleware(
-            app,
-            paths=[PATH],
-            topics=[sns["TopicArn"]],
-            fetch_certificate=VectorCertificates(),
-            clock=FrozenClock(parse_timestamp(sns["Timestamp"])),
-            confirm=RecordingConfirmer(),
-        ),
-        lint=True,
-    )
+    testapp = vector_app(sns, app, RecordingConfirmer())
     body = json.dumps(sns).encode()
     headers = {
         "x-amz-sns-message-type": "Notification",
@@ -176,20 +181,6 @@ def test_not_a_lambda_sns_record(record: dict[str, Any]) -> None:
 # --- the AWS SDK for Java v2's 2026 vectors -----------------------------------------------------
 
 
-def java_app(fields: dict[str, Any], app: EchoApp, confirmer: RecordingConfirmer) -> Any:
-    return webtest.TestApp(
-        SnsMiddleware(
-            app,
-            paths=[PATH],
-            topics=[fields["TopicArn"]],
-            fetch_certificate=VectorCertificates(),
-            clock=FrozenClock(parse_timestamp(fields["Timestamp"])),
-            confirm=confirmer,
-        ),
-        lint=True,
-    )
-
-
 @pytest.mark.parametrize("name", JAVA_VECTORS)
 @pytest.mark.parametrize("with_headers", [True, False], ids=["with-headers", "no-headers"])
 def test_a_2026_vector_is_handled_through_the_middleware(name: str, with_headers: bool) -> None:
@@ -197,7 +188,7 @@ def test_a_2026_vector_is_handled_through_the_middleware(name: str, with_headers
     fields = load(JAVA_DIR / name)
     app, confirmer = EchoApp(), RecordingConfirmer()
     headers = sns_headers(body) if with_headers else {}
-    response = java_app(fields, app, confirmer).post(PATH, body, headers=headers)
+    response = vector_app(fields, app, confirmer).post(PATH, body, headers=headers)
     assert response.status_int == 200
     kind = fields["Type"]
     assert len(app.calls) == (kind == "Notification")
