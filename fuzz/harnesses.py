@@ -32,6 +32,8 @@ TOPIC_ARNS: Final = (
     "arn:aws:sns:us-east-1:123456789012:budget-alerts",
     "arn:aws-cn:sns:cn-north-1:123456789012:t",
     "arn:aws-us-gov:sns:us-gov-west-1:123456789012:t",
+    "arn:aws-eusc:sns:eusc-de-east-1:123456789012:t",
+    "arn:aws-iso-e:sns:eu-isoe-west-1:123456789012:t",
 )
 #: The SNS hosts of every AWS partition (issue 11 added EUSC and the ISO partitions).
 _SNS_HOST: Final = (
