@@ -361,8 +361,9 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     """The ``x-amz-sns-*`` headers of any mapping, under lower-case names.
 
     HTTP header names are case-insensitive: Django's ``request.headers``, a Lambda event or
-    a dict copied from a log spell them ``X-Amz-Sns-Message-Type``. A name given twice
-    (in two spellings) with different values, or a value that is not a string, is refused
+    a dict copied from a log spell them ``X-Amz-Sns-Message-Type``; API Gateway's
+    ``multiValueHeaders`` wrap each value in a list. A name given twice (in two spellings, or
+    a list of two values) with different values, or a value that is not a string, is refused
     (400 ``header_mismatch``): two readers could see two different requests.
     """
     found: dict[str, str] = {}
@@ -372,9 +373,15 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
         lower = name.lower()
         if lower not in SNS_HEADER_NAMES:
             continue
+        if (
+            isinstance(value, list | tuple)
+            and all(isinstance(item, str) for item in value)
+            and len(set(value)) == 1
+        ):
+            value = value[0]  # API Gateway's multiValueHeaders: one value, in a list
         if not isinstance(value, str):
             raise MessageFormatError(
-                f"the {lower} header is not a string", reason="header_mismatch"
+                f"the {lower} header is not one string", reason="header_mismatch"
             )
         if found.setdefault(lower, value) != value:
             raise MessageFormatError(

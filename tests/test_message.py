@@ -568,12 +568,22 @@ def test_sns_headers_reads_any_mapping_case_insensitively() -> None:
         ),
         pytest.param({"X-Amz-Sns-Topic-Arn": 7}, id="not-a-string"),
         pytest.param({"x-amz-sns-message-type": None}, id="none"),
+        pytest.param({"X-Amz-Sns-Message-Id": ["a", "b"]}, id="two-values-in-a-list"),
+        pytest.param({"X-Amz-Sns-Message-Id": []}, id="empty-list"),
+        pytest.param({"X-Amz-Sns-Message-Id": [7]}, id="list-of-non-string"),
+        pytest.param({"X-Amz-Sns-Message-Id": [{"a": 1}]}, id="list-of-unhashable"),
     ],
 )
 def test_sns_headers_refuses_ambiguous_headers(headers: dict[str, Any]) -> None:
     with pytest.raises(MessageFormatError) as caught:
         sns_headers(headers)
     assert (caught.value.status, caught.value.reason) == (400, "header_mismatch")
+
+
+def test_sns_headers_accepts_api_gateway_multi_value_headers() -> None:
+    assert sns_headers({"X-Amz-Sns-Message-Id": ["a"], "x-amz-sns-message-id": ("a", "a")}) == {
+        "x-amz-sns-message-id": "a"
+    }
 
 
 def test_sns_headers_accepts_the_same_value_in_two_spellings() -> None:
