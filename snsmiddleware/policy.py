@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from .errors import ConfigurationError, PolicyError, excerpt
 from .partitions import PARTITION_DOMAINS as PARTITION_DOMAINS  # kept importable from here
-from .partitions import partition
+from .partitions import partition, partitions
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class TopicAllowlist:
         self._literal_regions: set[str] = set()
         self.accept_all = False
         entries = list(topics)
+        partitions()  # read the partition data now, at start-up, never during a request
         if not all(isinstance(topic, str) for topic in entries):
             raise ConfigurationError("every entry of topics must be a TopicArn string")
         self.entries = tuple(topic.strip() for topic in entries)

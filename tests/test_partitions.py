@@ -190,3 +190,37 @@ def test_without_usable_botocore_data_the_builtin_table_is_used(
         assert partition("aws") is not None and partition("aws").knows("us-east-1")  # type: ignore[union-attr]
     finally:
         partitions_module.partitions.cache_clear()
+
+
+def test_the_data_is_read_at_start_up_not_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snsmiddleware import InsecureConfigurationWarning, SnsVerifier
+    from snsmiddleware.testing import FrozenClock, MessageSigner
+
+    partitions_module.partitions.cache_clear()
+    reads: list[None] = []
+    real = partitions_module._botocore_partitions
+
+    def counting() -> dict[str, tuple[str, str, frozenset[str]]]:
+        reads.append(None)
+        return real()
+
+    monkeypatch.setattr(partitions_module, "_botocore_partitions", counting)
+    try:
+        clock = FrozenClock()
+        served: list[MessageSigner] = []
+        with pytest.warns(InsecureConfigurationWarning):
+            verifier = SnsVerifier(
+                topics=["*"],
+                fetch_certificate=lambda url: served[0].fetch_certificate(url),
+                clock=clock,
+            )
+        assert len(reads) == 1  # while building, before any request
+        signer = MessageSigner.for_topic(
+            "arn:aws-eusc:sns:eusc-de-east-1:123456789012:t", clock=clock
+        )
+        served.append(signer)
+        for _ in range(3):
+            verifier.verify(signer.notification("x").body)
+        assert len(reads) == 1
+    finally:
+        partitions_module.partitions.cache_clear()
