@@ -2,12 +2,14 @@
 
 This module only ever fetches URLs produced by :func:`snsmiddleware.policy.certificate_url`
 (the verifier passes nothing else), and the default fetcher follows no redirects, so the
-only host it talks to is ``sns.<region>.amazonaws.com[.cn]`` over HTTPS, whose TLS identity
+only host it talks to is ``sns.<region>.<partition's DNS suffix>`` over HTTPS, whose TLS identity
 is the trust anchor for the certificate it serves.
 
 What a certificate must be: exactly one PEM certificate and nothing else, an RSA key of at
-least 2048 bits, and named (SAN DNS, or CN when there is no SAN) ``sns.amazonaws.com`` or
-the topic region's own SNS host (China and some opt-in regions use regional names). Its
+least 2048 bits, and named (SAN DNS, or CN when there is no SAN) with one of the names AWS
+gives SNS signing certificates in the topic's region (``sns.amazonaws.com``; China, GovCloud,
+the ISO partitions, the European Sovereign Cloud and the opt-in regions use their own: see
+:data:`snsmiddleware.partitions.SIGNING_CERTIFICATE_NAMES`). Its
 validity period is checked on every use against the injectable clock, because a cached
 certificate can expire while it sits in the cache.
 
@@ -36,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError, CertificateFetchError, SnsError
+from .partitions import signing_certificate_names
 from .policy import TopicArn
 
 if TYPE_CHECKING:
@@ -45,9 +48,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``url -> PEM bytes``. Raise :class:`CertificateFetchError` for transient trouble and
-#: :class:`CertificateError` for a definitive "no"; any other exception counts as transient.
-CertificateFetcher = Callable[[str], bytes]
+#: ``url -> PEM`` as ``bytes`` or ``str`` (what most HTTP helpers return). Raise
+#: :class:`CertificateFetchError` for transient trouble and :class:`CertificateError` for a
+#: definitive "no"; any other exception counts as transient.
+CertificateFetcher = Callable[[str], bytes | str]
 
 #: Real SNS certificates are about 2 KiB; anything much larger is not one.
 DEFAULT_MAX_CERTIFICATE_BYTES: Final = 32 * 1024
@@ -96,8 +100,9 @@ class SigningCertificate:
 
 
 def allowed_certificate_names(topic: TopicArn) -> frozenset[str]:
-    """Names a genuine SNS signing certificate for ``topic`` may carry."""
-    return frozenset({f"sns.{topic.domain}", topic.sns_host})
+    """Names a genuine SNS signing certificate for ``topic`` may carry (see
+    :func:`snsmiddleware.partitions.signing_certificate_names`, built from AWS's Java SDKs)."""
+    return signing_certificate_names(topic.partition, topic.region)
 
 
 def _certificate_names(cert: x509.Certificate) -> frozenset[str]:
@@ -111,15 +116,41 @@ def _certificate_names(cert: x509.Certificate) -> frozenset[str]:
     return frozenset(san.value.get_values_for_type(x509.DNSName))
 
 
+def _pem_bytes(url: str, pem: object) -> bytes:
+    """What a fetcher returned, as bytes: ``bytes``-like or ``str`` PEM text.
+
+    Anything else (``None``, a number, a response object) is a bug in a user-supplied
+    ``fetch_certificate``, not a verdict on the certificate: answer 503 so SNS retries
+    while the operator reads the logged explanation, never a TypeError (500) or a 403.
+    """
+    if isinstance(pem, bytes):
+        return pem
+    if isinstance(pem, bytearray | memoryview):
+        return bytes(pem)
+    if isinstance(pem, str):
+        # PEM is ASCII; anything else cannot be one certificate (403 bad_certificate below).
+        return pem.encode("utf-8", "replace")
+    log.error(
+        "fetch_certificate returned %s for %s; it must return the PEM as bytes or str",
+        type(pem).__name__,
+        url,
+    )
+    raise CertificateFetchError(
+        f"fetch_certificate returned {type(pem).__name__}, not the PEM as bytes or str"
+    )
+
+
 def load_signing_certificate(
-    url: str, pem: bytes, topic: TopicArn, *, check_name: bool = True
+    url: str, pem: bytes | str, topic: TopicArn, *, check_name: bool = True
 ) -> SigningCertificate:
     """Parse and check what the certificate URL served; raise 403 if it is not acceptable.
 
+    :param pem: the PEM as ``bytes`` or ``str``; any other type answers 503
+        ``certificate_unavailable`` (a broken ``fetch_certificate``), logged.
     :param check_name: ``False`` only in emulator mode, where the emulator signs with its
         own throwaway certificate and the trust comes from the pinned emulator URL.
     """
-    data = pem.strip()
+    data = _pem_bytes(url, pem).strip()
     if (
         not data.startswith(_PEM_BEGIN)
         or not data.endswith(_PEM_END)

@@ -58,7 +58,7 @@ class DevelopmentTrust:
         """True for the SigningCertURL of messages signed by the development key."""
         return url.endswith(self._suffix)
 
-    def fetch_certificate(self, url: str) -> bytes:
+    def fetch_certificate(self, url: str) -> bytes | str:
         """Serve the development certificate at its URL; download every other one."""
         if self.is_development_url(url):
             return self._signer.ca.certificate_pem

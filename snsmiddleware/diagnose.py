@@ -40,7 +40,6 @@ STAGES: Final = (
                 "missing_field",
                 "unknown_type",
                 "bad_timestamp",
-                "missing_header",
                 "header_mismatch",
                 "raw_delivery",
             }
@@ -98,11 +97,13 @@ HINTS: Final[Mapping[str, str]] = {
     "raw_delivery": "Raw message delivery carries no signature; turn it off for the subscription.",
     "topic_not_allowed": "The message comes from a topic you did not allow (--topic). "
     "A valid signature alone does not make a message yours.",
-    "bad_topic_arn": "TopicArn is not an SNS topic ARN of a supported partition.",
+    "bad_topic_arn": "TopicArn is not an SNS topic ARN of a supported partition, or its "
+    "region does not exist there (a region newer than your botocore: upgrade it, or name the "
+    "region in --topic).",
     "signature_version_not_allowed": "SignatureVersion must be 1 (SHA1) or 2 (SHA256), "
     "and 2 when SHA1 is refused.",
-    "bad_cert_url": "The certificate must come from https://sns.<topic region>.amazonaws.com"
-    "[.cn]/SimpleNotificationService-<hex>.pem exactly; anything else could be an "
+    "bad_cert_url": "The certificate must come from https://sns.<topic region>.<partition "
+    "domain>/SimpleNotificationService-<hex>.pem exactly; anything else could be an "
     "attacker's certificate.",
     "bad_subscribe_url": "The SubscribeURL must be the topic region's SNS host with only "
     "Action=ConfirmSubscription and this message's TopicArn and Token.",
@@ -115,8 +116,8 @@ HINTS: Final[Mapping[str, str]] = {
     "certificate_too_large": "The certificate URL served far more than a certificate.",
     "bad_certificate": "The URL must serve exactly one PEM certificate with an RSA key "
     ">= 2048 bits.",
-    "certificate_name_mismatch": "The certificate is not issued to sns.amazonaws.com "
-    "(or the region's SNS host).",
+    "certificate_name_mismatch": "The certificate does not carry a name AWS gives SNS signing "
+    "certificates in the topic's region (snsmiddleware.partitions.SIGNING_CERTIFICATE_NAMES).",
     "certificate_expired": "The signing certificate has expired at the checked time; "
     "old captures verify with --at message.",
     "certificate_not_yet_valid": "The signing certificate is not valid yet at the checked time.",

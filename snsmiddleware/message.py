@@ -21,6 +21,7 @@ What "strict" means, and why:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 
 from .errors import MessageFormatError, excerpt
+
+log = logging.getLogger(__name__)
 
 NOTIFICATION: Final = "Notification"
 SUBSCRIPTION_CONFIRMATION: Final = "SubscriptionConfirmation"
@@ -210,13 +213,46 @@ def _parse_attributes(value: Any) -> Mapping[str, MessageAttribute]:
     return MappingProxyType(attributes)
 
 
-def parse_message(body: bytes) -> SnsMessage:
-    """Parse the bytes of an SNS HTTP(S) delivery into a typed message, strictly.
+#: Lambda's spelling of the unsigned URL keys -> the HTTP(S) spelling.
+_LAMBDA_SPELLINGS: Final = (
+    ("SigningCertUrl", "SigningCertURL"),
+    ("UnsubscribeUrl", "UnsubscribeURL"),
+)
 
-    Raises :class:`~snsmiddleware.errors.MessageFormatError` (400) for anything that is not
-    a well-formed envelope. Proves nothing about who sent it.
+
+def _accept_lambda_spelling(document: dict[str, Any]) -> None:
+    """Map an envelope as SNS hands it to Lambda onto the HTTP(S) spelling, in place.
+
+    Lambda (and copies of its events) spell ``SigningCertUrl`` / ``UnsubscribeUrl`` and may
+    carry ``"Subject": null`` for "no subject". Neither key name is signed and a null Subject
+    is signed as an absent one, so the signature verifies once mapped (AWS's PHP, JS and Ruby
+    validators do the same). Both spellings at once are a duplicate key: two readers could
+    pick different URLs. ``null`` stays a ``bad_field`` in the HTTP(S) spelling, which SNS
+    never sends.
+    """
+    lambda_spelled = "SigningCertUrl" in document
+    for lambda_key, http_key in _LAMBDA_SPELLINGS:
+        if lambda_key in document:
+            if http_key in document:
+                raise MessageFormatError(
+                    f"the envelope has both {lambda_key} and {http_key}", reason="duplicate_key"
+                )
+            document[http_key] = document.pop(lambda_key)
+    if lambda_spelled and "Subject" in document and document["Subject"] is None:
+        del document["Subject"]
+
+
+def parse_message(body: bytes) -> SnsMessage:
+    """Parse the bytes of an SNS delivery into a typed message, strictly.
+
+    Accepts the HTTP(S) envelope and the one SNS hands to Lambda (``SigningCertUrl``,
+    ``UnsubscribeUrl``, ``"Subject": null``), which :attr:`SnsMessage.fields` then holds in
+    the HTTP(S) spelling. Raises :class:`~snsmiddleware.errors.MessageFormatError` (400) for
+    anything that is not a well-formed envelope. Proves nothing about who sent it.
     """
     document = _decode_document(body)
+    if "SigningCertUrl" in document or "UnsubscribeUrl" in document:
+        _accept_lambda_spelling(document)
     has_attributes = "MessageAttributes" in document
     attributes_value = document.pop("MessageAttributes", None)
     for key, value in document.items():
@@ -284,14 +320,17 @@ def _construct(cls: type[_Message], values: dict[str, Any]) -> _Message:
 
 
 def check_headers(message: SnsMessage, headers: Mapping[str, str]) -> None:
-    """Check the ``x-amz-sns-*`` headers against the body.
+    """Check the ``x-amz-sns-*`` headers that are present against the body.
 
-    SNS always sends the message type, id and topic headers. A request whose headers
-    disagree with its body was assembled by someone else. Raw message delivery
+    SNS sends the message type, id and topic headers, but it does not sign them, so they
+    prove nothing and requiring them buys no security: CloudFront does not forward them by
+    default, some proxies and replay tools drop them. A header that is *present and
+    disagrees* with the body means someone else assembled the request (400
+    ``header_mismatch``); an absent one is only noted at DEBUG. Raw message delivery
     (``x-amz-sns-rawdelivery: true``) carries no signature and is refused by the caller
     before parsing; see :func:`check_not_raw`.
 
-    :param headers: lower-case header names to values.
+    :param headers: lower-case header names to values (see :func:`sns_headers`).
     """
     for header, value in (
         ("x-amz-sns-message-type", message.type),
@@ -300,11 +339,56 @@ def check_headers(message: SnsMessage, headers: Mapping[str, str]) -> None:
     ):
         got = headers.get(header)
         if got is None:
-            raise MessageFormatError(f"the {header} header is missing", reason="missing_header")
-        if got != value:
+            log.debug("the %s header is absent (accepted: SNS does not sign it)", header)
+        elif got != value:
             raise MessageFormatError(
                 f"the {header} header disagrees with the body", reason="header_mismatch"
             )
+
+
+#: The request headers the verifier reads, by their lower-case names.
+SNS_HEADER_NAMES: Final = frozenset(
+    {
+        "x-amz-sns-message-type",
+        "x-amz-sns-message-id",
+        "x-amz-sns-topic-arn",
+        "x-amz-sns-rawdelivery",
+    }
+)
+
+
+def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """The ``x-amz-sns-*`` headers of any mapping, under lower-case names.
+
+    HTTP header names are case-insensitive: Django's ``request.headers``, a Lambda event or
+    a dict copied from a log spell them ``X-Amz-Sns-Message-Type``; API Gateway's
+    ``multiValueHeaders`` wrap each value in a list. A name given twice (in two spellings, or
+    a list of two values) with different values, or a value that is not a string, is refused
+    (400 ``header_mismatch``): two readers could see two different requests.
+    """
+    found: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            continue
+        lower = name.lower()
+        if lower not in SNS_HEADER_NAMES:
+            continue
+        if (
+            isinstance(value, list | tuple)
+            and all(isinstance(item, str) for item in value)
+            and len(set(value)) == 1
+        ):
+            value = value[0]  # API Gateway's multiValueHeaders: one value, in a list
+        if not isinstance(value, str):
+            raise MessageFormatError(
+                f"the {lower} header is not one string", reason="header_mismatch"
+            )
+        if found.setdefault(lower, value) != value:
+            raise MessageFormatError(
+                f"the {lower} header is given twice with different values",
+                reason="header_mismatch",
+            )
+    return found
 
 
 def check_not_raw(headers: Mapping[str, str]) -> None:

@@ -137,7 +137,7 @@ class SnsMiddleware:
     :param confirm_endpoint_url: SNS endpoint for ``confirm="api"`` (an emulator).
     :param dedupe: a :class:`DedupeStore`; default: a bounded in-memory store whose retention
         covers the freshness window.
-    :param fetch_certificate: ``url -> bytes`` replacing the certificate download.
+    :param fetch_certificate: ``url -> bytes`` (or ``str`` PEM text) replacing the download.
     :param clock: returns the current aware datetime (freshness, certificate validity).
     :param require_signature_v2: refuse SignatureVersion 1 (SHA1).
     :param max_age: oldest Timestamp accepted (default one hour, SNS's retry span).

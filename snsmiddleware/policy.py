@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import re
 import warnings
 from collections.abc import Iterable
@@ -35,6 +36,10 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import ConfigurationError, PolicyError, excerpt
+from .partitions import PARTITION_DOMAINS as PARTITION_DOMAINS  # kept importable from here
+from .partitions import partition, partitions
+
+log = logging.getLogger(__name__)
 
 #: SNS retries within a hard one-hour span, reusing the original Timestamp.
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
@@ -43,29 +48,25 @@ DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
 
 SIGNATURE_VERSIONS: Final = frozenset({"1", "2"})
 
-# Partitions whose SNS endpoints we know, mapped to their DNS domain. Others (the isolated
-# ISO partitions) use different domains and certificate names we cannot test against.
-PARTITION_DOMAINS: Final = {
-    "aws": "amazonaws.com",
-    "aws-cn": "amazonaws.com.cn",
-    "aws-us-gov": "amazonaws.com",
-}
-
 _TOPIC_ARN: Final = re.compile(
-    r"arn:(?P<partition>aws(?:-[a-z]+)*):sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
+    r"arn:(?P<partition>aws(?:-[a-z]+)*):sns:(?P<region>[a-z]{2,4}(?:-[a-z]+)+-\d{1,2})"
     r":(?P<account>\d{12}):(?P<name>[A-Za-z0-9_-]{1,256}(?:\.fifo)?)",
     re.ASCII,
 )
+# The domain is compared with the topic's partition suffix afterwards; here only its shape.
+_DOMAIN: Final = r"(?P<domain>[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,4})"
 _CERT_URL: Final = re.compile(
-    r"https://sns\.(?P<region>[a-z0-9-]{1,40})\.(?P<domain>amazonaws\.com(?:\.cn)?)"
-    r"/SimpleNotificationService-(?P<digest>[0-9a-f]{1,64})\.pem",
+    r"https://sns\.(?P<region>[a-z0-9-]{1,40})\."
+    + _DOMAIN
+    + r"/SimpleNotificationService-(?P<digest>[0-9a-f]{1,64})\.pem",
     re.ASCII,
 )
 # The query is validated separately; here only its characters: printable ASCII without
 # space, '#', '@', '\\' and without the characters a browser would "fix up".
 _SUBSCRIBE_URL: Final = re.compile(
-    r"https://sns\.(?P<region>[a-z0-9-]{1,40})\.(?P<domain>amazonaws\.com(?:\.cn)?)"
-    r"/\?(?P<query>[A-Za-z0-9\-._~%:=&+/]{1,4096})",
+    r"https://sns\.(?P<region>[a-z0-9-]{1,40})\."
+    + _DOMAIN
+    + r"/\?(?P<query>[A-Za-z0-9\-._~%:=&+/]{1,4096})",
     re.ASCII,
 )
 
@@ -92,8 +93,16 @@ class TopicArn:
 
     @property
     def domain(self) -> str:
-        """DNS domain of this partition's SNS endpoints."""
-        return PARTITION_DOMAINS[self.partition]
+        """DNS domain of this partition's SNS endpoints (botocore's ``dnsSuffix``)."""
+        found = partition(self.partition)
+        assert found is not None, "parse_topic_arn admits only known partitions"
+        return found.dns_suffix
+
+    @property
+    def known_region(self) -> bool:
+        """True when the partition data lists this region (False: perhaps newly launched)."""
+        found = partition(self.partition)
+        return found is not None and found.knows(self.region)
 
     @property
     def sns_host(self) -> str:
@@ -106,16 +115,27 @@ def parse_topic_arn(value: str) -> TopicArn:
     match = _TOPIC_ARN.fullmatch(value)
     if match is None:
         raise PolicyError("TopicArn is not an SNS topic ARN", reason="bad_topic_arn")
-    if match["partition"] not in PARTITION_DOMAINS:
+    found = partition(match["partition"])
+    if found is None:
         raise PolicyError(
             f"AWS partition {excerpt(match['partition'], 32)} is not supported",
             reason="bad_topic_arn",
         )
-    return TopicArn(match["partition"], match["region"], match["account"], match["name"])
+    region = match["region"]
+    if not (found.knows(region) or found.has_region_shape(region)):
+        raise PolicyError(
+            f"{excerpt(region, 32)} is not a region of AWS partition {found.id}",
+            reason="bad_topic_arn",
+        )
+    return TopicArn(found.id, region, match["account"], match["name"])
 
 
 class TopicAllowlist:
     """The TopicArns this endpoint accepts: exact ARNs or explicit per-segment patterns.
+
+    A topic's region must exist: listed in the partition data (botocore's), or named
+    literally by an entry (a region newer than the installed botocore that the operator
+    vouches for). So a region wildcard cannot be used to invent certificate hosts.
 
     A pattern is an ARN whose segments may use ``*``/``?`` globs, for example
     ``arn:aws:sns:*:123456789012:budget-*``; a glob never crosses a ``:``. The single
@@ -131,8 +151,12 @@ class TopicAllowlist:
         self._exact: set[str] = set()
         self._patterns: list[tuple[str, ...]] = []
         self._allowed_cache: dict[str, TopicArn] = {}
+        # Regions an entry names literally: the operator vouches for them even when the
+        # installed botocore does not list them yet (a region launched after its release).
+        self._literal_regions: set[str] = set()
         self.accept_all = False
         entries = list(topics)
+        partitions()  # read the partition data now, at start-up, never during a request
         if not all(isinstance(topic, str) for topic in entries):
             raise ConfigurationError("every entry of topics must be a TopicArn string")
         self.entries = tuple(topic.strip() for topic in entries)
@@ -162,10 +186,11 @@ class TopicAllowlist:
             return
         if not _has_glob(topic):
             try:
-                parse_topic_arn(topic)
-            except PolicyError:
-                raise ConfigurationError(f"not an SNS TopicArn: {topic!r}") from None
+                parsed = parse_topic_arn(topic)
+            except PolicyError as exc:
+                raise ConfigurationError(f"not an SNS TopicArn: {topic!r} ({exc.detail})") from None
             self._exact.add(topic)
+            self._add_literal_region(parsed.partition, parsed.region)
             return
         segments = tuple(topic.split(":"))
         if len(segments) != 6 or segments[0] != "arn" or segments[2] != "sns":
@@ -174,6 +199,18 @@ class TopicAllowlist:
                 "<account>:<name>, with * or ? inside segments"
             )
         self._patterns.append(segments)
+        if not _has_glob(segments[3]):
+            self._add_literal_region(segments[1], segments[3])
+
+    def _add_literal_region(self, partition_id: str, region: str) -> None:
+        self._literal_regions.add(region)
+        found = None if _has_glob(partition_id) else partition(partition_id)
+        if found is not None and not found.knows(region):
+            log.info(
+                "region %s is not in the installed botocore's partition data (new?); "
+                "accepted because topics names it",
+                region,
+            )
 
     def __str__(self) -> str:
         return ", ".join(self.entries)
@@ -200,6 +237,19 @@ class TopicAllowlist:
                 "TopicArn is not on this endpoint's allowlist", reason="topic_not_allowed"
             )
         parsed = parse_topic_arn(topic_arn)
+        if not parsed.known_region and parsed.region not in self._literal_regions:
+            # A region wildcard must not let a forger invent certificate hosts (each one a
+            # download): only regions the partition data lists, or that topics names.
+            log.warning(
+                "refused TopicArn region %s: unknown to the installed botocore; if AWS has "
+                "launched it, upgrade botocore or name the region in topics",
+                excerpt(parsed.region, 32),
+            )
+            raise PolicyError(
+                f"{excerpt(parsed.region, 32)} is not a known region of AWS partition "
+                f"{parsed.partition}",
+                reason="bad_topic_arn",
+            )
         # Only allowed topics are cached, so senders cannot grow it; the bound covers
         # patterns that match many topics.
         if len(self._allowed_cache) >= _ALLOWED_CACHE_ENTRIES:

@@ -47,6 +47,7 @@ from cryptography.x509.oid import NameOID
 from .budgets import TOPIC_VERIFIED_SUBJECT
 from .errors import CertificateError
 from .message import NOTIFICATION, SUBSCRIPTION_CONFIRMATION, UNSUBSCRIBE_CONFIRMATION
+from .partitions import aws_certificate_name
 from .policy import parse_topic_arn
 from .signing import hash_for, string_to_sign
 from .verifier import Clock, utc_now
@@ -132,10 +133,14 @@ class TestCA:
         not_before: datetime | None = None,
         not_after: datetime | None = None,
         key_size: int = 2048,
+        key: rsa.RSAPrivateKey | None = None,
     ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-        """Issue another leaf certificate (another name, an expired one...) and its key."""
+        """Issue another leaf certificate (another name, an expired one...) and its key.
+
+        :param key: certify this key instead of a new one (generating keys is slow).
+        """
         now = utc_now()
-        key = _new_key(key_size)
+        key = key if key is not None else _new_key(key_size)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -148,6 +153,17 @@ class TestCA:
             .sign(self.ca_key, hashes.SHA256())
         )
         return key, certificate
+
+    def with_name(self, common_name: str) -> TestCA:
+        """A copy whose signing certificate (same CA, same key) is named ``common_name``:
+        for example the name AWS uses in another region (see :meth:`MessageSigner.for_topic`).
+        """
+        copy = TestCA.__new__(TestCA)
+        copy.ca_key, copy.ca_certificate = self.ca_key, self.ca_certificate
+        copy.private_key, copy.certificate = self.issue(
+            common_name=common_name, key=self.private_key
+        )
+        return copy
 
     @property
     def certificate_pem(self) -> bytes:
@@ -227,6 +243,23 @@ class SignedMessage:
                 headers[header] = value
         return headers
 
+    def lambda_record(self) -> dict[str, Any]:
+        """This message as an SNS-triggered Lambda function receives it: one entry of
+        ``event["Records"]``, spelled as Lambda spells it (``SigningCertUrl``,
+        ``UnsubscribeUrl``, ``"Subject": null`` and ``"MessageAttributes": {}`` when absent).
+        """
+        renamed = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
+        sns = {renamed.get(key, key): value for key, value in self.fields.items()}
+        if sns.get("Type") == NOTIFICATION:
+            sns.setdefault("Subject", None)
+            sns.setdefault("MessageAttributes", {})
+        return {
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "EventSubscriptionArn": f"{self.fields.get('TopicArn')}:{uuid.uuid4()}",
+            "Sns": sns,
+        }
+
     def tampered(self, **fields: Any) -> SignedMessage:
         """A copy with fields changed (``None`` removes one) and the old signature kept."""
         changed = dict(self.fields)
@@ -264,6 +297,19 @@ class MessageSigner:
         """The SigningCertURL SNS would use for ``topic_arn``'s region."""
         topic = parse_topic_arn(topic_arn or self.topic_arn)
         return f"https://{topic.sns_host}/SimpleNotificationService-{self.certificate_digest}.pem"
+
+    @classmethod
+    def for_topic(cls, topic_arn: str, ca: TestCA | None = None, **options: Any) -> MessageSigner:
+        """A signer for ``topic_arn`` whose certificate carries the name AWS gives SNS signing
+        certificates in that topic's region and partition (``sns-cn-north-1.amazonaws.com.cn``
+        in Beijing, ``sns-signing.af-south-1.amazonaws.com`` in Cape Town...).
+
+        :param ca: the CA (and key) to reuse; a new one by default.
+        :param options: ``signature_version=``, ``clock=``.
+        """
+        topic = parse_topic_arn(topic_arn)
+        name = aws_certificate_name(topic.partition, topic.region)
+        return cls((ca or TestCA()).with_name(name), topic_arn=topic_arn, **options)
 
     def fetch_certificate(self, url: str) -> bytes:
         """Serve the signing certificate at its URLs (any region); refuse other URLs.

@@ -10,17 +10,20 @@ consumer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .certs import CertificateFetcher, CertificateStore
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MessageFormatError
 from .message import (
     SnsMessage,
     SubscriptionConfirmation,
     check_headers,
     check_not_raw,
     parse_message,
+    sns_headers,
 )
 from .policy import (
     DEFAULT_CLOCK_SKEW,
@@ -50,7 +53,8 @@ class SnsVerifier:
     :param signature_versions: accepted SignatureVersions; ``("2",)`` refuses SHA1.
     :param max_age: how old a Timestamp may be (SNS retries within one hour).
     :param clock_skew: allowance for clock differences, both ways.
-    :param fetch_certificate: ``url -> bytes`` replacing the HTTPS download.
+    :param fetch_certificate: ``url -> bytes`` (or ``str`` PEM text) replacing the HTTPS
+        download.
     :param certificates: a prebuilt :class:`CertificateStore` (to share one cache); give this
         or ``fetch_certificate``, not both.
     :param clock: returns the current aware datetime; drives freshness and certificate validity.
@@ -99,18 +103,59 @@ class SnsVerifier:
         """How long a genuine message can be redelivered; de-duplication must cover it."""
         return self.max_age + 2 * self.clock_skew
 
-    def verify(self, body: bytes, headers: Mapping[str, str] | None = None) -> SnsMessage:
+    def verify(self, body: bytes, headers: Mapping[str, Any] | None = None) -> SnsMessage:
         """Parse and verify one delivery; return the message or raise an ``SnsError``.
 
-        :param headers: the request's headers with lower-case names. When given, raw
-            delivery is refused and the ``x-amz-sns-*`` headers must match the body.
+        :param headers: the request's headers, any mapping, names in any case (Django's
+            ``request.headers``, a Lambda event's ``headers``). When given, raw delivery is
+            refused and every ``x-amz-sns-*`` header present must match the body; absent
+            ones are fine (SNS does not sign them).
         """
-        if headers is not None:
-            check_not_raw(headers)
+        found = sns_headers(headers) if headers is not None else None
+        if found is not None:
+            check_not_raw(found)
         message = parse_message(body)
-        if headers is not None:
-            check_headers(message, headers)
+        if found is not None:
+            check_headers(message, found)
         return self.verify_message(message)
+
+    def verify_lambda_record(self, record: Mapping[str, Any]) -> SnsMessage:
+        """Verify one record of a Lambda event from an SNS trigger; return its message.
+
+        ``record`` is ``event["Records"][i]`` (``{"EventSource": "aws:sns", "Sns": {...}}``)
+        or its ``Sns`` object. Lambda's spelling (``SigningCertUrl``, ``UnsubscribeUrl``,
+        ``"Subject": null``) is accepted; everything else is checked exactly as for an
+        HTTP(S) delivery (types, required fields, topic, certificate, signature, freshness:
+        verify as the record arrives, or pass a ``max_age`` covering your retries). For an
+        SQS record whose body carries an SNS envelope, use :meth:`verify` on the body.
+
+        Example::
+
+            def handler(event, context):
+                for record in event["Records"]:
+                    message = verifier.verify_lambda_record(record)
+        """
+        envelope: Any = record
+        if isinstance(record, Mapping) and "Sns" in record:
+            if record.get("EventSource", "aws:sns") != "aws:sns":
+                raise MessageFormatError(
+                    "the record's EventSource is not aws:sns", reason="bad_field"
+                )
+            envelope = record["Sns"]
+        if not isinstance(envelope, Mapping) or "Type" not in envelope:
+            raise MessageFormatError(
+                "not an SNS record or envelope (for an SQS record, verify its body)",
+                reason="bad_field",
+            )
+        try:
+            # Through the same strict parser as an HTTP body: a dict has no duplicate keys,
+            # and every type is checked there. ASCII escapes keep lone surrogates visible.
+            body = json.dumps(dict(envelope), allow_nan=False).encode("ascii")
+        except (TypeError, ValueError, RecursionError):
+            raise MessageFormatError(
+                "the record holds a value that is not JSON", reason="bad_field"
+            ) from None
+        return self.verify(body)
 
     def verify_message(self, message: SnsMessage) -> SnsMessage:
         """Run the policy, certificate and signature checks on a parsed message."""

@@ -72,7 +72,7 @@ class VectorCertificates:
     def __init__(self) -> None:
         self.fetched: list[str] = []
         self._lock = threading.Lock()
-        self.pems = {path.name: path.read_bytes() for path in VECTOR_DIR.glob("*.pem")}
+        self.pems = {path.name: path.read_bytes() for path in VECTOR_DIR.rglob("*.pem")}
 
     def __call__(self, url: str) -> bytes:
         with self._lock:

@@ -1,7 +1,9 @@
 """Signing certificates: what counts as one, the cache around them, and the HTTP download.
 
-* ``load_signing_certificate``: exactly one PEM certificate, RSA >= 2048 bits, named
-  ``sns.amazonaws.com`` or the region's SNS host; validity checked against a given time.
+* ``load_signing_certificate``: exactly one PEM certificate, RSA >= 2048 bits, named as AWS
+  names SNS signing certificates in the topic's region (``partitions.SIGNING_CERTIFICATE_NAMES``;
+  every name of that table is exercised end to end in ``test_compat``); validity checked
+  against a given time.
 * ``CertificateStore``: cache hits, TTL on an injected monotonic clock, the size bound,
   failures never cached, and one download per URL under 64 concurrent requests.
 * ``HttpCertificateFetcher`` against a real HTTP server on 127.0.0.1 (the fetcher does not
@@ -210,6 +212,10 @@ def test_unknown_key_algorithm_is_bad_certificate() -> None:
         pytest.param(
             "x", ("sns.us-east-1.amazonaws.com",), US_EAST_1, id="regional-name-own-region"
         ),
+        # China's certificates are named sns-<region>.amazonaws.com.cn (both Java SDKs); the
+        # regional and partition-wide sns. names are still accepted (they are AWS's too).
+        pytest.param("x", ("sns-cn-north-1.amazonaws.com.cn",), CN_NORTH_1, id="china-sdk-name"),
+        pytest.param("sns-cn-north-1.amazonaws.com.cn", None, CN_NORTH_1, id="china-cn-only"),
         pytest.param("x", ("sns.cn-north-1.amazonaws.com.cn",), CN_NORTH_1, id="china-regional"),
         pytest.param("x", ("sns.amazonaws.com.cn",), CN_NORTH_1, id="china-global"),
     ],
@@ -231,6 +237,12 @@ def test_accepted_names(common_name: str, san: tuple[str, ...] | None, topic: An
         pytest.param("x", ("sns.amazonaws.com.evil.example",), US_EAST_1, id="suffixed"),
         pytest.param("x", ("s3.amazonaws.com",), US_EAST_1, id="other-aws-service"),
         pytest.param("x", ("sns.amazonaws.com",), CN_NORTH_1, id="global-name-for-china"),
+        pytest.param(
+            "x", ("sns-cn-northwest-1.amazonaws.com.cn",), CN_NORTH_1, id="other-china-region"
+        ),
+        pytest.param("x", ("sns-cn-north-1.amazonaws.com",), CN_NORTH_1, id="china-name-wrong-tld"),
+        pytest.param("x", ("sns-signing.us-east-1.amazonaws.com",), US_EAST_1, id="signing-known"),
+        pytest.param("x", ("sns-cn-north-1.amazonaws.com.cn",), US_EAST_1, id="china-name-for-aws"),
     ],
 )
 def test_name_mismatch(common_name: str | None, san: tuple[str, ...] | None, topic: Any) -> None:
@@ -278,7 +290,7 @@ def test_expired_certificate_still_loads_validity_is_checked_per_use() -> None:
 
 def test_real_aws_certificates_load_and_have_expired() -> None:
     certs = VectorCertificates()
-    assert len(certs.pems) == 3
+    assert len(certs.pems) == 4  # three in tests/vectors/, one in java-v2-2026/
     for name, pem in certs.pems.items():
         loaded = load(pem)
         assert "sns.amazonaws.com" in loaded.names, name

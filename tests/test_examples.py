@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,10 @@ import pytest
 import requests
 import webtest
 
+from snsmiddleware.errors import CertificateFetchError
 from snsmiddleware.testing import FrozenClock, MessageSigner, post_sns
 
+from ._mail_helpers import FAKE_AWS_ENV
 from ._net import free_port
 from .conftest import PATH, TOPIC
 
@@ -108,3 +112,92 @@ def test_standalone_example_serves_over_http(signer: MessageSigner) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)  # also closes the stderr pipe
+
+
+# --- SNS envelopes in SQS message bodies (examples/sqs_consumer.py) ----------------------------
+
+
+@pytest.fixture
+def moto_sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A boto3 SQS client talking to moto's server mode on 127.0.0.1 over real HTTP."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield boto3.session.Session().client(
+            "sqs", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}"
+        )
+    finally:
+        server.stop()
+
+
+def queue_bodies(sqs: Any, queue_url: str) -> list[str]:
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    return [message["Body"] for message in received.get("Messages", [])]
+
+
+def test_sqs_consumer_example_against_a_real_queue(
+    moto_sqs: Any, signer: MessageSigner, clock: FrozenClock
+) -> None:
+    from examples.sqs_consumer import SqsSnsConsumer, make_verifier
+
+    handled: list[str] = []
+    consumer = SqsSnsConsumer(
+        make_verifier([TOPIC], fetch_certificate=signer.fetch_certificate, clock=clock),
+        lambda message: handled.append(message.message),
+    )
+    queue_url = moto_sqs.create_queue(
+        QueueName="budget-alerts", Attributes={"VisibilityTimeout": "0"}
+    )["QueueUrl"]
+    genuine = signer.notification("over budget", Subject="AWS Budgets: x")
+    for body in (
+        genuine.body,
+        genuine.body,  # SQS delivers at least once
+        genuine.tampered(Message="forged").body,
+        b"over budget",  # raw message delivery on: nothing to verify
+    ):
+        moto_sqs.send_message(QueueUrl=queue_url, MessageBody=body.decode())
+    clock.advance(timedelta(hours=3))  # waited in the queue longer than SNS's HTTP retries
+
+    deleted = 0
+    for _ in range(4):
+        deleted += consumer.drain(moto_sqs, queue_url)
+    assert (deleted, handled) == (4, ["over budget"])
+    assert queue_bodies(moto_sqs, queue_url) == []
+
+
+def test_sqs_consumer_example_keeps_what_may_succeed_later(
+    signer: MessageSigner, clock: FrozenClock
+) -> None:
+    from examples.sqs_consumer import SqsSnsConsumer, lambda_handler_for, make_verifier
+
+    outage = {"on": True}
+
+    def flaky_fetch(url: str) -> bytes:
+        if outage["on"]:
+            raise CertificateFetchError("the certificate host did not answer")
+        return signer.fetch_certificate(url)
+
+    handled: list[str] = []
+    consumer = SqsSnsConsumer(
+        make_verifier([TOPIC], fetch_certificate=flaky_fetch, clock=clock),
+        lambda message: handled.append(message.message_id),
+    )
+    handler = lambda_handler_for(consumer)
+    genuine = signer.notification("x")
+    event = {
+        "Records": [
+            {"messageId": "m-1", "eventSource": "aws:sqs", "body": genuine.body.decode()},
+            {"messageId": "m-2", "eventSource": "aws:sqs", "body": "not an envelope"},
+        ]
+    }
+    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    outage["on"] = False
+    assert handler(event, None) == {"batchItemFailures": []}
+    assert handler(event, None) == {"batchItemFailures": []}  # the redelivery: a duplicate
+    assert handled == [genuine.fields["MessageId"]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from snsmiddleware.message import (
     check_not_raw,
     parse_message,
     parse_timestamp,
+    sns_headers,
 )
 from snsmiddleware.signing import string_to_sign
 
@@ -502,9 +504,6 @@ HEADERS = {
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
-        pytest.param({"x-amz-sns-message-type": None}, "missing_header", id="no-type"),
-        pytest.param({"x-amz-sns-message-id": None}, "missing_header", id="no-id"),
-        pytest.param({"x-amz-sns-topic-arn": None}, "missing_header", id="no-topic"),
         pytest.param({"x-amz-sns-message-type": "notification"}, "header_mismatch", id="type-case"),
         pytest.param(
             {"x-amz-sns-message-type": "SubscriptionConfirmation"}, "header_mismatch", id="type"
@@ -524,6 +523,73 @@ def test_headers_must_match_body(changes: dict[str, str | None], code: str) -> N
 
 def test_matching_headers_pass() -> None:
     check_headers(parse_message(GOOD), {**HEADERS, "x-amz-sns-subscription-arn": "ignored"})
+
+
+@pytest.mark.parametrize(
+    "absent",
+    [
+        pytest.param(("x-amz-sns-message-type",), id="no-type"),
+        pytest.param(("x-amz-sns-message-id",), id="no-id"),
+        pytest.param(("x-amz-sns-topic-arn",), id="no-topic"),
+        pytest.param(tuple(HEADERS), id="none-at-all"),
+    ],
+)
+def test_absent_headers_pass_and_are_noted_at_debug(
+    absent: tuple[str, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The headers are not signed: requiring them buys nothing and loses alerts."""
+    sent = {name: value for name, value in HEADERS.items() if name not in absent}
+    with caplog.at_level(logging.DEBUG, logger="snsmiddleware.message"):
+        check_headers(parse_message(GOOD), sent)
+    assert {name for name in absent if any(name in r.getMessage() for r in caplog.records)} == set(
+        absent
+    )
+
+
+def test_sns_headers_reads_any_mapping_case_insensitively() -> None:
+    title_case = {
+        "X-Amz-Sns-Message-Type": "Notification",
+        "X-AMZ-SNS-MESSAGE-ID": "id-1",
+        "Content-Type": "text/plain",
+        "x-amz-sns-rawdelivery": "false",
+    }
+    assert sns_headers(title_case) == {
+        "x-amz-sns-message-type": "Notification",
+        "x-amz-sns-message-id": "id-1",
+        "x-amz-sns-rawdelivery": "false",
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(
+            {"X-Amz-Sns-Message-Id": "a", "x-amz-sns-message-id": "b"}, id="two-spellings-differ"
+        ),
+        pytest.param({"X-Amz-Sns-Topic-Arn": 7}, id="not-a-string"),
+        pytest.param({"x-amz-sns-message-type": None}, id="none"),
+        pytest.param({"X-Amz-Sns-Message-Id": ["a", "b"]}, id="two-values-in-a-list"),
+        pytest.param({"X-Amz-Sns-Message-Id": []}, id="empty-list"),
+        pytest.param({"X-Amz-Sns-Message-Id": [7]}, id="list-of-non-string"),
+        pytest.param({"X-Amz-Sns-Message-Id": [{"a": 1}]}, id="list-of-unhashable"),
+    ],
+)
+def test_sns_headers_refuses_ambiguous_headers(headers: dict[str, Any]) -> None:
+    with pytest.raises(MessageFormatError) as caught:
+        sns_headers(headers)
+    assert (caught.value.status, caught.value.reason) == (400, "header_mismatch")
+
+
+def test_sns_headers_accepts_api_gateway_multi_value_headers() -> None:
+    assert sns_headers({"X-Amz-Sns-Message-Id": ["a"], "x-amz-sns-message-id": ("a", "a")}) == {
+        "x-amz-sns-message-id": "a"
+    }
+
+
+def test_sns_headers_accepts_the_same_value_in_two_spellings() -> None:
+    assert sns_headers({"X-Amz-Sns-Message-Id": "a", "x-amz-sns-message-id": "a"}) == {
+        "x-amz-sns-message-id": "a"
+    }
 
 
 @pytest.mark.parametrize("value", ["true", "TRUE", "True", " true "])

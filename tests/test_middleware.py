@@ -299,14 +299,12 @@ def test_message_within_window_including_skew_is_accepted(
 @pytest.mark.parametrize(
     ("headers", "code"),
     [
-        pytest.param({"x-amz-sns-message-type": None}, "missing_header", id="no-type-header"),
         pytest.param(
             {"x-amz-sns-message-type": "SubscriptionConfirmation"},
             "header_mismatch",
             id="type-mismatch",
         ),
         pytest.param({"x-amz-sns-message-id": "other"}, "header_mismatch", id="id-mismatch"),
-        pytest.param({"x-amz-sns-topic-arn": None}, "missing_header", id="no-topic-header"),
         pytest.param({"x-amz-sns-rawdelivery": "true"}, "raw_delivery", id="raw-delivery"),
     ],
 )
@@ -315,6 +313,35 @@ def test_headers_must_agree_with_body(
 ) -> None:
     response = post_sns(testapp, PATH, signer.notification("x"), headers=headers)
     assert (response.status_int, reason(response)) == (400, code)
+
+
+@pytest.mark.parametrize(
+    "absent",
+    [
+        pytest.param(("x-amz-sns-message-type",), id="no-type-header"),
+        pytest.param(("x-amz-sns-message-id",), id="no-id-header"),
+        pytest.param(("x-amz-sns-topic-arn",), id="no-topic-header"),
+        pytest.param(
+            ("x-amz-sns-message-type", "x-amz-sns-message-id", "x-amz-sns-topic-arn"),
+            id="no-sns-headers-at-all",
+        ),
+    ],
+)
+def test_absent_sns_headers_are_accepted(
+    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp, absent: tuple[str, ...]
+) -> None:
+    """CloudFront, proxies and replay tools drop the unsigned headers: still delivered."""
+    message = signer.notification("x")
+    response = post_sns(testapp, PATH, message, headers=dict.fromkeys(absent))
+    assert response.status_int == 200
+    assert [call["body"] for call in echo_app.calls] == [message.body]
+
+
+def test_title_case_sns_headers_are_read(testapp: webtest.TestApp, signer: MessageSigner) -> None:
+    message = signer.notification("x")
+    lying = {"X-Amz-Sns-Message-Id": "someone-else", "x-amz-sns-message-id": None}
+    response = post_sns(testapp, PATH, message, headers=lying)
+    assert (response.status_int, reason(response)) == (400, "header_mismatch")
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,11 @@ def test_parse_topic_arn(arn: str, expected: TopicArn) -> None:
         (TOPIC, "sns.us-east-1.amazonaws.com"),
         ("arn:aws-cn:sns:cn-northwest-1:123456789012:t", "sns.cn-northwest-1.amazonaws.com.cn"),
         ("arn:aws-us-gov:sns:us-gov-east-1:123456789012:t", "sns.us-gov-east-1.amazonaws.com"),
+        ("arn:aws-eusc:sns:eusc-de-east-1:123456789012:t", "sns.eusc-de-east-1.amazonaws.eu"),
+        ("arn:aws-iso:sns:us-iso-east-1:123456789012:t", "sns.us-iso-east-1.c2s.ic.gov"),
+        ("arn:aws-iso-b:sns:us-isob-east-1:123456789012:t", "sns.us-isob-east-1.sc2s.sgov.gov"),
+        ("arn:aws-iso-e:sns:eu-isoe-west-1:123456789012:t", "sns.eu-isoe-west-1.cloud.adc-e.uk"),
+        ("arn:aws-iso-f:sns:us-isof-south-1:123456789012:t", "sns.us-isof-south-1.csp.hci.ic.gov"),
     ],
 )
 def test_sns_host_per_partition(topic: str, host: str) -> None:
@@ -101,7 +106,12 @@ def test_sns_host_per_partition(topic: str, host: str) -> None:
         pytest.param("arn:aws:sns:US-EAST-1:123456789012:t", id="upper-region"),
         pytest.param("arn:aws:sns:useast1:123456789012:t", id="no-dash-region"),
         pytest.param("arn:aws:sns::123456789012:t", id="no-region"),
-        pytest.param("arn:aws-iso:sns:us-iso-east-1:123456789012:t", id="iso-partition"),
+        # (The ISO partitions are accepted since issue 11; a region of another partition not.)
+        pytest.param("arn:aws-iso:sns:us-east-1:123456789012:t", id="iso-partition-aws-region"),
+        pytest.param("arn:aws:sns:cn-north-1:123456789012:t", id="aws-partition-china-region"),
+        pytest.param("arn:aws-cn:sns:us-east-1:123456789012:t", id="china-partition-aws-region"),
+        pytest.param("arn:aws:sns:us-gov-west-1:123456789012:t", id="aws-partition-gov-region"),
+        pytest.param("arn:aws:sns:xx-east-1:123456789012:t", id="no-such-region-prefix"),
         pytest.param("arn:aws-evil:sns:us-east-1:123456789012:t", id="unknown-partition"),
         pytest.param("ARN:aws:sns:us-east-1:123456789012:t", id="upper-arn"),
         pytest.param(TOPIC + "\n", id="trailing-newline"),

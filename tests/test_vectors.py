@@ -19,7 +19,7 @@ import pytest
 import webtest
 
 from snsmiddleware import Notification, SnsMiddleware, SnsVerifier, SubscriptionConfirmation
-from snsmiddleware.errors import CertificateError, PolicyError, SignatureError
+from snsmiddleware.errors import CertificateError, MessageFormatError, PolicyError, SignatureError
 from snsmiddleware.message import parse_message, parse_timestamp
 from snsmiddleware.signing import signed_keys
 from snsmiddleware.testing import format_timestamp
@@ -106,6 +106,41 @@ def test_vector_verifies_without_headers_and_after_reserialising(name: str) -> N
     body = json.dumps(reordered, separators=(",", ":"), ensure_ascii=True).encode()
     message = make_verifier(name, VectorCertificates()).verify(body)
     assert message.topic_arn == fields["TopicArn"]
+
+
+@pytest.mark.parametrize("name", VECTOR_NAMES)
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param(str.title, id="title-case"),
+        pytest.param(str.upper, id="upper-case"),
+        pytest.param(lambda name: name, id="as-sns-sends"),
+    ],
+)
+def test_vector_verifies_with_headers_in_any_case(
+    name: str, spelling: Callable[[str], str]
+) -> None:
+    """Django's request.headers, Lambda events and logs spell header names in Title-Case."""
+    body = vector_body(name)
+    headers = {spelling(key): value for key, value in sns_headers(body).items()}
+    message = make_verifier(name, VectorCertificates()).verify(body, headers)
+    assert message.message_id == vector_fields(name)["MessageId"]
+    with pytest.raises(MessageFormatError) as caught:
+        lying = {**headers, spelling("x-amz-sns-message-id"): "someone-else"}
+        make_verifier(name, VectorCertificates()).verify(body, lying)
+    assert caught.value.reason == "header_mismatch"
+
+
+@pytest.mark.parametrize("name", VECTOR_NAMES)
+def test_vector_verifies_with_only_the_type_header(name: str) -> None:
+    """What most users' own tests and some proxies send: every x-amz-sns-* header but one
+    dropped. None of them is signed, so none is required."""
+    body = vector_body(name)
+    headers = {"X-Amz-Sns-Message-Type": vector_fields(name)["Type"]}
+    assert (
+        make_verifier(name, VectorCertificates()).verify(body, headers).type
+        == headers["X-Amz-Sns-Message-Type"]
+    )
 
 
 def test_vector_with_message_attributes_exposes_them() -> None:
