@@ -290,7 +290,7 @@ def test_expired_certificate_still_loads_validity_is_checked_per_use() -> None:
 
 def test_real_aws_certificates_load_and_have_expired() -> None:
     certs = VectorCertificates()
-    assert len(certs.pems) == 4  # three in tests/vectors/, one in java-v2-2026/
+    assert len(certs.pems) == 3
     for name, pem in certs.pems.items():
         loaded = load(pem)
         assert "sns.amazonaws.com" in loaded.names, name

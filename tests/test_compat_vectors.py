@@ -1,10 +1,11 @@
-"""Real AWS-signed vectors for issue 11 (provenance in tests/vectors/README.md).
+"""Real AWS-signed vectors in Lambda's format (issue 11).
 
-* ``tests/vectors/lambda/``: the Lambda-format fixtures of AWS's PHP validator (the same
-  signatures as the HTTP fixtures, with Lambda's ``SigningCertUrl`` / ``UnsubscribeUrl`` and
-  ``"Subject": null``), verified as Lambda hands them over and as SQS/HTTP bodies.
-* ``tests/vectors/java-v2-2026/``: the 2026 fixtures of the AWS SDK for Java v2's
-  sns-message-manager, with their certificate, including a genuine UnsubscribeConfirmation.
+Lambda hands a function the ``Sns`` object of an event record, which spells
+``SigningCertUrl`` / ``UnsubscribeUrl`` and may carry ``"Subject": null``. Neither spelling
+changes a signed value, so the Lambda-format fixtures AWS's validators publish (the PHP
+validator's ``getLambdaFixtures``) are the HTTP(S) vectors ``17``-``20`` of ``tests/vectors/``
+re-spelled. They are derived here from those vectors, the way Lambda re-spells them, rather
+than stored twice.
 
 The certificates are expired now: every check runs with ``clock=`` frozen at the message.
 """
@@ -12,41 +13,54 @@ The certificates are expired now: every check runs with ``clock=`` frozen at the
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import webtest
 
-from snsmiddleware import (
-    Notification,
-    SnsMiddleware,
-    SnsVerifier,
-    SubscriptionConfirmation,
-    UnsubscribeConfirmation,
-)
-from snsmiddleware.errors import CertificateError, MessageFormatError, SignatureError, SnsError
+from snsmiddleware import Notification, SnsMiddleware, SnsVerifier
+from snsmiddleware.errors import MessageFormatError, SignatureError, SnsError
 from snsmiddleware.message import parse_timestamp
 from snsmiddleware.testing import FrozenClock
 
-from ._vector_helpers import VECTOR_DIR, VectorCertificates, sns_headers
+from ._vector_helpers import VectorCertificates, vector_fields
 from .conftest import EchoApp, RecordingConfirmer
 
-LAMBDA_DIR = VECTOR_DIR / "lambda"
-JAVA_DIR = VECTOR_DIR / "java-v2-2026"
-LAMBDA_VECTORS = sorted(path.name for path in LAMBDA_DIR.glob("*.json"))
-JAVA_VECTORS = sorted(path.name for path in JAVA_DIR.glob("*.json"))
+#: The HTTP(S) vectors of the 2022 us-east-2 topic, with and without Subject, SigV1 and 2.
+_HTTP_VECTORS = (
+    "17-notification-v1-2022-nosubject-us-east-2.json",
+    "18-notification-v2-2022-nosubject-us-east-2.json",
+    "19-notification-v1-2022-subject-us-east-2.json",
+    "20-notification-v2-2022-subject-us-east-2.json",
+)
+_LAMBDA_SPELLING = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
+
+
+def as_lambda_sns(name: str, *, null_subject: bool = False) -> dict[str, Any]:
+    """The ``Sns`` object Lambda would hand over for the HTTP(S) vector ``name``."""
+    sns = {_LAMBDA_SPELLING.get(key, key): value for key, value in vector_fields(name).items()}
+    if null_subject:
+        assert "Subject" not in sns, "only a message without Subject has a null one"
+        sns["Subject"] = None
+    return sns
+
+
+#: id -> (vector, Subject null?): the six shapes of the PHP validator's Lambda fixtures.
+LAMBDA_SHAPES = {
+    "v1-nosubject": (_HTTP_VECTORS[0], False),
+    "v2-nosubject": (_HTTP_VECTORS[1], False),
+    "v1-subject-null": (_HTTP_VECTORS[0], True),
+    "v2-subject-null": (_HTTP_VECTORS[1], True),
+    "v1-subject": (_HTTP_VECTORS[2], False),
+    "v2-subject": (_HTTP_VECTORS[3], False),
+}
+LAMBDA_VECTORS = sorted(LAMBDA_SHAPES)
 PATH = "/sns/vectors"
 
 
-def test_the_vectors_are_all_there() -> None:
-    assert len(LAMBDA_VECTORS) == 6 and len(JAVA_VECTORS) == 5
-
-
-def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(path.read_bytes())
-    return document
+def load_lambda(shape: str) -> dict[str, Any]:
+    name, null_subject = LAMBDA_SHAPES[shape]
+    return as_lambda_sns(name, null_subject=null_subject)
 
 
 def verifier_for(fields: dict[str, Any], **options: Any) -> SnsVerifier:
@@ -86,7 +100,7 @@ def vector_app(fields: dict[str, Any], app: EchoApp, confirmer: RecordingConfirm
 
 @pytest.mark.parametrize("name", LAMBDA_VECTORS)
 def test_a_lambda_record_verifies(name: str) -> None:
-    sns = load(LAMBDA_DIR / name)
+    sns = load_lambda(name)
     verifier = verifier_for(sns)
     message = verifier.verify_lambda_record(lambda_record(sns))
     assert isinstance(message, Notification)
@@ -103,7 +117,7 @@ def test_a_lambda_record_verifies(name: str) -> None:
 @pytest.mark.parametrize("name", LAMBDA_VECTORS)
 def test_a_lambda_spelled_body_reaches_the_app_through_the_middleware(name: str) -> None:
     """Posted with and without the x-amz-sns-* headers (a replay tool, a relay)."""
-    sns = load(LAMBDA_DIR / name)
+    sns = load_lambda(name)
     app = EchoApp()
     testapp = vector_app(sns, app, RecordingConfirmer())
     body = json.dumps(sns).encode()
@@ -144,7 +158,7 @@ def test_a_lambda_spelled_body_reaches_the_app_through_the_middleware(name: str)
 def test_a_changed_lambda_record_is_refused(
     name: str, change: dict[str, Any], error: type[SnsError], code: str
 ) -> None:
-    sns = load(LAMBDA_DIR / name)
+    sns = load_lambda(name)
     if "Subject" in change and sns.get("Subject") is not None and change["Subject"] == "added":
         change = {"Subject": None}  # a genuine subject removed
     sns.update(change)
@@ -155,7 +169,7 @@ def test_a_changed_lambda_record_is_refused(
 
 def test_null_subject_is_lambda_only() -> None:
     """SNS never writes null over HTTP(S): there it stays a bad field, as before."""
-    sns = load(LAMBDA_DIR / "03-lambda-notification-v1-2022-subject-null-us-east-2.json")
+    sns = load_lambda("v1-subject-null")
     sns["SigningCertURL"] = sns.pop("SigningCertUrl")
     with pytest.raises(MessageFormatError) as caught:
         verifier_for(sns).verify(json.dumps(sns).encode())
@@ -178,49 +192,9 @@ def test_not_a_lambda_sns_record(record: dict[str, Any]) -> None:
     assert caught.value.status == 400
 
 
-# --- the AWS SDK for Java v2's 2026 vectors -----------------------------------------------------
-
-
-@pytest.mark.parametrize("name", JAVA_VECTORS)
-@pytest.mark.parametrize("with_headers", [True, False], ids=["with-headers", "no-headers"])
-def test_a_2026_vector_is_handled_through_the_middleware(name: str, with_headers: bool) -> None:
-    body = (JAVA_DIR / name).read_bytes()
-    fields = load(JAVA_DIR / name)
-    app, confirmer = EchoApp(), RecordingConfirmer()
-    headers = sns_headers(body) if with_headers else {}
-    response = vector_app(fields, app, confirmer).post(PATH, body, headers=headers)
-    assert response.status_int == 200
-    kind = fields["Type"]
-    assert len(app.calls) == (kind == "Notification")
-    assert [m.message_id for m in confirmer.confirmed] == (
-        [fields["MessageId"]] if kind == "SubscriptionConfirmation" else []
-    )
-
-
-@pytest.mark.parametrize("name", JAVA_VECTORS)
-def test_a_2026_vector_verifies_and_any_signed_change_breaks_it(name: str) -> None:
-    fields = load(JAVA_DIR / name)
-    body = (JAVA_DIR / name).read_bytes()
-    title = {key.title(): value for key, value in sns_headers(body).items()}
-    message = verifier_for(fields).verify(body, title)
-    expected = {
-        "Notification": Notification,
-        "SubscriptionConfirmation": SubscriptionConfirmation,
-        "UnsubscribeConfirmation": UnsubscribeConfirmation,
-    }[fields["Type"]]
-    assert isinstance(message, expected)
-    changed = dict(fields, Message=fields["Message"] + " ")
-    with pytest.raises(SignatureError):
-        verifier_for(fields).verify(json.dumps(changed).encode())
-
-
-def test_the_2026_certificate_has_expired_by_now() -> None:
-    """Why every test freezes the clock: after October 2026 the certificate is refused."""
-    name = "notification-v2-2026-nosubject-us-west-2.json"
-    fields = load(JAVA_DIR / name)
-    late = FrozenClock(parse_timestamp("2026-10-15T00:00:00.000Z"))
-    with pytest.raises(CertificateError) as caught:
-        verifier_for(fields, clock=late, max_age=timedelta(days=365)).verify(
-            (JAVA_DIR / name).read_bytes()
-        )
-    assert caught.value.reason == "certificate_expired"
+@pytest.mark.parametrize("name", _HTTP_VECTORS)
+def test_a_lambda_record_with_empty_message_attributes_verifies(name: str) -> None:
+    """Lambda writes ``"MessageAttributes": {}`` when the publisher set none (unsigned)."""
+    sns = dict(as_lambda_sns(name), MessageAttributes={})
+    message = verifier_for(sns).verify_lambda_record(lambda_record(sns))
+    assert isinstance(message, Notification) and not message.message_attributes
