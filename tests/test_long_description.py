@@ -8,9 +8,7 @@ prose or commands must be in the repository, not only on one developer's machine
 
 from __future__ import annotations
 
-import configparser
 import re
-from pathlib import Path
 
 import pytest
 import readme_renderer.markdown
@@ -19,18 +17,13 @@ from snsmiddleware.budgets import parse_budget_alert
 from snsmiddleware.message import Notification, parse_message
 from snsmiddleware.testing import MessageSigner
 
-ROOT = Path(__file__).resolve().parent.parent
+from ._project import ROOT, repository_url
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # Directories of the repository whose files the README may name.
 SOURCE_DIRS = ("examples", "tests", "scripts", "fuzz", "benchmarks", "snsmiddleware", ".ci")
 _PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(map(re.escape, SOURCE_DIRS)) + r")/[\w./-]*)")
-
-
-def repository_url() -> str:
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg", encoding="utf-8")
-    return config["metadata"]["url"]
 
 
 @pytest.fixture(scope="module")
