@@ -5,6 +5,7 @@ Public names only; nothing heavy is imported here (boto3 loads only when a featu
 
 from __future__ import annotations
 
+from ._version import __version__
 from .certs import CertificateStore, HttpCertificateFetcher
 from .confirm import ApiConfirmer, UrlConfirmer
 from .dedupe import Claim, ClaimState, DedupeStore, MemoryDedupeStore
@@ -39,6 +40,7 @@ __all__ = [
     "SubscriptionConfirmation",
     "UnsubscribeConfirmation",
     "UrlConfirmer",
+    "__version__",
     "get_message",
     "parse_message",
 ]

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._version import __version__
 from .devmode import DEFAULT_DEV_CA_DIR
 from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snsmiddleware", description="Safe Amazon SNS HTTP(S) subscriber for WSGI apps."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser(

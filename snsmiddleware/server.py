@@ -141,7 +141,9 @@ def load_ini_application(
         from paste.deploy import loadapp
         from paste.deploy.loadwsgi import SERVER, loadcontext
     except ImportError:
-        raise ConfigurationError("INI files need PasteDeploy: pip install pastedeploy") from None
+        raise ConfigurationError(
+            "INI files need PasteDeploy, which is not installed: pip install snsmiddleware[paste]"
+        ) from None
     if not path.is_file():
         raise ConfigurationError(f"no such configuration file: {path}")
     uri = f"config:{path.resolve()}"

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import requests
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from snsmiddleware.testing import TestCA
 
 from ._net import free_port
+from ._pip import run_with_index
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-localstack"
@@ -35,68 +35,31 @@ PACKAGES = [
 ]
 
 
-# What pip says when it cannot reach the package index at all (DNS, refused, proxy, TLS,
-# timeouts). Only then is LocalStack skipped; any other install failure is a failure.
-_UNREACHABLE = (
-    "Could not fetch URL",
-    "Failed to establish a new connection",
-    "NewConnectionError",
-    "ConnectTimeoutError",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-    "Connection refused",
-    "ProxyError",
-    "SSLError",
-    "Read timed out",
-)
 INSTALL_TIMEOUT = 600
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """The registry cannot be reached: skip (with the reason), or fail where it must run."""
-    if os.environ.get("CI"):
-        pytest.fail(f"LocalStack is needed in CI: {reason}")
-    pytest.skip(reason)
 
 
 def _install(python: Path) -> None:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-    try:
-        done = subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--timeout",
-                "30",
-                "--retries",
-                "2",
-                "-c",
-                str(CONSTRAINTS),
-                *PACKAGES,
-            ],
-            timeout=INSTALL_TIMEOUT,
-            capture_output=True,
-            text=True,
-        )
-    except subprocess.TimeoutExpired:
-        _unavailable(
-            f"installing LocalStack did not finish within {INSTALL_TIMEOUT} s "
-            "(package index unreachable or too slow)"
-        )
-    if done.returncode == 0:
-        return
-    lines = done.stderr.strip().splitlines()
-    why = next((line for line in lines if any(s in line for s in _UNREACHABLE)), None)
-    if why is not None:
-        _unavailable(f"LocalStack could not be installed, the package index is unreachable: {why}")
-    tail = "\n".join(lines[-15:])
-    pytest.fail(f"installing LocalStack into {VENV} failed (exit {done.returncode}):\n{tail}")
+    run_with_index(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--timeout",
+            "30",
+            "--retries",
+            "2",
+            "-c",
+            str(CONSTRAINTS),
+            *PACKAGES,
+        ],
+        what=f"installing LocalStack into {VENV}",
+        timeout=INSTALL_TIMEOUT,
+    )
 
 
 def localstack_python() -> Path:
