@@ -11,7 +11,8 @@ Two ways, both bounded well inside SNS's 15 s answer deadline:
   following redirects.
 
 A confirmer raises :class:`~snsmiddleware.errors.TransientError` (503: SNS redelivers the
-confirmation, its only way to resend it) or
+confirmation, its only way to resend it; also for credential, permission and clock trouble
+on our side, which an operator can fix) or
 :class:`~snsmiddleware.errors.ConfirmationRejectedError` (400: retrying cannot help).
 """
 
@@ -33,9 +34,8 @@ if TYPE_CHECKING:
 Confirmer = Callable[[SubscriptionConfirmation], None]
 
 #: ConfirmSubscription errors that may clear on retry (botocore's SNS model); any other
-#: client error is permanent: InvalidParameter (also a wrong region), NotFound (expired
-#: token), AuthorizationError, SubscriptionLimitExceeded, FilterPolicyLimitExceeded,
-#: ReplayLimitExceeded.
+#: client error is permanent: InvalidParameter (also a wrong region or a bad token), NotFound
+#: (expired token), SubscriptionLimitExceeded, FilterPolicyLimitExceeded, ReplayLimitExceeded.
 TRANSIENT_API_ERRORS: Final = frozenset(
     {
         "InternalError",
@@ -45,6 +45,36 @@ TRANSIENT_API_ERRORS: Final = frozenset(
         "ThrottlingException",
         "RequestTimeout",
         "RequestTimeoutException",
+    }
+)
+#: Errors about *our* request's credentials, signature or clock, not about the subscription:
+#: expired or unknown keys, a slow host clock, a missing permission. An operator can fix each
+#: of them, so they answer 503 like missing credentials do: SNS redelivers the confirmation
+#: (its only way to resend it) while the operator works. The clock-skew list is the one the
+#: AWS SDKs retry after correcting their clock.
+CREDENTIAL_API_ERRORS: Final = frozenset(
+    {
+        # expired temporary credentials
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "TokenRefreshRequired",
+        # unknown or malformed credentials
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        # clock skew
+        "AuthFailure",
+        "InvalidSignatureException",
+        "RequestExpired",
+        "RequestInTheFuture",
+        "RequestTimeTooSkewed",
+        "SignatureDoesNotMatch",
+        # a missing IAM permission for sns:ConfirmSubscription
+        "AuthorizationError",
+        "AccessDenied",
+        "AccessDeniedException",
     }
 )
 DEFAULT_CONNECT_TIMEOUT: Final = 3.0
@@ -113,7 +143,7 @@ class ApiConfirmer:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if code in TRANSIENT_API_ERRORS or status >= 500:
+            if code in TRANSIENT_API_ERRORS or code in CREDENTIAL_API_ERRORS or status >= 500:
                 raise TransientError(
                     f"ConfirmSubscription failed for now ({code})", reason="confirmation_failed"
                 ) from None

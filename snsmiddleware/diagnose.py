@@ -108,7 +108,8 @@ HINTS: Final[Mapping[str, str]] = {
     "Action=ConfirmSubscription and this message's TopicArn and Token.",
     "stale_message": "SNS retries for at most an hour with the original Timestamp; older "
     "messages are replays. For a captured message use --at message.",
-    "future_message": "The Timestamp is ahead of this clock: check the system time.",
+    "future_message": "The Timestamp is ahead of this clock: check the system time. SNS "
+    "would be answered 503 and retry.",
     "certificate_unavailable": "The certificate could not be downloaded now; SNS would be "
     "answered 503 and retry. For offline checks use --offline CERT.pem.",
     "certificate_not_found": "The certificate host answered without a certificate.",
@@ -119,7 +120,8 @@ HINTS: Final[Mapping[str, str]] = {
     "(or the region's SNS host).",
     "certificate_expired": "The signing certificate has expired at the checked time; "
     "old captures verify with --at message.",
-    "certificate_not_yet_valid": "The signing certificate is not valid yet at the checked time.",
+    "certificate_not_yet_valid": "The signing certificate is not valid yet at the checked time: "
+    "check the system time. SNS would be answered 503 and retry.",
     "bad_signature": "A signed field (Message, MessageId, Subject, Timestamp, TopicArn, Type; "
     "Token and SubscribeURL for confirmations) was changed after signing, Subject was "
     "added or removed, or the message was re-encoded by something that rewrote its values.",

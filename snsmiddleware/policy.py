@@ -34,7 +34,7 @@ from fnmatch import fnmatchcase
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-from .errors import ConfigurationError, PolicyError, excerpt
+from .errors import ConfigurationError, NotYetValidError, PolicyError, excerpt
 
 #: SNS retries within a hard one-hour span, reusing the original Timestamp.
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
@@ -347,7 +347,8 @@ def check_freshness(
     max_age: timedelta = DEFAULT_MAX_AGE,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> None:
-    """Refuse messages older than ``max_age`` (+ skew) or dated in the future (beyond skew)."""
+    """Refuse messages older than ``max_age`` (+ skew) for good (403: a replay), and ask for a
+    retry (503) of messages dated in the future beyond the skew: our clock may be slow."""
     if now.tzinfo is None:
         raise ConfigurationError("the clock must return an aware datetime")
     age = now - sent_at
@@ -356,4 +357,6 @@ def check_freshness(
             "Timestamp is older than the freshness window (a replay?)", reason="stale_message"
         )
     if -age > clock_skew:
-        raise PolicyError("Timestamp is in the future", reason="future_message")
+        raise NotYetValidError(
+            "Timestamp is in the future (is this host's clock slow?)", reason="future_message"
+        )

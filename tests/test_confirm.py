@@ -23,13 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+import webtest
 from requests.adapters import HTTPAdapter
 
-from snsmiddleware import ApiConfirmer, ConfigurationError, UrlConfirmer
+from snsmiddleware import ApiConfirmer, ConfigurationError, SnsMiddleware, UrlConfirmer
 from snsmiddleware.confirm import make_confirmer
 from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsError, TransientError
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
-from snsmiddleware.testing import MessageSigner, TestCA
+from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
 from ._net import serving
 
@@ -246,7 +247,19 @@ def test_stubbed_success_uses_region_and_authenticate_on_unsubscribe(
     [
         pytest.param("InvalidParameter", 400, ConfirmationRejectedError, id="invalid-param"),
         pytest.param("NotFound", 404, ConfirmationRejectedError, id="not-found"),
-        pytest.param("AuthorizationError", 403, ConfirmationRejectedError, id="authz"),
+        # Credentials, permissions and clock skew on our side: an operator can fix them.
+        pytest.param("AuthorizationError", 403, TransientError, id="authz"),
+        pytest.param("AccessDenied", 403, TransientError, id="access-denied"),
+        pytest.param("ExpiredToken", 403, TransientError, id="expired-token"),
+        pytest.param("ExpiredTokenException", 400, TransientError, id="expired-token-exc"),
+        pytest.param("InvalidClientTokenId", 403, TransientError, id="invalid-token"),
+        pytest.param("UnrecognizedClientException", 400, TransientError, id="unrecognized"),
+        pytest.param("MissingAuthenticationToken", 403, TransientError, id="no-auth-token"),
+        pytest.param("SignatureDoesNotMatch", 403, TransientError, id="signature-mismatch"),
+        pytest.param("RequestExpired", 400, TransientError, id="request-expired"),
+        pytest.param("InvalidSignatureException", 400, TransientError, id="invalid-signature"),
+        pytest.param("RequestTimeTooSkewed", 403, TransientError, id="skewed"),
+        pytest.param("AuthFailure", 401, TransientError, id="auth-failure"),
         pytest.param("SubscriptionLimitExceeded", 403, ConfirmationRejectedError, id="limit"),
         pytest.param(
             "FilterPolicyLimitExceeded", 403, ConfirmationRejectedError, id="filter-limit"
@@ -293,6 +306,49 @@ def test_stubbed_error_codes_map_to_status(
         assert (error.status, error.reason) == (400, "confirmation_rejected")
     assert code in error.detail
     assert message.token not in error.detail and "secret-ish" not in error.detail
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "status", "reason"),
+    [
+        pytest.param("ExpiredToken", 403, 503, "confirmation_failed", id="expired-credentials"),
+        pytest.param("SignatureDoesNotMatch", 403, 503, "confirmation_failed", id="clock-skew"),
+        pytest.param("InvalidParameter", 400, 400, "confirmation_rejected", id="bad-token"),
+    ],
+)
+def test_confirmation_through_the_middleware_retries_what_an_operator_can_fix(
+    aws_env: Callable[[bool], None],
+    kit_ca: TestCA,
+    code: str,
+    http_status: int,
+    status: int,
+    reason: str,
+) -> None:
+    """End to end: a signed SubscriptionConfirmation through SnsMiddleware and WebTest, whose
+    ConfirmSubscription fails with ``code``: 503 (SNS redelivers) or 400 (for good)."""
+    signer = MessageSigner(kit_ca, topic_arn=f"arn:aws:sns:sa-east-1:{ACCOUNT}:t")
+    signed = signer.subscription_confirmation()
+    message = parse_message(signed.body)
+    assert isinstance(message, SubscriptionConfirmation)
+    clients = StubbedClients()
+    clients.stub("sa-east-1").add_client_error(
+        "confirm_subscription",
+        service_error_code=code,
+        http_status_code=http_status,
+        expected_params=expected_params(message),
+    )
+    app = webtest.TestApp(
+        SnsMiddleware(
+            lambda environ, start_response: [],
+            paths=["/sns"],
+            topics=[signer.topic_arn],
+            fetch_certificate=signer.fetch_certificate,
+            confirm=ApiConfirmer(client_factory=clients),
+        )
+    )
+    response = post_sns(app, "/sns", signed)
+    assert (response.status_int, response.headers["X-SNS-Reason"]) == (status, reason)
+    assert message.token not in response.text
 
 
 def test_client_factory_errors_are_not_swallowed_as_confirmations(

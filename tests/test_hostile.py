@@ -477,7 +477,7 @@ _CERTIFICATE_ROWS = [
     attack(
         f"certificate-{name}",
         notification(),
-        403,
+        503 if reason == "certificate_not_yet_valid" else 403,
         reason,
         network=True,
         options=certificate_served(name),
@@ -620,7 +620,8 @@ ATTACKS = [
     ),
     # Timestamps.
     attack("timestamp-stale", clock_moved(timedelta(hours=1, minutes=6)), 403, "stale_message"),
-    attack("timestamp-future", clock_moved(-timedelta(minutes=6)), 403, "future_message"),
+    # Ahead of our clock: maybe our clock is slow, so SNS is asked to retry (no download).
+    attack("timestamp-future", clock_moved(-timedelta(minutes=6)), 503, "future_message"),
     attack(
         "timestamp-years-old",
         notification(Timestamp="2012-01-01T00:00:00.000Z"),
@@ -630,7 +631,7 @@ ATTACKS = [
     attack(
         "timestamp-year-9999",
         notification(Timestamp="9999-12-31T23:59:59.999Z"),
-        403,
+        503,
         "future_message",
     ),
     attack(

@@ -1,7 +1,7 @@
 """Properties over generated input (hypothesis), through SnsMiddleware and WebTest.
 
-* Arbitrary bodies and headers never make the middleware answer 5xx or show a traceback,
-  and never reach the app.
+* Arbitrary bodies and headers never make the middleware answer 5xx (but the 503 for a
+  time ahead of our clock, which may be slow) or show a traceback, and never reach the app.
 * Any mutation of a genuinely signed message reaches the app only if every signed field
   kept its value (what the signature covers); re-serialising the JSON differently keeps
   it deliverable.
@@ -82,6 +82,11 @@ def _sns_answer(response: webtest.TestResponse) -> str:
     assert response.text.startswith(f"{reason}: ")
     assert len(response.body) < 1024 and "Traceback" not in response.text
     return reason
+
+
+def _asked_to_retry_for_our_clock(response: webtest.TestResponse, reason: str) -> bool:
+    """The one 5xx a sender can cause: a time ahead of our clock (which may be slow)."""
+    return response.status_int == 503 and reason in {"future_message", "certificate_not_yet_valid"}
 
 
 # --- arbitrary bodies and headers ----------------------------------------------------------
@@ -171,8 +176,8 @@ def test_arbitrary_requests_are_answered_4xx_and_never_reach_the_app(
         except (ValueError, AttributeError, TypeError):
             pass
     response = rig.post(body, headers)
-    _sns_answer(response)
-    assert 400 <= response.status_int < 500
+    reason = _sns_answer(response)
+    assert 400 <= response.status_int < 500 or _asked_to_retry_for_our_clock(response, reason)
     assert rig.echo.calls == [] and rig.confirmer.confirmed == []
 
 
@@ -320,7 +325,9 @@ def test_a_mutated_message_reaches_the_app_only_if_its_signed_values_are_intact(
     document = _strict_json(body)
     response = rig.post(body, _headers_for(document, original))
 
-    assert response.status_int < 500 and "Traceback" not in response.text
+    assert "Traceback" not in response.text
+    if response.status_int >= 500:  # a flipped Timestamp digit can move it into the future
+        assert _asked_to_retry_for_our_clock(response, _sns_answer(response)), body[:300]
     message_type = original.fields["Type"]
     intact = _signed_view(document, message_type) == _signed_view(original.fields, message_type)
     reached = bool(rig.echo.calls) or bool(rig.confirmer.confirmed)
