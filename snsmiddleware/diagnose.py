@@ -90,7 +90,8 @@ HINTS: Final[Mapping[str, str]] = {
     "invalid_json": "The body must be the JSON document SNS POSTs, byte for byte.",
     "duplicate_key": "A key appears twice: parsers disagree on such documents, so it is refused.",
     "bad_encoding": "The body must be UTF-8 text without unpaired surrogates.",
-    "bad_field": "Every field must be a JSON string (MessageAttributes aside).",
+    "bad_field": "Every field must be a JSON string (MessageAttributes aside); Subject, Token "
+    "and SubscribeURL hold no line break or control character.",
     "missing_field": "A field SNS always sends for this Type is missing: was it edited?",
     "unknown_type": "Type must be Notification, SubscriptionConfirmation or "
     "UnsubscribeConfirmation.",

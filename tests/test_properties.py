@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -389,7 +390,12 @@ def test_any_verified_alert_text_is_emailed_or_refused_never_a_5xx(
         message = rig.signer.notification(text, **fields)
         response = rig.post(message.body, message.headers)
         reason = _sns_answer(response)
-        if response.status_int == 200:
+        if subject is not None and any(unicodedata.category(char) == "Cc" for char in subject):
+            # SNS refuses such subjects at Publish; the middleware refuses them too (they
+            # would make the string to sign ambiguous), before the app.
+            assert (response.status_int, reason) == (400, "bad_field")
+            assert emails_in(Path(directory)) == []
+        elif response.status_int == 200:
             assert reason in {"sent", "dead_lettered", "budgets_verification_acknowledged"}
             emails = emails_in(Path(directory))
             assert len(emails) == (reason != "budgets_verification_acknowledged")
