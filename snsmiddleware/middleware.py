@@ -17,6 +17,7 @@ is logged once with its reason code, never with a Token, SubscribeURL or Signatu
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 from datetime import timedelta
 from http import HTTPStatus
@@ -35,7 +36,12 @@ from .errors import (
     TransientError,
 )
 from .message import Notification, SnsMessage, SubscriptionConfirmation
-from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, SIGNATURE_VERSIONS
+from .policy import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_MAX_AGE,
+    SIGNATURE_VERSIONS,
+    InsecureConfigurationWarning,
+)
 from .verifier import Clock, SnsVerifier, utc_now
 from .wsgibody import read_body, restore_body
 
@@ -93,6 +99,36 @@ def _sns_headers(environ: WSGIEnvironment) -> dict[str, str]:
     return {name: environ[key] for name, key in _SNS_HEADERS if environ.get(key) is not None}
 
 
+def check_retention(store: DedupeStore, window: timedelta) -> None:
+    """Refuse a store that forgets processed MessageIds inside the freshness ``window``.
+
+    A shorter retention lets a redelivery (or a replay) that the verifier still accepts be
+    processed a second time. The middleware refuses (``ConfigurationError``) rather than
+    changing the store: the store may be shared, and its retention is also a storage
+    decision its owner made. A store that does not say (no ``retention`` attribute) is
+    accepted with an :class:`InsecureConfigurationWarning`.
+    """
+    retention = getattr(store, "retention", None)
+    if retention is None:
+        warnings.warn(
+            f"the de-duplication store {store!r} has no retention attribute, so it cannot be "
+            f"checked: it must remember processed MessageIds for at least {window} "
+            "(max_age + 2 x clock_skew), or late redeliveries are processed twice",
+            InsecureConfigurationWarning,
+            stacklevel=3,
+        )
+        return
+    if not isinstance(retention, timedelta):
+        raise ConfigurationError("the de-duplication store's retention must be a timedelta")
+    if retention < window:
+        raise ConfigurationError(
+            f"the de-duplication store {store!r} remembers MessageIds for {retention}, less "
+            f"than the freshness window of {window} (max_age + 2 x clock_skew): a redelivery "
+            f"after that would be processed twice; build the store with retention={window!r} "
+            "or more"
+        )
+
+
 def _request_path(environ: WSGIEnvironment) -> str | None:
     # PATH_INFO is latin-1 "bytes as str" (PEP 3333); paths are configured as real text.
     try:
@@ -119,7 +155,9 @@ class SnsMiddleware:
         :class:`SubscriptionConfirmation`.
     :param confirm_endpoint_url: SNS endpoint for ``confirm="api"`` (an emulator).
     :param dedupe: a :class:`DedupeStore`; default: a bounded in-memory store whose retention
-        covers the freshness window.
+        covers the freshness window. A store whose ``retention`` is shorter than the window
+        (``max_age + 2 × clock_skew``) is a :class:`ConfigurationError`; see
+        :func:`check_retention`.
     :param fetch_certificate: ``url -> bytes`` replacing the certificate download.
     :param clock: returns the current aware datetime (freshness, certificate validity).
     :param require_signature_v2: refuse SignatureVersion 1 (SHA1).
@@ -209,6 +247,8 @@ class SnsMiddleware:
         self.confirmer = make_confirmer(
             confirm, endpoint_url=confirm_endpoint_url, url_for=self.verifier.confirmation_url
         )
+        if dedupe is not None:
+            check_retention(dedupe, self.verifier.freshness_window)
         self.dedupe: DedupeStore = (
             dedupe
             if dedupe is not None

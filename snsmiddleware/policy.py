@@ -41,6 +41,23 @@ DEFAULT_MAX_AGE: Final = timedelta(hours=1)
 #: Allowance for the difference between AWS's clock and ours.
 DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
 
+
+def freshness_window(
+    max_age: timedelta = DEFAULT_MAX_AGE, clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> timedelta:
+    """How long copies of one genuine message can keep arriving: ``max_age + 2 × clock_skew``.
+
+    A message is accepted from ``clock_skew`` before its Timestamp (by our clock) until
+    ``max_age + clock_skew`` after it, so its first and last accepted deliveries can lie this
+    far apart. De-duplication must remember a processed MessageId at least this long, or a
+    late redelivery (or a replay) is processed a second time.
+    """
+    return max_age + 2 * clock_skew
+
+
+#: The freshness window of the defaults (1 h 10 min): the default de-duplication retention.
+DEFAULT_FRESHNESS_WINDOW: Final = freshness_window()
+
 SIGNATURE_VERSIONS: Final = frozenset({"1", "2"})
 
 # Partitions whose SNS endpoints we know, mapped to their DNS domain. Others (the isolated

@@ -458,6 +458,8 @@ def test_concurrent_duplicate_in_progress_gets_503(
 
 
 class BrokenStore:
+    retention = timedelta(hours=2)
+
     def claim(self, key: str) -> Claim:
         raise OSError("redis down")
 

@@ -27,24 +27,10 @@ from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, Tes
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 
 # Written out from AWS's documentation, not taken from snsmiddleware.signing.
-NOTIFICATION_KEYS = ("Message", "MessageId", "Timestamp", "TopicArn", "Type")
-NOTIFICATION_WITH_SUBJECT_KEYS = (
-    "Message",
-    "MessageId",
-    "Subject",
-    "Timestamp",
-    "TopicArn",
-    "Type",
-)
-CONFIRMATION_KEYS = (
-    "Message",
-    "MessageId",
-    "SubscribeURL",
-    "Timestamp",
-    "Token",
-    "TopicArn",
-    "Type",
-)
+WITH_SUBJECT_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+NOTIFICATION_KEYS = tuple(key for key in WITH_SUBJECT_KEYS if key != "Subject")
+_CONFIRMATION_ONLY = ("SubscribeURL", "Token")
+CONFIRMATION_KEYS = tuple(sorted((*NOTIFICATION_KEYS, *_CONFIRMATION_ONLY)))  # AWS: by name
 UNSIGNED_KEYS = ("SignatureVersion", "Signature", "SigningCertURL", "UnsubscribeURL")
 
 
@@ -249,7 +235,7 @@ def test_no_resplit_of_a_signed_message_verifies(
     else:
         genuine, key_sets = signer.unsubscribe_confirmation(Message=text), [CONFIRMATION_KEYS]
     if genuine.fields["Type"] == "Notification":
-        key_sets = [NOTIFICATION_KEYS, NOTIFICATION_WITH_SUBJECT_KEYS]
+        key_sets = [NOTIFICATION_KEYS, WITH_SUBJECT_KEYS]
     verifier.verify(genuine.body)  # the genuine message verifies
     signed = string_to_sign(genuine.fields).decode()
     original = {key: genuine.fields[key] for key in key_sets[-1] if key in genuine.fields}
