@@ -16,6 +16,7 @@ is logged once with its reason code, never with a Token, SubscribeURL or Signatu
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Iterable
@@ -62,6 +63,8 @@ _SNS_HEADERS: Final = (
     ("x-amz-sns-rawdelivery", "HTTP_X_AMZ_SNS_RAWDELIVERY"),
 )
 _TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
+#: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
+CONFIRMED_MEMORY_ENTRIES: Final = 1024
 _UNSET: Final[Any] = object()
 
 
@@ -255,6 +258,12 @@ class SnsMiddleware:
             else MemoryDedupeStore(retention=self.verifier.freshness_window)
         )
         self._backlog = CommitBacklog(retention=self.verifier.freshness_window)
+        # (topic, token) digests of subscriptions confirmed within the freshness window: a
+        # replayed SubscriptionConfirmation (verified again in full) is answered without a
+        # second ConfirmSubscription call. Per process and bounded, like the default store.
+        self._confirmed = MemoryDedupeStore(
+            retention=self.verifier.freshness_window, max_entries=CONFIRMED_MEMORY_ENTRIES
+        )
         self.answer_budgets_verification = answer_budgets_verification
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -295,9 +304,7 @@ class SnsMiddleware:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         if isinstance(message, SubscriptionConfirmation):
-            self.confirmer(message)
-            self._log(logging.INFO, "confirmed subscription", message)
-            return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
+            return self._confirm(message, start_response)
         if not isinstance(message, Notification):
             self._log(logging.INFO, "unsubscribe confirmation acknowledged", message)
             return _answer(start_response, 200, "unsubscribe_acknowledged", "acknowledged")
@@ -305,6 +312,29 @@ class SnsMiddleware:
             self._log(logging.INFO, "budgets topic verification acknowledged", message)
             return _answer(start_response, 200, "budgets_verification_acknowledged", "acknowledged")
         return self._deliver(message, body, environ, start_response)
+
+    def _confirm(
+        self, message: SubscriptionConfirmation, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Confirm once per (topic, token) within the window; replays get 200 ``duplicate``."""
+        # A digest, so the remembered keys are not tokens.
+        key = hashlib.sha256(f"{message.topic_arn}\n{message.token}".encode()).hexdigest()
+        claim = self._confirmed.claim(key)
+        if claim.state is ClaimState.DONE:
+            self._log(logging.INFO, "duplicate confirmation ignored (already confirmed)", message)
+            return _answer(start_response, 200, "duplicate", "subscription already confirmed")
+        if claim.state is ClaimState.IN_PROGRESS:
+            raise TransientError(
+                "this subscription is being confirmed; try again later", reason="in_progress"
+            )
+        try:
+            self.confirmer(message)
+        except BaseException:
+            self._confirmed.release(claim)
+            raise
+        self._confirmed.commit(claim)
+        self._log(logging.INFO, "confirmed subscription", message)
+        return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
 
     def _deliver(
         self,

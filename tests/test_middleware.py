@@ -20,6 +20,7 @@ from snsmiddleware import (
     Notification,
     SnsMiddleware,
     SnsVerifier,
+    SubscriptionConfirmation,
     get_message,
 )
 from snsmiddleware.errors import ConfirmationRejectedError, TransientError
@@ -103,6 +104,53 @@ def test_subscription_confirmation_is_confirmed_not_forwarded(
     [confirmed] = confirmer.confirmed
     assert confirmed.token == message.fields["Token"]
     assert echo_app.calls == []
+
+
+def test_replayed_subscription_confirmation_is_confirmed_once(
+    testapp: webtest.TestApp,
+    signer: MessageSigner,
+    confirmer: RecordingConfirmer,
+    clock: FrozenClock,
+) -> None:
+    """Replays of one captured confirmation are verified in full each time, but cause no
+    second ConfirmSubscription call within the freshness window."""
+    message = signer.subscription_confirmation()
+    first = post_sns(testapp, PATH, message)
+    assert (first.status_int, reason(first)) == (200, "subscription_confirmed")
+    for _ in range(3):
+        clock.advance(timedelta(minutes=20))
+        replay = post_sns(testapp, PATH, message)
+        assert (replay.status_int, reason(replay)) == (200, "duplicate")
+    assert len(confirmer.confirmed) == 1
+    clock.advance(timedelta(minutes=20))  # 80 minutes on: outside the window
+    assert reason(post_sns(testapp, PATH, message)) == "stale_message"
+    # A new confirmation (another token) of the same topic is confirmed.
+    assert reason(post_sns(testapp, PATH, signer.subscription_confirmation())) == (
+        "subscription_confirmed"
+    )
+    assert len(confirmer.confirmed) == 2
+
+
+def test_confirmation_memory_only_after_verification_and_success(
+    make_middleware: MakeMiddleware, signer: MessageSigner
+) -> None:
+    """A forged copy of a confirmed token is still refused; a failed confirmation is not
+    remembered, so SNS's redelivery tries again."""
+    calls: list[str] = []
+
+    def flaky(message: SubscriptionConfirmation) -> None:
+        calls.append(message.token)
+        if len(calls) == 1:
+            raise TransientError("SNS is down", reason="confirmation_failed")
+
+    testapp = webtest.TestApp(make_middleware(confirm=flaky))
+    message = signer.subscription_confirmation()
+    assert post_sns(testapp, PATH, message).status_int == 503
+    assert reason(post_sns(testapp, PATH, message)) == "subscription_confirmed"
+    forged = message.tampered(Signature=signer.notification().fields["Signature"])
+    response = post_sns(testapp, PATH, forged)
+    assert (response.status_int, reason(response)) == (403, "bad_signature")
+    assert calls == [message.fields["Token"]] * 2
 
 
 def test_unsubscribe_confirmation_is_acknowledged_never_confirmed(
