@@ -22,10 +22,12 @@ import importlib.util
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, ConfirmationRejectedError, TransientError
 from .message import SubscriptionConfirmation
 from .policy import parse_topic_arn, subscribe_url
+from .redact import REDACTOR, install
 
 if TYPE_CHECKING:
     import requests
@@ -103,6 +105,7 @@ class ApiConfirmer:
     ) -> None:
         if client_factory is None:
             require_boto3('confirm="api"')
+        install()  # botocore logs the Token among the call's parameters at DEBUG
         self._endpoint_url = endpoint_url
         self._client_factory = client_factory or self._make_client
         self._clients: dict[str, Any] = {}
@@ -134,11 +137,12 @@ class ApiConfirmer:
 
         region = parse_topic_arn(message.topic_arn).region
         try:
-            self._client(region).confirm_subscription(
-                TopicArn=message.topic_arn,
-                Token=message.token,
-                AuthenticateOnUnsubscribe="true",
-            )
+            with REDACTOR.hiding(message.token):
+                self._client(region).confirm_subscription(
+                    TopicArn=message.topic_arn,
+                    Token=message.token,
+                    AuthenticateOnUnsubscribe="true",
+                )
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
@@ -184,6 +188,7 @@ class UrlConfirmer:
         self.timeout = timeout
         self._session = session
         self._url_for = url_for or _aws_subscribe_url
+        install()  # urllib3 logs the request line, query and Token included, at DEBUG
 
     def __call__(self, message: SubscriptionConfirmation) -> None:
         import requests
@@ -193,7 +198,8 @@ class UrlConfirmer:
             self._session = requests.Session()  # reused: one connection pool per confirmer
         session = self._session
         try:
-            response = session.get(url, timeout=self.timeout, allow_redirects=False)
+            with REDACTOR.hiding(message.token, urlsplit(url).query):
+                response = session.get(url, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise TransientError(
                 f"the SubscribeURL could not be reached ({type(exc).__name__})",

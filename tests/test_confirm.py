@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -596,3 +597,74 @@ def test_url_confirmer_uses_the_given_url_for(
     wanted = f"{SNS_BASE}?Token=status-200"
     UrlConfirmer(session=http_session, url_for=lambda message: wanted)(confirmation(kit_ca, TOPIC))
     assert forward.sent == [wanted]
+
+
+# --- the Token stays out of third-party DEBUG logs ------------------------------------------
+
+
+def _library_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What botocore and urllib3 logged (formatted), the records an operator would keep."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("botocore", "urllib3"))
+    ]
+
+
+def test_url_confirmation_keeps_the_token_out_of_urllib3_debug_log(
+    session: tuple[requests.Session, ForwardingAdapter, RefusingAdapter],
+    kit_ca: TestCA,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    http_session, forward, _ = session
+    signer = MessageSigner(kit_ca, topic_arn=TOPIC)
+    token = "status-200"
+    app = webtest.TestApp(
+        SnsMiddleware(
+            lambda environ, start_response: [],
+            paths=["/sns"],
+            topics=[TOPIC],
+            fetch_certificate=signer.fetch_certificate,
+            confirm=UrlConfirmer(session=http_session),
+        )
+    )
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    response = post_sns(app, "/sns", signer.subscription_confirmation(Token=token))
+    assert response.headers["X-SNS-Reason"] == "subscription_confirmed"
+    assert forward.sent == [canonical_url(token)]  # the real request carried the token
+    lines = _library_log(caplog)
+    assert any('"GET /?<redacted> HTTP/1.1" 200' in line for line in lines), lines
+    assert not any(token in line or ENCODED_TOPIC in line for line in lines), lines
+
+
+def test_api_confirmation_keeps_the_token_out_of_botocore_debug_log(
+    aws_env: Callable[[bool], None],
+    moto_endpoint: str,
+    kit_ca: TestCA,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic_arn = moto_client(moto_endpoint, "eu-west-2").create_topic(Name="quiet")["TopicArn"]
+    signer = MessageSigner(kit_ca, topic_arn=topic_arn)
+    message = signer.subscription_confirmation()
+    token = message.fields["Token"]
+    app = webtest.TestApp(
+        SnsMiddleware(
+            lambda environ, start_response: [],
+            paths=["/sns"],
+            topics=[topic_arn],
+            fetch_certificate=signer.fetch_certificate,
+            confirm="api",
+            confirm_endpoint_url=moto_endpoint,
+        )
+    )
+    caplog.set_level(logging.DEBUG, logger="botocore")
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    response = post_sns(app, "/sns", message)
+    assert response.headers["X-SNS-Reason"] == "subscription_confirmed"
+    lines = _library_log(caplog)
+    [params] = [line for line in lines if "OperationModel(name=ConfirmSubscription)" in line]
+    assert "'Token': '<redacted>'" in params and topic_arn in params
+    assert not any(token in line for line in lines), lines
+    # Outside a confirmation nothing is redacted.
+    logging.getLogger("botocore.endpoint").debug("Token %s", token)
+    assert token in caplog.records[-1].getMessage()
