@@ -63,6 +63,9 @@ _SNS_HEADERS: Final = (
     ("x-amz-sns-rawdelivery", "HTTP_X_AMZ_SNS_RAWDELIVERY"),
 )
 _TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
+#: Our answers quote the sender's text (bounded and escaped); a browser must never sniff it
+#: into HTML.
+NOSNIFF: Final = ("X-Content-Type-Options", "nosniff")
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
 _UNSET: Final[Any] = object()
@@ -80,7 +83,7 @@ def _answer(
     extra_headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
     body = f"{reason}: {detail}\n".encode()
-    headers = [_TEXT, ("Content-Length", str(len(body))), ("X-SNS-Reason", reason)]
+    headers = [_TEXT, NOSNIFF, ("Content-Length", str(len(body))), ("X-SNS-Reason", reason)]
     headers.extend(extra_headers)
     start_response(_status_line(code), headers)
     return [body]

@@ -303,6 +303,33 @@ def test_tampered_messages_are_rejected(
     assert echo_app.calls == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"<script>alert(1)</script>": 1}', id="echoed-field-name"),
+        pytest.param(b"<html><script>alert(1)</script></html>", id="html-body"),
+    ],
+)
+def test_rejections_quoting_sender_text_are_never_sniffed_as_html(
+    testapp: webtest.TestApp, body: bytes
+) -> None:
+    response = testapp.post(PATH, body, content_type="text/html", expect_errors=True)
+    assert response.status_int == 400
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_every_answer_of_the_middleware_says_nosniff(
+    testapp: webtest.TestApp, signer: MessageSigner
+) -> None:
+    for message in (signer.subscription_confirmation(), signer.unsubscribe_confirmation()):
+        response = post_sns(testapp, PATH, message)
+        assert response.status_int == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    refused = testapp.get(PATH, expect_errors=True)
+    assert (refused.status_int, refused.headers["X-Content-Type-Options"]) == (405, "nosniff")
+
+
 def test_require_signature_v2_refuses_sha1(
     make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
 ) -> None:

@@ -82,6 +82,7 @@ def _sns_answer(response: webtest.TestResponse) -> str:
     assert reason, response.text[:200]
     assert response.text.startswith(f"{reason}: ")
     assert len(response.body) < 1024 and "Traceback" not in response.text
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     return reason
 
 
