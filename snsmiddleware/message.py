@@ -159,30 +159,30 @@ def parse_timestamp(value: str) -> datetime:
         raise MessageFormatError("Timestamp is not a real date", reason="bad_timestamp") from None
 
 
-def _has_lone_surrogate(text: str) -> bool:
-    if text.isascii():  # the common case, and a fast scan
-        return False
+def _refuse_lone_surrogate(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        raise MessageFormatError(
+            "a string holds an unpaired surrogate (not Unicode text)", reason="bad_encoding"
+        ) from None
 
 
 def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build one JSON object, refusing repeated keys and unpaired surrogates.
 
     Every object of the document passes here, so its keys and string values are all the
-    strings that can reach a message (strings inside arrays are refused later as bad fields).
+    strings that can reach a message (strings inside arrays are refused later as bad
+    fields). An ASCII string holds no surrogate: only non-ASCII ones are encoded to check.
     """
     result = dict(pairs)
     if len(result) != len(pairs):
         raise MessageFormatError("the JSON object repeats a key", reason="duplicate_key")
-    for key, value in pairs:
-        if _has_lone_surrogate(key) or (type(value) is str and _has_lone_surrogate(value)):
-            raise MessageFormatError(
-                "a string holds an unpaired surrogate (not Unicode text)", reason="bad_encoding"
-            )
+    for key, value in pairs:  # inline: this runs for every message
+        if not key.isascii():
+            _refuse_lone_surrogate(key)
+        if type(value) is str and not value.isascii():
+            _refuse_lone_surrogate(value)
     return result
 
 
@@ -307,7 +307,8 @@ def _check_single_line(fields: Mapping[str, str], names: tuple[str, ...]) -> Non
     the string to sign splits one way only (see the module docstring)."""
     for name in names:
         value = fields.get(name)
-        if value is not None and _CONTROL_CHARACTER.search(value) is not None:
+        # isprintable() is False for every control character: a fast pre-check.
+        if value is not None and not value.isprintable() and _CONTROL_CHARACTER.search(value):
             raise MessageFormatError(
                 f"{name} holds a line break or control character", reason="bad_field"
             )
