@@ -309,6 +309,19 @@ def test_stubbed_error_codes_map_to_status(
     assert message.token not in error.detail and "secret-ish" not in error.detail
 
 
+def confirming_app(signer: MessageSigner, **options: Any) -> webtest.TestApp:
+    """SnsMiddleware on ``/sns`` for the signer's topic, confirming as ``options`` say."""
+    return webtest.TestApp(
+        SnsMiddleware(
+            lambda environ, start_response: [],
+            paths=["/sns"],
+            topics=[signer.topic_arn],
+            fetch_certificate=signer.fetch_certificate,
+            **options,
+        )
+    )
+
+
 @pytest.mark.parametrize(
     ("code", "http_status", "status", "reason"),
     [
@@ -338,15 +351,7 @@ def test_confirmation_through_the_middleware_retries_what_an_operator_can_fix(
         http_status_code=http_status,
         expected_params=expected_params(message),
     )
-    app = webtest.TestApp(
-        SnsMiddleware(
-            lambda environ, start_response: [],
-            paths=["/sns"],
-            topics=[signer.topic_arn],
-            fetch_certificate=signer.fetch_certificate,
-            confirm=ApiConfirmer(client_factory=clients),
-        )
-    )
+    app = confirming_app(signer, confirm=ApiConfirmer(client_factory=clients))
     response = post_sns(app, "/sns", signed)
     assert (response.status_int, response.headers["X-SNS-Reason"]) == (status, reason)
     assert message.token not in response.text
@@ -619,15 +624,7 @@ def test_url_confirmation_keeps_the_token_out_of_urllib3_debug_log(
     http_session, forward, _ = session
     signer = MessageSigner(kit_ca, topic_arn=TOPIC)
     token = "status-200"
-    app = webtest.TestApp(
-        SnsMiddleware(
-            lambda environ, start_response: [],
-            paths=["/sns"],
-            topics=[TOPIC],
-            fetch_certificate=signer.fetch_certificate,
-            confirm=UrlConfirmer(session=http_session),
-        )
-    )
+    app = confirming_app(signer, confirm=UrlConfirmer(session=http_session))
     caplog.set_level(logging.DEBUG, logger="urllib3")
     response = post_sns(app, "/sns", signer.subscription_confirmation(Token=token))
     assert response.headers["X-SNS-Reason"] == "subscription_confirmed"
@@ -647,16 +644,7 @@ def test_api_confirmation_keeps_the_token_out_of_botocore_debug_log(
     signer = MessageSigner(kit_ca, topic_arn=topic_arn)
     message = signer.subscription_confirmation()
     token = message.fields["Token"]
-    app = webtest.TestApp(
-        SnsMiddleware(
-            lambda environ, start_response: [],
-            paths=["/sns"],
-            topics=[topic_arn],
-            fetch_certificate=signer.fetch_certificate,
-            confirm="api",
-            confirm_endpoint_url=moto_endpoint,
-        )
-    )
+    app = confirming_app(signer, confirm="api", confirm_endpoint_url=moto_endpoint)
     caplog.set_level(logging.DEBUG, logger="botocore")
     caplog.set_level(logging.DEBUG, logger="urllib3")
     response = post_sns(app, "/sns", message)
