@@ -162,6 +162,7 @@ def _answer(code: int, reason: str, detail: str) -> Response:
         body=f"{reason}: {detail}\n".encode(),
     )
     response.headers["X-SNS-Reason"] = reason
+    response.headers["X-Content-Type-Options"] = "nosniff"  # details quote the sender's text
     return response
 
 

@@ -37,7 +37,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from .errors import CertificateError, CertificateFetchError, SnsError
+from .errors import CertificateError, CertificateFetchError, NotYetValidError, SnsError
 from .partitions import signing_certificate_names
 from .policy import TopicArn
 
@@ -88,9 +88,10 @@ class SigningCertificate:
     names: frozenset[str]
 
     def check_validity(self, now: datetime) -> None:
-        """Raise 403 unless ``now`` is inside the certificate's validity period."""
+        """Raise unless ``now`` is inside the certificate's validity period: 403 once it has
+        expired, 503 before it starts (our clock may be slow; see :class:`NotYetValidError`)."""
         if now < self.not_before:
-            raise CertificateError(
+            raise NotYetValidError(
                 "the signing certificate is not valid yet", reason="certificate_not_yet_valid"
             )
         if now > self.not_after:

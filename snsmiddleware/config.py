@@ -21,7 +21,7 @@ from typing import Any, Final
 from .basicauth import parse_credentials_string
 from .dedupe import DedupeStore, MemoryDedupeStore
 from .errors import ConfigurationError
-from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE
+from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, freshness_window
 
 Converter = Callable[[str], Any]
 
@@ -180,8 +180,8 @@ def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict
     options = convert_options(conf, MIDDLEWARE_OPTIONS, section=section)
     spec = options.get("dedupe")
     if isinstance(spec, str):
-        window = options.get("max_age", DEFAULT_MAX_AGE) + 2 * options.get(
-            "clock_skew", DEFAULT_CLOCK_SKEW
+        window = freshness_window(
+            options.get("max_age", DEFAULT_MAX_AGE), options.get("clock_skew", DEFAULT_CLOCK_SKEW)
         )
         options["dedupe"] = make_dedupe_store(spec, retention=window)
     return options

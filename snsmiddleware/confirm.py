@@ -11,7 +11,8 @@ Two ways, both bounded well inside SNS's 15 s answer deadline:
   following redirects.
 
 A confirmer raises :class:`~snsmiddleware.errors.TransientError` (503: SNS redelivers the
-confirmation, its only way to resend it) or
+confirmation, its only way to resend it; also for credential, permission and clock trouble
+on our side, which an operator can fix) or
 :class:`~snsmiddleware.errors.ConfirmationRejectedError` (400: retrying cannot help).
 """
 
@@ -21,10 +22,12 @@ import importlib.util
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, ConfirmationRejectedError, TransientError
 from .message import SubscriptionConfirmation
 from .policy import parse_topic_arn, subscribe_url
+from .redact import REDACTOR, install
 
 if TYPE_CHECKING:
     import requests
@@ -33,9 +36,8 @@ if TYPE_CHECKING:
 Confirmer = Callable[[SubscriptionConfirmation], None]
 
 #: ConfirmSubscription errors that may clear on retry (botocore's SNS model); any other
-#: client error is permanent: InvalidParameter (also a wrong region), NotFound (expired
-#: token), AuthorizationError, SubscriptionLimitExceeded, FilterPolicyLimitExceeded,
-#: ReplayLimitExceeded.
+#: client error is permanent: InvalidParameter (also a wrong region or a bad token), NotFound
+#: (expired token), SubscriptionLimitExceeded, FilterPolicyLimitExceeded, ReplayLimitExceeded.
 TRANSIENT_API_ERRORS: Final = frozenset(
     {
         "InternalError",
@@ -45,6 +47,36 @@ TRANSIENT_API_ERRORS: Final = frozenset(
         "ThrottlingException",
         "RequestTimeout",
         "RequestTimeoutException",
+    }
+)
+#: Errors about *our* request's credentials, signature or clock, not about the subscription:
+#: expired or unknown keys, a slow host clock, a missing permission. An operator can fix each
+#: of them, so they answer 503 like missing credentials do: SNS redelivers the confirmation
+#: (its only way to resend it) while the operator works. The clock-skew list is the one the
+#: AWS SDKs retry after correcting their clock.
+CREDENTIAL_API_ERRORS: Final = frozenset(
+    {
+        # expired temporary credentials
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "TokenRefreshRequired",
+        # unknown or malformed credentials
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        # clock skew
+        "AuthFailure",
+        "InvalidSignatureException",
+        "RequestExpired",
+        "RequestInTheFuture",
+        "RequestTimeTooSkewed",
+        "SignatureDoesNotMatch",
+        # a missing IAM permission for sns:ConfirmSubscription
+        "AuthorizationError",
+        "AccessDenied",
+        "AccessDeniedException",
     }
 )
 DEFAULT_CONNECT_TIMEOUT: Final = 3.0
@@ -73,6 +105,7 @@ class ApiConfirmer:
     ) -> None:
         if client_factory is None:
             require_boto3('confirm="api"')
+        install()  # botocore logs the Token among the call's parameters at DEBUG
         self._endpoint_url = endpoint_url
         self._client_factory = client_factory or self._make_client
         self._clients: dict[str, Any] = {}
@@ -104,16 +137,17 @@ class ApiConfirmer:
 
         region = parse_topic_arn(message.topic_arn).region
         try:
-            self._client(region).confirm_subscription(
-                TopicArn=message.topic_arn,
-                Token=message.token,
-                AuthenticateOnUnsubscribe="true",
-            )
+            with REDACTOR.hiding(message.token):
+                self._client(region).confirm_subscription(
+                    TopicArn=message.topic_arn,
+                    Token=message.token,
+                    AuthenticateOnUnsubscribe="true",
+                )
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if code in TRANSIENT_API_ERRORS or status >= 500:
+            if code in TRANSIENT_API_ERRORS or code in CREDENTIAL_API_ERRORS or status >= 500:
                 raise TransientError(
                     f"ConfirmSubscription failed for now ({code})", reason="confirmation_failed"
                 ) from None
@@ -154,6 +188,7 @@ class UrlConfirmer:
         self.timeout = timeout
         self._session = session
         self._url_for = url_for or _aws_subscribe_url
+        install()  # urllib3 logs the request line, query and Token included, at DEBUG
 
     def __call__(self, message: SubscriptionConfirmation) -> None:
         import requests
@@ -163,7 +198,8 @@ class UrlConfirmer:
             self._session = requests.Session()  # reused: one connection pool per confirmer
         session = self._session
         try:
-            response = session.get(url, timeout=self.timeout, allow_redirects=False)
+            with REDACTOR.hiding(message.token, urlsplit(url).query):
+                response = session.get(url, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise TransientError(
                 f"the SubscribeURL could not be reached ({type(exc).__name__})",

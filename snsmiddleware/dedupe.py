@@ -31,10 +31,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Protocol, runtime_checkable
 
+from .policy import DEFAULT_FRESHNESS_WINDOW
+
 #: A claim outlives SNS's 15 s answer deadline with room to spare.
 DEFAULT_LEASE: Final = timedelta(minutes=2)
-#: SNS retries for at most one hour; the verifier refuses older messages (+ skew).
-DEFAULT_RETENTION: Final = timedelta(hours=1, minutes=15)
+#: SNS retries for at most one hour; the verifier refuses older messages (+ skew). The
+#: default verifier's freshness window, by definition (see ``policy.freshness_window``).
+DEFAULT_RETENTION: Final = DEFAULT_FRESHNESS_WINDOW
 #: About 200 bytes each: 100,000 ids stay near 20 MB.
 DEFAULT_MAX_ENTRIES: Final = 100_000
 
@@ -62,7 +65,14 @@ class Claim:
 
 @runtime_checkable
 class DedupeStore(Protocol):
-    """Claim/commit/release by key; implementations must be safe under concurrency."""
+    """Claim/commit/release by key; implementations must be safe under concurrency.
+
+    A store should also expose ``retention`` (a :class:`~datetime.timedelta`: how long a
+    committed key is remembered), as the stores here do. :class:`~snsmiddleware.SnsMiddleware`
+    then refuses, at build time, a store that would forget inside its freshness window. The
+    attribute is not part of this protocol, so that stores written before it still pass
+    ``isinstance`` checks; without it the middleware warns that it cannot check.
+    """
 
     def claim(self, key: str) -> Claim:
         """Atomically claim ``key`` for processing, unless it is held or done."""
@@ -109,6 +119,11 @@ class MemoryDedupeStore:
         # key -> (done, expires_at, claim token); ordered by last write, oldest first.
         self._entries: OrderedDict[str, tuple[bool, float, str]] = OrderedDict()
         self._tokens = itertools.count(1)  # unique per store: next() is atomic under the GIL
+
+    @property
+    def retention(self) -> timedelta:
+        """How long a processed id is remembered."""
+        return timedelta(seconds=self._retention)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -83,6 +83,11 @@ class RedisDedupeStore:
     def __repr__(self) -> str:
         return f"RedisDedupeStore({self._client!r}, fail_open={self.fail_open})"
 
+    @property
+    def retention(self) -> timedelta:
+        """How long a processed id is remembered."""
+        return timedelta(milliseconds=self._retention_ms)
+
     def _key(self, key: str) -> str:
         return self._prefix + key
 

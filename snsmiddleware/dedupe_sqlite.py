@@ -99,6 +99,11 @@ class SQLiteDedupeStore:
     def __repr__(self) -> str:
         return f"SQLiteDedupeStore({str(self.path)!r})"
 
+    @property
+    def retention(self) -> timedelta:
+        """How long a processed id is remembered."""
+        return timedelta(seconds=self._retention)
+
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:

@@ -89,7 +89,8 @@ HINTS: Final[Mapping[str, str]] = {
     "invalid_json": "The body must be the JSON document SNS POSTs, byte for byte.",
     "duplicate_key": "A key appears twice: parsers disagree on such documents, so it is refused.",
     "bad_encoding": "The body must be UTF-8 text without unpaired surrogates.",
-    "bad_field": "Every field must be a JSON string (MessageAttributes aside).",
+    "bad_field": "Every field must be a JSON string (MessageAttributes aside); Subject, Token "
+    "and SubscribeURL hold no line break or control character.",
     "missing_field": "A field SNS always sends for this Type is missing: was it edited?",
     "unknown_type": "Type must be Notification, SubscriptionConfirmation or "
     "UnsubscribeConfirmation.",
@@ -109,7 +110,8 @@ HINTS: Final[Mapping[str, str]] = {
     "Action=ConfirmSubscription and this message's TopicArn and Token.",
     "stale_message": "SNS retries for at most an hour with the original Timestamp; older "
     "messages are replays. For a captured message use --at message.",
-    "future_message": "The Timestamp is ahead of this clock: check the system time.",
+    "future_message": "The Timestamp is ahead of this clock: check the system time. SNS "
+    "would be answered 503 and retry.",
     "certificate_unavailable": "The certificate could not be downloaded now; SNS would be "
     "answered 503 and retry. For offline checks use --offline CERT.pem.",
     "certificate_not_found": "The certificate host answered without a certificate.",
@@ -120,7 +122,8 @@ HINTS: Final[Mapping[str, str]] = {
     "certificates in the topic's region (snsmiddleware.partitions.SIGNING_CERTIFICATE_NAMES).",
     "certificate_expired": "The signing certificate has expired at the checked time; "
     "old captures verify with --at message.",
-    "certificate_not_yet_valid": "The signing certificate is not valid yet at the checked time.",
+    "certificate_not_yet_valid": "The signing certificate is not valid yet at the checked time: "
+    "check the system time. SNS would be answered 503 and retry.",
     "bad_signature": "A signed field (Message, MessageId, Subject, Timestamp, TopicArn, Type; "
     "Token and SubscribeURL for confirmations) was changed after signing, Subject was "
     "added or removed, or the message was re-encoded by something that rewrote its values.",

@@ -131,6 +131,17 @@ class TransientError(SnsError):
     default_reason = "temporarily_unavailable"
 
 
+class NotYetValidError(TransientError):
+    """A time ahead of our clock: a message's Timestamp, a certificate's start of validity.
+
+    Our clock may be the one that is wrong (a host running a few minutes slow): a 4xx would
+    drop genuine alerts for good, while a 503 lets SNS redeliver once the clock has caught
+    up (or an operator fixed it). A forger gains nothing from being asked to retry.
+    """
+
+    default_reason = "not_yet_valid"
+
+
 class CertificateFetchError(TransientError):
     """The certificate host did not answer usefully (refused, timed out, 5xx)."""
 

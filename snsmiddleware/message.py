@@ -9,13 +9,23 @@ Parsing is structural only: nothing here proves AWS sent the message. That is
 
 What "strict" means, and why:
 
-* the body must be UTF-8 (``json.loads`` would otherwise guess UTF-16/32 from the bytes);
+* the body must be UTF-8 (``json.loads`` would otherwise guess UTF-16/32 from the bytes),
+  and no key or string value of an object may hold an unpaired surrogate (a ``"\\ud800"``
+  escape): no signer can sign one, and refusing it here costs no certificate download;
 * one JSON object, no duplicate keys at any depth (two parsers could read two different
   messages from the same bytes), no ``NaN``/``Infinity``;
 * every top-level value is a string, except ``MessageAttributes``, an object of
   ``{"Type": str, "Value": str}`` objects;
 * ``Type`` is one of the three SNS types and each carries its required fields;
-* ``MessageId`` is a short token (it becomes a store key and a log field).
+* ``MessageId`` is a short token (it becomes a store key and a log field);
+* ``Subject``, ``Token`` and ``SubscribeURL`` hold no line break or other control character.
+  SNS refuses them in a Subject at Publish ("UTF-8 text with no line breaks or control
+  characters") and never writes them into a token or URL, so no genuine message is lost.
+  What it buys: the string to sign (``Key\\nValue\\n`` lines) splits one way only. Every
+  other signed value is one line already (MessageId and Timestamp by the rules here, Type by
+  its three values, TopicArn by the allowlist, checked before the signature), so a Message
+  that embeds ``\\nMessageId\\n<id>\\nSubject\\n...`` cannot be re-split into a second
+  message with another MessageId and a chosen Subject that verifies with the same signature.
 """
 
 from __future__ import annotations
@@ -62,6 +72,8 @@ _REQUIRED_FIELDS: Final[dict[str, frozenset[str]]] = {
 # SNS message ids are UUIDs; allow a little more, but nothing that could smuggle control
 # characters or separators into a store key or a log line.
 _MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Unicode's control characters (C0, DEL, C1), line breaks included.
+_CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # ISO 8601 as SNS writes it: UTC with a "Z", milliseconds (fraction optional for leniency
 # towards emulators, but nothing else: no offsets, no spaces).
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z", re.ASCII)
@@ -150,10 +162,30 @@ def parse_timestamp(value: str) -> datetime:
         raise MessageFormatError("Timestamp is not a real date", reason="bad_timestamp") from None
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _refuse_lone_surrogate(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MessageFormatError(
+            "a string holds an unpaired surrogate (not Unicode text)", reason="bad_encoding"
+        ) from None
+
+
+def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build one JSON object, refusing repeated keys and unpaired surrogates.
+
+    Every object of the document passes here, so its keys and string values are all the
+    strings that can reach a message (strings inside arrays are refused later as bad
+    fields). An ASCII string holds no surrogate: only non-ASCII ones are encoded to check.
+    """
     result = dict(pairs)
     if len(result) != len(pairs):
         raise MessageFormatError("the JSON object repeats a key", reason="duplicate_key")
+    for key, value in pairs:  # inline: this runs for every message
+        if not key.isascii():
+            _refuse_lone_surrogate(key)
+        if type(value) is str and not value.isascii():
+            _refuse_lone_surrogate(value)
     return result
 
 
@@ -167,7 +199,7 @@ def _reject_constant(name: str) -> None:
 _SCAN: Final[Callable[[str, int], tuple[Any, int]]] = make_scanner(
     cast(
         Any,
-        json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant),
+        json.JSONDecoder(object_pairs_hook=_object_from_pairs, parse_constant=_reject_constant),
     )
 )
 _JSON_WHITESPACE: Final = " \t\n\r"
@@ -272,6 +304,9 @@ def parse_message(body: bytes) -> SnsMessage:
         )
     if _MESSAGE_ID.fullmatch(fields["MessageId"]) is None:
         raise MessageFormatError("MessageId is not a plain identifier", reason="bad_field")
+    _check_single_line(
+        fields, ("Subject",) if message_type == NOTIFICATION else _CONFIRMATION_FIELDS
+    )
     if has_attributes and message_type != NOTIFICATION:
         raise MessageFormatError(
             "MessageAttributes only belongs in a Notification", reason="bad_field"
@@ -301,6 +336,18 @@ def parse_message(body: bytes) -> SnsMessage:
     if message_type == SUBSCRIPTION_CONFIRMATION:
         return _construct(SubscriptionConfirmation, common)
     return _construct(UnsubscribeConfirmation, common)
+
+
+def _check_single_line(fields: Mapping[str, str], names: tuple[str, ...]) -> None:
+    """Refuse a line break or control character in signed fields SNS keeps on one line, so
+    the string to sign splits one way only (see the module docstring)."""
+    for name in names:
+        value = fields.get(name)
+        # isprintable() is False for every control character: a fast pre-check.
+        if value is not None and not value.isprintable() and _CONTROL_CHARACTER.search(value):
+            raise MessageFormatError(
+                f"{name} holds a line break or control character", reason="bad_field"
+            )
 
 
 _Message = TypeVar("_Message", bound=SnsMessage)

@@ -21,7 +21,9 @@ is logged once with its reason code, never with a Token, SubscribeURL or Signatu
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import warnings
 from collections.abc import Iterable
 from datetime import timedelta
 from http import HTTPStatus
@@ -42,7 +44,12 @@ from .errors import (
     UnauthorizedError,
 )
 from .message import Notification, SnsMessage, SubscriptionConfirmation
-from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, SIGNATURE_VERSIONS
+from .policy import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_MAX_AGE,
+    SIGNATURE_VERSIONS,
+    InsecureConfigurationWarning,
+)
 from .verifier import Clock, SnsVerifier, utc_now
 from .wsgibody import read_body, restore_body
 
@@ -63,6 +70,11 @@ _SNS_HEADERS: Final = (
     ("x-amz-sns-rawdelivery", "HTTP_X_AMZ_SNS_RAWDELIVERY"),
 )
 _TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
+#: Our answers quote the sender's text (bounded and escaped); a browser must never sniff it
+#: into HTML.
+NOSNIFF: Final = ("X-Content-Type-Options", "nosniff")
+#: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
+CONFIRMED_MEMORY_ENTRIES: Final = 1024
 _UNSET: Final[Any] = object()
 
 
@@ -78,7 +90,7 @@ def _answer(
     extra_headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
     body = f"{reason}: {detail}\n".encode()
-    headers = [_TEXT, ("Content-Length", str(len(body))), ("X-SNS-Reason", reason)]
+    headers = [_TEXT, NOSNIFF, ("Content-Length", str(len(body))), ("X-SNS-Reason", reason)]
     headers.extend(extra_headers)
     start_response(_status_line(code), headers)
     return [body]
@@ -110,6 +122,36 @@ def _sns_headers(environ: WSGIEnvironment) -> dict[str, str]:
     return {name: environ[key] for name, key in _SNS_HEADERS if environ.get(key) is not None}
 
 
+def check_retention(store: DedupeStore, window: timedelta) -> None:
+    """Refuse a store that forgets processed MessageIds inside the freshness ``window``.
+
+    A shorter retention lets a redelivery (or a replay) that the verifier still accepts be
+    processed a second time. The middleware refuses (``ConfigurationError``) rather than
+    changing the store: the store may be shared, and its retention is also a storage
+    decision its owner made. A store that does not say (no ``retention`` attribute) is
+    accepted with an :class:`InsecureConfigurationWarning`.
+    """
+    retention = getattr(store, "retention", None)
+    if retention is None:
+        warnings.warn(
+            f"the de-duplication store {store!r} has no retention attribute, so it cannot be "
+            f"checked: it must remember processed MessageIds for at least {window} "
+            "(max_age + 2 x clock_skew), or late redeliveries are processed twice",
+            InsecureConfigurationWarning,
+            stacklevel=3,
+        )
+        return
+    if not isinstance(retention, timedelta):
+        raise ConfigurationError("the de-duplication store's retention must be a timedelta")
+    if retention < window:
+        raise ConfigurationError(
+            f"the de-duplication store {store!r} remembers MessageIds for {retention}, less "
+            f"than the freshness window of {window} (max_age + 2 x clock_skew): a redelivery "
+            f"after that would be processed twice; build the store with retention={window!r} "
+            "or more"
+        )
+
+
 def _request_path(environ: WSGIEnvironment) -> str | None:
     # PATH_INFO is latin-1 "bytes as str" (PEP 3333); paths are configured as real text.
     try:
@@ -136,7 +178,9 @@ class SnsMiddleware:
         :class:`SubscriptionConfirmation`.
     :param confirm_endpoint_url: SNS endpoint for ``confirm="api"`` (an emulator).
     :param dedupe: a :class:`DedupeStore`; default: a bounded in-memory store whose retention
-        covers the freshness window.
+        covers the freshness window. A store whose ``retention`` is shorter than the window
+        (``max_age + 2 × clock_skew``) is a :class:`ConfigurationError`; see
+        :func:`check_retention`.
     :param fetch_certificate: ``url -> bytes`` (or ``str`` PEM text) replacing the download.
     :param clock: returns the current aware datetime (freshness, certificate validity).
     :param require_signature_v2: refuse SignatureVersion 1 (SHA1).
@@ -243,12 +287,20 @@ class SnsMiddleware:
         self.confirmer = make_confirmer(
             confirm, endpoint_url=confirm_endpoint_url, url_for=self.verifier.confirmation_url
         )
+        if dedupe is not None:
+            check_retention(dedupe, self.verifier.freshness_window)
         self.dedupe: DedupeStore = (
             dedupe
             if dedupe is not None
             else MemoryDedupeStore(retention=self.verifier.freshness_window)
         )
         self._backlog = CommitBacklog(retention=self.verifier.freshness_window)
+        # (topic, token) digests of subscriptions confirmed within the freshness window: a
+        # replayed SubscriptionConfirmation (verified again in full) is answered without a
+        # second ConfirmSubscription call. Per process and bounded, like the default store.
+        self._confirmed = MemoryDedupeStore(
+            retention=self.verifier.freshness_window, max_entries=CONFIRMED_MEMORY_ENTRIES
+        )
         self.answer_budgets_verification = answer_budgets_verification
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -297,9 +349,7 @@ class SnsMiddleware:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         if isinstance(message, SubscriptionConfirmation):
-            self.confirmer(message)
-            self._log(logging.INFO, "confirmed subscription", message)
-            return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
+            return self._confirm(message, start_response)
         if not isinstance(message, Notification):
             self._log(logging.INFO, "unsubscribe confirmation acknowledged", message)
             return _answer(start_response, 200, "unsubscribe_acknowledged", "acknowledged")
@@ -307,6 +357,29 @@ class SnsMiddleware:
             self._log(logging.INFO, "budgets topic verification acknowledged", message)
             return _answer(start_response, 200, "budgets_verification_acknowledged", "acknowledged")
         return self._deliver(message, body, environ, start_response)
+
+    def _confirm(
+        self, message: SubscriptionConfirmation, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Confirm once per (topic, token) within the window; replays get 200 ``duplicate``."""
+        # A digest, so the remembered keys are not tokens.
+        key = hashlib.sha256(f"{message.topic_arn}\n{message.token}".encode()).hexdigest()
+        claim = self._confirmed.claim(key)
+        if claim.state is ClaimState.DONE:
+            self._log(logging.INFO, "duplicate confirmation ignored (already confirmed)", message)
+            return _answer(start_response, 200, "duplicate", "subscription already confirmed")
+        if claim.state is ClaimState.IN_PROGRESS:
+            raise TransientError(
+                "this subscription is being confirmed; try again later", reason="in_progress"
+            )
+        try:
+            self.confirmer(message)
+        except BaseException:
+            self._confirmed.release(claim)
+            raise
+        self._confirmed.commit(claim)
+        self._log(logging.INFO, "confirmed subscription", message)
+        return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
 
     def _deliver(
         self,

@@ -35,7 +35,7 @@ from fnmatch import fnmatchcase
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-from .errors import ConfigurationError, PolicyError, excerpt
+from .errors import ConfigurationError, NotYetValidError, PolicyError, excerpt
 from .partitions import PARTITION_DOMAINS as PARTITION_DOMAINS  # kept importable from here
 from .partitions import partition, partitions
 
@@ -45,6 +45,23 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
 #: Allowance for the difference between AWS's clock and ours.
 DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
+
+
+def freshness_window(
+    max_age: timedelta = DEFAULT_MAX_AGE, clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> timedelta:
+    """How long copies of one genuine message can keep arriving: ``max_age + 2 × clock_skew``.
+
+    A message is accepted from ``clock_skew`` before its Timestamp (by our clock) until
+    ``max_age + clock_skew`` after it, so its first and last accepted deliveries can lie this
+    far apart. De-duplication must remember a processed MessageId at least this long, or a
+    late redelivery (or a replay) is processed a second time.
+    """
+    return max_age + 2 * clock_skew
+
+
+#: The freshness window of the defaults (1 h 10 min): the default de-duplication retention.
+DEFAULT_FRESHNESS_WINDOW: Final = freshness_window()
 
 SIGNATURE_VERSIONS: Final = frozenset({"1", "2"})
 
@@ -397,7 +414,8 @@ def check_freshness(
     max_age: timedelta = DEFAULT_MAX_AGE,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> None:
-    """Refuse messages older than ``max_age`` (+ skew) or dated in the future (beyond skew)."""
+    """Refuse messages older than ``max_age`` (+ skew) for good (403: a replay), and ask for a
+    retry (503) of messages dated in the future beyond the skew: our clock may be slow."""
     if now.tzinfo is None:
         raise ConfigurationError("the clock must return an aware datetime")
     age = now - sent_at
@@ -406,4 +424,6 @@ def check_freshness(
             "Timestamp is older than the freshness window (a replay?)", reason="stale_message"
         )
     if -age > clock_skew:
-        raise PolicyError("Timestamp is in the future", reason="future_message")
+        raise NotYetValidError(
+            "Timestamp is in the future (is this host's clock slow?)", reason="future_message"
+        )

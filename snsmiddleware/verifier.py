@@ -34,6 +34,7 @@ from .policy import (
     certificate_url,
     check_freshness,
     check_signature_version,
+    freshness_window,
     subscribe_url,
 )
 from .signing import verify_signature
@@ -101,7 +102,7 @@ class SnsVerifier:
     @property
     def freshness_window(self) -> timedelta:
         """How long a genuine message can be redelivered; de-duplication must cover it."""
-        return self.max_age + 2 * self.clock_skew
+        return freshness_window(self.max_age, self.clock_skew)
 
     def verify(self, body: bytes, headers: Mapping[str, Any] | None = None) -> SnsMessage:
         """Parse and verify one delivery; return the message or raise an ``SnsError``.

@@ -22,6 +22,7 @@ def assert_answer(response: webtest.TestResponse | Any, status: int, reason: str
     ]
     assert response.text.startswith(f"{reason}: ")
     assert "Traceback" not in response.text
+    assert response.headers.get("X-Content-Type-Options") == "nosniff"
 
 
 def emails_in(directory: Path) -> list[EmailMessage]:

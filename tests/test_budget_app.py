@@ -63,6 +63,7 @@ TEMPLATE = REAL_ALERTS[0]
 def reason(response: webtest.TestResponse) -> str:
     code = response.text.split(":", 1)[0]
     assert response.headers["X-SNS-Reason"] == code
+    assert response.headers["X-Content-Type-Options"] == "nosniff"  # never sniffed as HTML
     return code
 
 

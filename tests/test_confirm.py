@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -23,14 +24,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+import webtest
 from requests.adapters import HTTPAdapter
 
-from snsmiddleware import ApiConfirmer, ConfigurationError, UrlConfirmer
+from snsmiddleware import ApiConfirmer, ConfigurationError, SnsMiddleware, UrlConfirmer
 from snsmiddleware.confirm import make_confirmer
 from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsError, TransientError
 from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
-from snsmiddleware.testing import MessageSigner, TestCA
+from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
 from ._net import serving
 
@@ -247,7 +249,19 @@ def test_stubbed_success_uses_region_and_authenticate_on_unsubscribe(
     [
         pytest.param("InvalidParameter", 400, ConfirmationRejectedError, id="invalid-param"),
         pytest.param("NotFound", 404, ConfirmationRejectedError, id="not-found"),
-        pytest.param("AuthorizationError", 403, ConfirmationRejectedError, id="authz"),
+        # Credentials, permissions and clock skew on our side: an operator can fix them.
+        pytest.param("AuthorizationError", 403, TransientError, id="authz"),
+        pytest.param("AccessDenied", 403, TransientError, id="access-denied"),
+        pytest.param("ExpiredToken", 403, TransientError, id="expired-token"),
+        pytest.param("ExpiredTokenException", 400, TransientError, id="expired-token-exc"),
+        pytest.param("InvalidClientTokenId", 403, TransientError, id="invalid-token"),
+        pytest.param("UnrecognizedClientException", 400, TransientError, id="unrecognized"),
+        pytest.param("MissingAuthenticationToken", 403, TransientError, id="no-auth-token"),
+        pytest.param("SignatureDoesNotMatch", 403, TransientError, id="signature-mismatch"),
+        pytest.param("RequestExpired", 400, TransientError, id="request-expired"),
+        pytest.param("InvalidSignatureException", 400, TransientError, id="invalid-signature"),
+        pytest.param("RequestTimeTooSkewed", 403, TransientError, id="skewed"),
+        pytest.param("AuthFailure", 401, TransientError, id="auth-failure"),
         pytest.param("SubscriptionLimitExceeded", 403, ConfirmationRejectedError, id="limit"),
         pytest.param(
             "FilterPolicyLimitExceeded", 403, ConfirmationRejectedError, id="filter-limit"
@@ -294,6 +308,54 @@ def test_stubbed_error_codes_map_to_status(
         assert (error.status, error.reason) == (400, "confirmation_rejected")
     assert code in error.detail
     assert message.token not in error.detail and "secret-ish" not in error.detail
+
+
+def confirming_app(signer: MessageSigner, **options: Any) -> webtest.TestApp:
+    """SnsMiddleware on ``/sns`` for the signer's topic, confirming as ``options`` say."""
+    return webtest.TestApp(
+        SnsMiddleware(
+            lambda environ, start_response: [],
+            paths=["/sns"],
+            topics=[signer.topic_arn],
+            fetch_certificate=signer.fetch_certificate,
+            **options,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "status", "reason"),
+    [
+        pytest.param("ExpiredToken", 403, 503, "confirmation_failed", id="expired-credentials"),
+        pytest.param("SignatureDoesNotMatch", 403, 503, "confirmation_failed", id="clock-skew"),
+        pytest.param("InvalidParameter", 400, 400, "confirmation_rejected", id="bad-token"),
+    ],
+)
+def test_confirmation_through_the_middleware_retries_what_an_operator_can_fix(
+    aws_env: Callable[[bool], None],
+    kit_ca: TestCA,
+    code: str,
+    http_status: int,
+    status: int,
+    reason: str,
+) -> None:
+    """End to end: a signed SubscriptionConfirmation through SnsMiddleware and WebTest, whose
+    ConfirmSubscription fails with ``code``: 503 (SNS redelivers) or 400 (for good)."""
+    signer = MessageSigner(kit_ca, topic_arn=f"arn:aws:sns:sa-east-1:{ACCOUNT}:t")
+    signed = signer.subscription_confirmation()
+    message = parse_message(signed.body)
+    assert isinstance(message, SubscriptionConfirmation)
+    clients = StubbedClients()
+    clients.stub("sa-east-1").add_client_error(
+        "confirm_subscription",
+        service_error_code=code,
+        http_status_code=http_status,
+        expected_params=expected_params(message),
+    )
+    app = confirming_app(signer, confirm=ApiConfirmer(client_factory=clients))
+    response = post_sns(app, "/sns", signed)
+    assert (response.status_int, response.headers["X-SNS-Reason"]) == (status, reason)
+    assert message.token not in response.text
 
 
 def test_client_factory_errors_are_not_swallowed_as_confirmations(
@@ -544,3 +606,57 @@ def test_url_confirmer_uses_the_given_url_for(
     wanted = f"{SNS_BASE}?Token=status-200"
     UrlConfirmer(session=http_session, url_for=lambda message: wanted)(confirmation(kit_ca, TOPIC))
     assert forward.sent == [wanted]
+
+
+# --- the Token stays out of third-party DEBUG logs ------------------------------------------
+
+
+def _library_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What botocore and urllib3 logged (formatted), the records an operator would keep."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("botocore", "urllib3"))
+    ]
+
+
+def test_url_confirmation_keeps_the_token_out_of_urllib3_debug_log(
+    session: tuple[requests.Session, ForwardingAdapter, RefusingAdapter],
+    kit_ca: TestCA,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    http_session, forward, _ = session
+    signer = MessageSigner(kit_ca, topic_arn=TOPIC)
+    token = "status-200"
+    app = confirming_app(signer, confirm=UrlConfirmer(session=http_session))
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    response = post_sns(app, "/sns", signer.subscription_confirmation(Token=token))
+    assert response.headers["X-SNS-Reason"] == "subscription_confirmed"
+    assert forward.sent == [canonical_url(token)]  # the real request carried the token
+    lines = _library_log(caplog)
+    assert any('"GET /?<redacted> HTTP/1.1" 200' in line for line in lines), lines
+    assert not any(token in line or ENCODED_TOPIC in line for line in lines), lines
+
+
+def test_api_confirmation_keeps_the_token_out_of_botocore_debug_log(
+    aws_env: Callable[[bool], None],
+    moto_endpoint: str,
+    kit_ca: TestCA,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic_arn = moto_client(moto_endpoint, "eu-west-2").create_topic(Name="quiet")["TopicArn"]
+    signer = MessageSigner(kit_ca, topic_arn=topic_arn)
+    message = signer.subscription_confirmation()
+    token = message.fields["Token"]
+    app = confirming_app(signer, confirm="api", confirm_endpoint_url=moto_endpoint)
+    caplog.set_level(logging.DEBUG, logger="botocore")
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    response = post_sns(app, "/sns", message)
+    assert response.headers["X-SNS-Reason"] == "subscription_confirmed"
+    lines = _library_log(caplog)
+    [params] = [line for line in lines if "OperationModel(name=ConfirmSubscription)" in line]
+    assert "'Token': '<redacted>'" in params and topic_arn in params
+    assert not any(token in line for line in lines), lines
+    # Outside a confirmation nothing is redacted.
+    logging.getLogger("botocore.endpoint").debug("Token %s", token)
+    assert token in caplog.records[-1].getMessage()

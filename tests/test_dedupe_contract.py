@@ -234,3 +234,8 @@ def test_memory_store_stays_bounded_under_a_million_distinct_ids() -> None:
         tracemalloc.stop()
     assert len(store) == 10_000
     assert grown < 64 * 1024  # flat: 50,000 more ids cost nothing (unbounded: ~7 MB)
+
+
+def test_store_exposes_its_retention(harness: Harness) -> None:
+    """The middleware checks it against its freshness window when it is built."""
+    assert harness.make().retention == harness.retention

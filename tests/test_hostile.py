@@ -470,14 +470,18 @@ _CERT_URL_ROWS = [
     for p in HOSTILE_CERT_URLS
 ]
 _SUBSCRIBE_URL_ROWS = [
-    attack(f"subscribe-url-{p.id}", subscribe_url(str(p.values[0])), 403, "bad_subscribe_url")
+    # A control character (a trailing newline, a NUL) is refused while parsing already.
+    attack(f"subscribe-url-{p.id}", subscribe_url(url), 400, "bad_field")
+    if any(ord(char) < 0x20 for char in url)
+    else attack(f"subscribe-url-{p.id}", subscribe_url(url), 403, "bad_subscribe_url")
     for p in HOSTILE_SUBSCRIBE_URLS
+    for url in [str(p.values[0])]
 ]
 _CERTIFICATE_ROWS = [
     attack(
         f"certificate-{name}",
         notification(),
-        403,
+        503 if reason == "certificate_not_yet_valid" else 403,
         reason,
         network=True,
         options=certificate_served(name),
@@ -620,7 +624,8 @@ ATTACKS = [
     ),
     # Timestamps.
     attack("timestamp-stale", clock_moved(timedelta(hours=1, minutes=6)), 403, "stale_message"),
-    attack("timestamp-future", clock_moved(-timedelta(minutes=6)), 403, "future_message"),
+    # Ahead of our clock: maybe our clock is slow, so SNS is asked to retry (no download).
+    attack("timestamp-future", clock_moved(-timedelta(minutes=6)), 503, "future_message"),
     attack(
         "timestamp-years-old",
         notification(Timestamp="2012-01-01T00:00:00.000Z"),
@@ -630,7 +635,7 @@ ATTACKS = [
     attack(
         "timestamp-year-9999",
         notification(Timestamp="9999-12-31T23:59:59.999Z"),
-        403,
+        503,
         "future_message",
     ),
     attack(
@@ -780,9 +785,8 @@ ATTACKS = [
         400,
         "bad_encoding",
     ),
-    attack(
-        "encoding-escaped-lone-surrogate", surrogate_in_message, 400, "bad_encoding", network=True
-    ),
+    # Refused while parsing, before the certificate download.
+    attack("encoding-escaped-lone-surrogate", surrogate_in_message, 400, "bad_encoding"),
     # Content-Length lies.
     attack("content-length-longer", content_length("5000"), 400, "body_incomplete"),
     attack(

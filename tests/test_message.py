@@ -264,12 +264,28 @@ def test_exactly_the_required_fields_parse(message_type: str) -> None:
         pytest.param("caf\u00e9", id="non-ascii-letter"),
         pytest.param("\uff41bc", id="fullwidth"),
         pytest.param("a\u2028b", id="line-separator"),
-        pytest.param("a\ud800b", id="lone-surrogate"),
         pytest.param("a" * 129, id="129-chars"),
     ],
 )
 def test_message_id_charset(message_id: str) -> None:
     assert reason_of(body_of(MessageId=message_id)) == "bad_field"
+
+
+@pytest.mark.parametrize("message_type", ["SubscriptionConfirmation", "UnsubscribeConfirmation"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("Token", TOKEN + "\n"),
+        ("Token", "a\x00b"),
+        ("SubscribeURL", str(CONFIRMATION_EXTRA["SubscribeURL"]) + "\nMessageId\nx"),
+        ("SubscribeURL", str(CONFIRMATION_EXTRA["SubscribeURL"]) + "\r"),
+    ],
+)
+def test_confirmation_token_and_url_are_single_line(
+    message_type: str, field: str, value: str
+) -> None:
+    """Signed values SNS never breaks; one that did would make the string to sign ambiguous."""
+    assert reason_of(body_of(message_type, **{field: value})) == "bad_field"
 
 
 @pytest.mark.parametrize(
@@ -346,15 +362,32 @@ def test_good_timestamps_are_kept_raw_and_parsed_to_utc(timestamp: str, expected
 # --- strings the signature cannot cover -------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["Message", "Subject"])
-def test_lone_surrogate_parses_but_cannot_be_signed(key: str) -> None:
-    body = body_of(**{key: "a\ud800b"})  # json.dumps writes the JSON escape \\ud800
-    assert b"\\ud800" in body
-    message = parse_message(body)
-    assert message.fields[key] == "a\ud800b"
-    with pytest.raises(MessageFormatError) as caught:
-        string_to_sign(message)
-    assert (caught.value.status, caught.value.reason) == (400, "bad_encoding")
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"Message": "a\ud800b"}, id="message-high"),
+        pytest.param({"Message": "a\udfffb"}, id="message-low"),
+        pytest.param({"Message": "\ude00\ud83d"}, id="message-pair-reversed"),
+        pytest.param({"Subject": "a\ud800b"}, id="subject"),
+        pytest.param({"MessageId": "a\ud800b"}, id="message-id"),
+        pytest.param({"UnsubscribeURL": "\udbff"}, id="unsigned-field"),
+        pytest.param({"Extra\ud800": "x"}, id="unknown-key"),
+        pytest.param(
+            {"MessageAttributes": {"k": {"Type": "String", "Value": "\ud800"}}},
+            id="attribute-value",
+        ),
+        pytest.param(
+            {"MessageAttributes": {"k\udc00": {"Type": "String", "Value": "v"}}},
+            id="attribute-name",
+        ),
+    ],
+)
+def test_lone_surrogate_is_refused_while_parsing(fields: dict[str, Any]) -> None:
+    """No signer can sign an unpaired surrogate (it has no UTF-8), and an unsigned one would
+    reach the app as text that cannot be encoded: refused before any certificate download."""
+    body = body_of(**fields)  # json.dumps writes the JSON escape (\\ud800)
+    assert b"\\ud" in body
+    assert reason_of(body) == "bad_encoding"
 
 
 def test_escaped_surrogate_pair_is_one_character() -> None:

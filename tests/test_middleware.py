@@ -20,6 +20,7 @@ from snsmiddleware import (
     Notification,
     SnsMiddleware,
     SnsVerifier,
+    SubscriptionConfirmation,
     get_message,
 )
 from snsmiddleware.errors import ConfirmationRejectedError, TransientError
@@ -103,6 +104,53 @@ def test_subscription_confirmation_is_confirmed_not_forwarded(
     [confirmed] = confirmer.confirmed
     assert confirmed.token == message.fields["Token"]
     assert echo_app.calls == []
+
+
+def test_replayed_subscription_confirmation_is_confirmed_once(
+    testapp: webtest.TestApp,
+    signer: MessageSigner,
+    confirmer: RecordingConfirmer,
+    clock: FrozenClock,
+) -> None:
+    """Replays of one captured confirmation are verified in full each time, but cause no
+    second ConfirmSubscription call within the freshness window."""
+    message = signer.subscription_confirmation()
+    first = post_sns(testapp, PATH, message)
+    assert (first.status_int, reason(first)) == (200, "subscription_confirmed")
+    for _ in range(3):
+        clock.advance(timedelta(minutes=20))
+        replay = post_sns(testapp, PATH, message)
+        assert (replay.status_int, reason(replay)) == (200, "duplicate")
+    assert len(confirmer.confirmed) == 1
+    clock.advance(timedelta(minutes=20))  # 80 minutes on: outside the window
+    assert reason(post_sns(testapp, PATH, message)) == "stale_message"
+    # A new confirmation (another token) of the same topic is confirmed.
+    assert reason(post_sns(testapp, PATH, signer.subscription_confirmation())) == (
+        "subscription_confirmed"
+    )
+    assert len(confirmer.confirmed) == 2
+
+
+def test_confirmation_memory_only_after_verification_and_success(
+    make_middleware: MakeMiddleware, signer: MessageSigner
+) -> None:
+    """A forged copy of a confirmed token is still refused; a failed confirmation is not
+    remembered, so SNS's redelivery tries again."""
+    calls: list[str] = []
+
+    def flaky(message: SubscriptionConfirmation) -> None:
+        calls.append(message.token)
+        if len(calls) == 1:
+            raise TransientError("SNS is down", reason="confirmation_failed")
+
+    testapp = webtest.TestApp(make_middleware(confirm=flaky))
+    message = signer.subscription_confirmation()
+    assert post_sns(testapp, PATH, message).status_int == 503
+    assert reason(post_sns(testapp, PATH, message)) == "subscription_confirmed"
+    forged = message.tampered(Signature=signer.notification().fields["Signature"])
+    response = post_sns(testapp, PATH, forged)
+    assert (response.status_int, reason(response)) == (403, "bad_signature")
+    assert calls == [message.fields["Token"]] * 2
 
 
 def test_unsubscribe_confirmation_is_acknowledged_never_confirmed(
@@ -255,6 +303,33 @@ def test_tampered_messages_are_rejected(
     assert echo_app.calls == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"<script>alert(1)</script>": 1}', id="echoed-field-name"),
+        pytest.param(b"<html><script>alert(1)</script></html>", id="html-body"),
+    ],
+)
+def test_rejections_quoting_sender_text_are_never_sniffed_as_html(
+    testapp: webtest.TestApp, body: bytes
+) -> None:
+    response = testapp.post(PATH, body, content_type="text/html", expect_errors=True)
+    assert response.status_int == 400
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_every_answer_of_the_middleware_says_nosniff(
+    testapp: webtest.TestApp, signer: MessageSigner
+) -> None:
+    for message in (signer.subscription_confirmation(), signer.unsubscribe_confirmation()):
+        response = post_sns(testapp, PATH, message)
+        assert response.status_int == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    refused = testapp.get(PATH, expect_errors=True)
+    assert (refused.status_int, refused.headers["X-Content-Type-Options"]) == (405, "nosniff")
+
+
 def test_require_signature_v2_refuses_sha1(
     make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
 ) -> None:
@@ -268,24 +343,43 @@ def test_require_signature_v2_refuses_sha1(
 
 
 @pytest.mark.parametrize(
-    ("age", "code"),
+    ("age", "status", "code"),
     [
-        (timedelta(hours=1, minutes=6), "stale_message"),
-        (-timedelta(minutes=6), "future_message"),
+        (timedelta(hours=1, minutes=6), 403, "stale_message"),
+        # Our clock may be the slow one: 503 lets SNS redeliver instead of losing the alert.
+        (-timedelta(minutes=6), 503, "future_message"),
     ],
 )
 def test_timestamps_outside_freshness_window_are_refused(
     testapp: webtest.TestApp,
     signer: MessageSigner,
+    echo_app: EchoApp,
     clock: FrozenClock,
     age: timedelta,
+    status: int,
     code: str,
 ) -> None:
     message = signer.notification("x")
     clock.advance(age)
     response = post_sns(testapp, PATH, message)
-    assert (response.status_int, reason(response)) == (403, code)
-    assert signer.fetched == []
+    assert (response.status_int, reason(response)) == (status, code)
+    assert signer.fetched == [] and echo_app.calls == []
+
+
+def test_message_from_the_future_is_delivered_once_the_clock_catches_up(
+    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp, clock: FrozenClock
+) -> None:
+    """A host clock ten minutes slow: the first delivery is asked to retry, SNS's redelivery
+    after the clock is fixed reaches the app, exactly once."""
+    clock.advance(timedelta(minutes=10))
+    message = signer.notification("genuine alert")
+    clock.advance(-timedelta(minutes=10))
+    first = post_sns(testapp, PATH, message)
+    assert (first.status_int, reason(first)) == (503, "future_message")
+    clock.advance(timedelta(minutes=10))
+    assert post_sns(testapp, PATH, message).status_int == 200
+    assert post_sns(testapp, PATH, message).status_int == 200
+    assert len(echo_app.calls) == 1
 
 
 def test_message_within_window_including_skew_is_accepted(
@@ -466,6 +560,8 @@ def test_concurrent_duplicate_in_progress_gets_503(
 
 
 class BrokenStore:
+    retention = timedelta(hours=2)
+
     def claim(self, key: str) -> Claim:
         raise OSError("redis down")
 
