@@ -16,7 +16,7 @@ from .message import (
     UnsubscribeConfirmation,
     parse_message,
 )
-from .middleware import MESSAGE_ENVIRON_KEY, SnsMiddleware, get_message
+from .middleware import MESSAGE_ENVIRON_KEY, SnsMiddleware, get_effects, get_message
 from .policy import InsecureConfigurationWarning
 from .verifier import SnsVerifier
 
@@ -39,6 +39,7 @@ __all__ = [
     "SubscriptionConfirmation",
     "UnsubscribeConfirmation",
     "UrlConfirmer",
+    "get_effects",
     "get_message",
     "parse_message",
 ]
