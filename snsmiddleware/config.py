@@ -230,6 +230,7 @@ BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
     "default_recipients": to_addresses,
     "sender": to_text,
     "subject_prefix": to_text,
+    "dead_letter_after": to_duration,
     "mailer": one_of("file", "smtp", "ses"),
     "outbox": to_text,
     "dead_letter": to_text,

@@ -265,7 +265,11 @@ class MemoryDedupeStore:
                 del self._entries[claim.key]
 
     def record_effect(self, key: str, effect: str) -> None:
-        self.commit(Claim(effect_key(key, effect), ClaimState.DONE))
+        name, now = effect_key(key, effect), self._monotonic()
+        with self._lock:
+            self._entries[name] = (True, now + self._retention, "")
+            self._entries.move_to_end(name)
+            self._evict(now)
 
     def effect_recorded(self, key: str, effect: str) -> bool:
         entry = self._entries.get(effect_key(key, effect))
