@@ -346,6 +346,20 @@ def _classify_smtp_code(code: int, what: str) -> SnsError:
     return MailRejectedError(detail, code=str(code))
 
 
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    """Say QUIT without waiting for the server's answer, and close.
+
+    The server took responsibility for the email with its 250 to DATA; waiting for the 221
+    to QUIT would only widen the window in which a crash leaves the send unrecorded (and a
+    redelivery sends it again), and an odd answer to QUIT must not turn a sent email into
+    an error that SNS retries.
+    """
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        if smtp.sock is not None:
+            smtp.send("QUIT\r\n")
+    smtp.close()
+
+
 class SmtpMailer:
     """Send through an SMTP server with the standard library's :mod:`smtplib`.
 
@@ -424,13 +438,16 @@ class SmtpMailer:
             raise MailRejectedError("the email has no recipients", reason="no_recipients")
         # (send_message never transmits Bcc headers; the envelope still includes them.)
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            try:
                 if self.security == "starttls":
                     smtp.starttls(context=self._context())
                     smtp.ehlo()
                 if self.username is not None and self._password is not None:
                     smtp.login(self.username, self._password)
                 refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+            finally:
+                _hang_up(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [int(code) for code, _ in exc.recipients.values()]
             if any(400 <= code < 500 for code in codes):

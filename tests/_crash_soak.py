@@ -101,6 +101,10 @@ class SoakResult:
             f"answers {dict(self.reasons)}, longest downtime "
             f"{max(self.downtimes, default=0.0):.1f} s, {self.elapsed:.1f} s"
             + "".join(f"\n  lost {alert}: {self.history.get(alert)}" for alert in self.lost[:5])
+            + "".join(
+                f"\n  duplicated {alert}: {self.history.get(alert)}"
+                for alert in self.duplicated[:5]
+            )
             + f"\n  signals at {self.signal_times} s, downtimes {self.downtimes}"
         )
 
