@@ -23,7 +23,10 @@ from ._net import free_port, wait_for_port
 class ServeProcess:
     """``snsmiddleware serve --dev`` in ``cwd`` on a fixed port, with ``env`` settings."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, cwd: Path, env: dict[str, str], port: int | None = None, pythonpath: str = ""
+    ) -> None:
+        self.pythonpath = pythonpath  # another checkout of the package (a baseline)
         self.cwd = cwd
         self.env = env
         self.port = port or free_port()
@@ -34,6 +37,8 @@ class ServeProcess:
     def start(self) -> ServeProcess:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
         environ.update({f"SNSMIDDLEWARE_{k.upper()}": v for k, v in self.env.items()})
+        if self.pythonpath:
+            environ["PYTHONPATH"] = self.pythonpath
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "snsmiddleware", "serve", "--dev", "--port", str(self.port)],

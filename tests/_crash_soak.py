@@ -61,6 +61,8 @@ class SoakPlan:
     scale: float = 10.0
     seed: int = 18
     redis_url: str = ""
+    #: a checkout of an older version to run instead (its own defaults: no new settings)
+    baseline: str = ""
 
     def seconds(self, sns_seconds: float) -> float:
         return sns_seconds / self.scale
@@ -164,13 +166,18 @@ def _servers(plan: SoakPlan, directory: Path, smtp_port: int | None) -> list[Ser
         "dead_letter_after": f"{int(plan.seconds(SERVER_DEAD_LETTER_AFTER) * 1000)}ms",
         "threads": "4",
     }
+    if plan.baseline:
+        env = {"threads": "4"}
     if plan.store == "redis":
         env["dedupe"] = plan.redis_url
     if plan.mailer == "smtp":
         env.update(
             mailer="smtp", smtp_host="127.0.0.1", smtp_port=str(smtp_port), smtp_security="none"
         )
-    return [ServeProcess(directory, env).start() for _ in range(plan.processes)]
+    return [
+        ServeProcess(directory, env, pythonpath=plan.baseline).start()
+        for _ in range(plan.processes)
+    ]
 
 
 @contextmanager
@@ -294,6 +301,52 @@ def _signal_while_running(
     return sent
 
 
+def measure_send_window(samples: int = 500) -> str:
+    """How long an email accepted by a (local) SMTP server stays unrecorded: from the moment
+    the server accepted it (its DATA handler returned) to the moment the send record is in
+    a SQLite store. A SIGKILL inside this window is what duplicates an SMTP email."""
+    import statistics
+    from email.message import EmailMessage
+    from typing import Any
+
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+    from snsmiddleware.mail import SmtpMailer
+
+    from ._mail_helpers import smtp_server
+
+    with tempfile.TemporaryDirectory(prefix="window-") as directory, smtp_server("none") as smtp:
+        store = SQLiteDedupeStore(Path(directory) / "dedupe.sqlite3")
+        accepted: list[float] = []
+        handle_data = smtp.handler.handle_DATA
+
+        async def timed(*args: Any) -> str:
+            reply = await handle_data(*args)
+            accepted.append(time.monotonic())
+            return reply
+
+        smtp.handler.handle_DATA = timed  # type: ignore[method-assign]
+        mailer = SmtpMailer("127.0.0.1", smtp.port, security="none")
+        windows, sends = [], []
+        for index in range(samples):
+            email = EmailMessage()
+            email["From"], email["To"], email["Subject"] = "a@example.com", "b@example.com", "s"
+            email.set_content("x" * 4000)
+            started = time.monotonic()
+            mailer.send(email)
+            store.record_effect(f"m{index}", "email")
+            done = time.monotonic()
+            windows.append(done - accepted[-1])
+            sends.append(done - started)
+        store.close()
+    cuts = statistics.quantiles(windows, n=100)
+    return (
+        f"send-then-record window over {samples} SMTP sends: median "
+        f"{statistics.median(windows) * 1000:.2f} ms, p99 {cuts[98] * 1000:.2f} ms, max "
+        f"{max(windows) * 1000:.2f} ms (whole send + record: median "
+        f"{statistics.median(sends) * 1000:.2f} ms)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alerts", type=int, default=2000)
@@ -303,7 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--scale", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument(
+        "--baseline", default="", metavar="DIR", help="run the package checked out in DIR"
+    )
+    parser.add_argument(
+        "--measure-window", action="store_true", help="only measure the SMTP send window"
+    )
     args = parser.parse_args(argv)
+    if args.measure_window:
+        print(measure_send_window())
+        return 0
     plan = SoakPlan(
         alerts=args.alerts,
         signals=tuple("KILL" if n % 2 == 0 else "TERM" for n in range(args.signals)),
@@ -312,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         processes=args.processes,
         scale=args.scale,
         seed=args.seed,
+        baseline=args.baseline,
     )
     with ExitStack() as stack:
         if plan.store == "redis":
