@@ -71,19 +71,22 @@ class GracefulServer:
         self.app = app
         self.timeout = timeout.total_seconds()
         self.middlewares = list(find_middlewares(app))
-        self.server: Any = create_server(app, **waitress_options)
         self._stop = threading.Event()
+        # Handlers before the port opens: a SIGTERM right after the start must drain too.
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        self.server: Any = create_server(app, **waitress_options)
 
     @property
     def port(self) -> int:
         return int(self.server.effective_port)
 
     def run(self) -> None:
-        """Serve until a signal (main thread only: signal handlers live there)."""
-        previous = {
-            signum: signal.signal(signum, self._on_signal)
-            for signum in (signal.SIGTERM, signal.SIGINT)
-        }
+        """Serve until a signal (or :meth:`stop`), then shut down as described above.
+
+        Signals are caught only when the server was built in the main thread."""
         loop = threading.Thread(target=self.server.run, name="waitress-loop", daemon=True)
         loop.start()
         try:
@@ -92,7 +95,7 @@ class GracefulServer:
                     return
             self.shutdown()
         finally:
-            for signum, handler in previous.items():
+            for signum, handler in self._previous.items():
                 signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
