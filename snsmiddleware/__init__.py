@@ -17,7 +17,7 @@ from .message import (
     UnsubscribeConfirmation,
     parse_message,
 )
-from .middleware import MESSAGE_ENVIRON_KEY, SnsMiddleware, get_message
+from .middleware import MESSAGE_ENVIRON_KEY, SnsMiddleware, get_effects, get_message
 from .policy import InsecureConfigurationWarning
 from .verifier import SnsVerifier
 
@@ -41,6 +41,7 @@ __all__ = [
     "UnsubscribeConfirmation",
     "UrlConfirmer",
     "__version__",
+    "get_effects",
     "get_message",
     "parse_message",
 ]

@@ -22,6 +22,14 @@ topic checks is refused. From there:
    MessageId and SNS redelivers); a permanent one writes the email with its full context to
    the dead-letter outbox and answers 200 saying so (the middleware commits the MessageId and
    SNS stops). If even the dead-letter outbox cannot be written, 503: SNS will try again.
+   A transient failure of an alert SNS has been retrying for longer than
+   ``dead_letter_after`` (its Timestamp is the first attempt's) is dead-lettered too
+   (``retries_exhausted``): SNS is about to give up, and the copy can be replayed later.
+5. A mailer whose sends are not idempotent (SMTP, SES) has each send recorded in the
+   de-duplication store (:func:`~snsmiddleware.get_effects`) before the answer, and a
+   redelivery whose send was recorded is not sent again (``already_sent``): a process killed
+   between the send and the commit does not email twice. The file outbox needs no record:
+   it names each file after the message.
 
 Exactly one email per alert comes from the middleware's claim/commit/release de-duplication:
 this app answers 2xx only when the alert has been handed to the mailer or the dead-letter
@@ -34,8 +42,9 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.headerregistry import Address, Group
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -55,11 +64,13 @@ from .alert_email import (
     topic_account,
 )
 from .budgets import BudgetAlert, NotABudgetAlertError, is_topic_verification, parse_budget_alert
+from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, TransientError, excerpt
 from .mail import FileOutbox, Mailer
 from .message import Notification
-from .middleware import get_message
+from .middleware import get_effects, get_message
+from .verifier import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +78,12 @@ log = logging.getLogger(__name__)
 DEFAULT_OUTBOX: Final = "outbox"
 DEAD_LETTER_DIRECTORY: Final = "dead-letter"
 DEFAULT_SENDER: Final = "AWS Budgets alerts <budget-alerts@localhost>"
+#: SNS's default HTTP policy retries 3 times about 20 s apart: its last attempt comes about
+#: 60 s after the first. A transient failure after 50 s is kept as a dead letter (replayable)
+#: instead of being left to an SNS that gives up. Raise it with a longer retry policy.
+DEFAULT_DEAD_LETTER_AFTER: Final = timedelta(seconds=50)
+#: The name of the effect recorded for a sent email (see :class:`EffectLedger`).
+EMAIL_EFFECT: Final = "email"
 
 _ACCOUNT_ID: Final = re.compile(r"\d{12}", re.ASCII)
 _GLOB_CHARS: Final = frozenset("*?[")
@@ -183,6 +200,10 @@ class BudgetApp:
         original notification attached. Default: ``dead-letter/`` inside the mailer's
         directory when the mailer is a ``FileOutbox``, else ``./dead-letter``.
     :param subject_prefix: the start of every subject.
+    :param dead_letter_after: after a transient failure of an alert that SNS has been
+        retrying for this long (measured from its Timestamp), keep it in the dead-letter
+        outbox and answer 200 ``dead_lettered`` instead of 503; ``None``: always 503.
+    :param clock: the current aware datetime (the middleware's ``clock``, in tests).
 
     Example::
 
@@ -202,7 +223,13 @@ class BudgetApp:
         sender: str = DEFAULT_SENDER,
         dead_letter: FileOutbox | str | os.PathLike[str] | None = None,
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        dead_letter_after: timedelta | None = DEFAULT_DEAD_LETTER_AFTER,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self.clock = clock
+        if dead_letter_after is not None and dead_letter_after <= timedelta(0):
+            raise ConfigurationError("dead_letter_after must be positive (or None)")
+        self.dead_letter_after = dead_letter_after
         if not isinstance(recipients, Mapping):
             raise ConfigurationError("recipients must map budget names or account ids to addresses")
         rules = []
@@ -288,10 +315,14 @@ class BudgetApp:
         except LookupError:
             log.error("BudgetApp called without a verified message: is SnsMiddleware in front?")
             return _answer(403, "not_verified", "this endpoint only accepts verified SNS messages")
-        return self.handle(message)
+        return self.handle(message, get_effects(request.environ))
 
-    def handle(self, message: Notification) -> Response:
-        """Process one verified notification and say how it went (no WSGI needed)."""
+    def handle(self, message: Notification, effects: MessageEffects | None = None) -> Response:
+        """Process one verified notification and say how it went (no WSGI needed).
+
+        ``effects`` (from the middleware) records the send of a mailer that is not
+        idempotent, so that a redelivery after a crash does not send it again.
+        """
         about = _about(message)
         if is_topic_verification(message):
             log.info("budgets topic verification acknowledged %s", about)
@@ -333,9 +364,24 @@ class BudgetApp:
                 detail=f"nobody is configured for the budget {name}",
                 recipients=(),
             )
+        ledger = None if getattr(self.mailer, "idempotent", False) else effects
+        if ledger is not None and self._recorded(ledger, about):
+            log.warning("an earlier attempt sent this alert; not sending it again %s", about)
+            return _answer(200, "already_sent", "emailed by an earlier attempt")
         try:
             self.mailer.send(email)
         except TransientError as exc:
+            age = self.clock() - message.sent_at
+            if self.dead_letter_after is not None and age >= self.dead_letter_after:
+                return self._dead_letter(
+                    email,
+                    message,
+                    reason="retries_exhausted",
+                    detail=f"{exc.reason} for {int(age.total_seconds())} s of SNS retries "
+                    f"({exc.detail})",
+                    recipients=recipients,
+                    error_code=getattr(exc, "code", None),
+                )
             # The detail stays in our log: it can name a path or host nobody else needs.
             log.error("email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, about)
             return _answer(503, exc.reason, "the email could not be sent yet; SNS will retry")
@@ -348,8 +394,23 @@ class BudgetApp:
                 recipients=recipients,
                 error_code=getattr(exc, "code", None),
             )
+        if ledger is not None:
+            try:
+                ledger.record(EMAIL_EFFECT)
+            except Exception:
+                # Sent: the answer stays 200. Only a crash before the commit would resend.
+                log.exception("the send could not be recorded %s", about)
         log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
         return _answer(200, "sent", f"emailed to {len(recipients)} recipient(s)")
+
+    @staticmethod
+    def _recorded(ledger: MessageEffects, about: str) -> bool:
+        try:
+            return ledger.done(EMAIL_EFFECT)
+        except Exception:
+            # Unknown: sending risks a duplicate, not sending would risk losing the alert.
+            log.exception("the de-duplication store could not say whether it was sent %s", about)
+            return False
 
     def _dead_letter(
         self,

@@ -43,8 +43,7 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import waitress
-
+    from .graceful import GracefulServer
     from .server import (
         EMBEDDED_DEFAULTS,
         SERVER_OPTIONS,
@@ -81,8 +80,15 @@ def serve(args: argparse.Namespace) -> int:
         source = "embedded defaults" + (" + environment" if env else "")
     if settings.development:
         enable_development_mode(app, settings.dev_ca)
-    _describe(app, settings.host, settings.port, source)
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads)
+    graceful = GracefulServer(
+        app,
+        timeout=settings.shutdown_timeout,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+    )
+    _describe(app, settings.host, graceful.port, source)
+    graceful.run()
     return 0
 
 

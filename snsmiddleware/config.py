@@ -19,7 +19,7 @@ from email.utils import formataddr, getaddresses
 from typing import Any, Final
 
 from .basicauth import parse_credentials_string
-from .dedupe import DedupeStore, MemoryDedupeStore
+from .dedupe import DEFAULT_LEASE, DedupeStore, MemoryDedupeStore
 from .errors import ConfigurationError
 from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, freshness_window
 
@@ -155,20 +155,26 @@ MIDDLEWARE_OPTIONS: Final[Mapping[str, Converter]] = {
     "dedupe": to_dedupe_spec,
     "basic_auth": to_basic_auth,
     "basic_auth_realm": to_text,
+    "dedupe_lease": to_duration,
 }
 
 
-def make_dedupe_store(spec: str, *, retention: timedelta) -> DedupeStore:
-    """Build the store a ``dedupe`` option names, remembering ids for ``retention``."""
+def make_dedupe_store(
+    spec: str, *, retention: timedelta, lease: timedelta = DEFAULT_LEASE
+) -> DedupeStore:
+    """Build the store a ``dedupe`` option names, remembering ids for ``retention`` and
+    holding an unfinished claim for ``lease``."""
+    if lease <= timedelta(0):
+        raise ConfigurationError("dedupe_lease must be positive")
     if spec == "memory":
-        return MemoryDedupeStore(retention=retention)
+        return MemoryDedupeStore(retention=retention, lease=lease)
     if spec.startswith(("redis://", "rediss://")):
         from .dedupe_redis import RedisDedupeStore
 
-        return RedisDedupeStore(spec, retention=retention)
+        return RedisDedupeStore(spec, retention=retention, lease=lease)
     from .dedupe_sqlite import SQLiteDedupeStore
 
-    return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention)
+    return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention, lease=lease)
 
 
 def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict[str, Any]:
@@ -178,12 +184,17 @@ def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict
     same options define (a shorter one would let a late redelivery through).
     """
     options = convert_options(conf, MIDDLEWARE_OPTIONS, section=section)
-    spec = options.get("dedupe")
+    lease = options.pop("dedupe_lease", None)
+    spec = options.get("dedupe", "memory" if lease is not None else None)
+    if lease is not None and not isinstance(spec, str):
+        raise ConfigurationError(f"[{section}] dedupe_lease applies to a dedupe spec, not a store")
     if isinstance(spec, str):
         window = freshness_window(
             options.get("max_age", DEFAULT_MAX_AGE), options.get("clock_skew", DEFAULT_CLOCK_SKEW)
         )
-        options["dedupe"] = make_dedupe_store(spec, retention=window)
+        options["dedupe"] = make_dedupe_store(
+            spec, retention=window, lease=DEFAULT_LEASE if lease is None else lease
+        )
     return options
 
 
@@ -231,6 +242,7 @@ BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
     "default_recipients": to_addresses,
     "sender": to_text,
     "subject_prefix": to_text,
+    "dead_letter_after": to_duration,
     "mailer": one_of("file", "smtp", "ses"),
     "outbox": to_text,
     "dead_letter": to_text,

@@ -8,7 +8,10 @@ one email per alert" hold:
   The middleware answers ``DONE`` with 200 (SNS may stop) and ``IN_PROGRESS`` with 503 (SNS
   must come back: the first attempt may still fail).
 * A claim is a *lease*: if its holder dies without committing or releasing, the claim lapses
-  and a redelivery can run.
+  and a redelivery can run. The lease must be longer than one live attempt and shorter than
+  SNS's retry interval (see :data:`DEFAULT_LEASE`); a claim also names its holder process
+  (:func:`new_token`), so a store on the same host takes over the claim of a holder that has
+  died (:func:`holder_is_dead`) at once, without waiting for the lease.
 * :meth:`DedupeStore.commit` keeps the id for the retention period, which must cover SNS's
   redelivery span (the verifier's freshness window: older replays are refused there).
 * :meth:`DedupeStore.release` forgets the claim so a redelivery after a failure retries.
@@ -22,9 +25,12 @@ wrapper (503): processing without de-duplication could send an email twice.
 from __future__ import annotations
 
 import enum
+import hashlib
 import itertools
+import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +39,83 @@ from typing import Final, Protocol, runtime_checkable
 
 from .policy import DEFAULT_FRESHNESS_WINDOW
 
-#: A claim outlives SNS's 15 s answer deadline with room to spare.
-DEFAULT_LEASE: Final = timedelta(minutes=2)
+#: How long a claim blocks redeliveries when its holder neither commits nor releases it.
+#: The rule: longer than one live attempt, shorter than SNS's retry interval. SNS abandons an
+#: attempt after 15 s (so no live attempt needs a longer claim: every call we make is bounded
+#: well inside it) and its default HTTP policy retries 3 times about 20 s apart, so a claim
+#: of 15 s left by a dead process has lapsed before the next retry arrives.
+DEFAULT_LEASE: Final = timedelta(seconds=15)
 #: SNS retries for at most one hour; the verifier refuses older messages (+ skew). The
 #: default verifier's freshness window, by definition (see ``policy.freshness_window``).
 DEFAULT_RETENTION: Final = DEFAULT_FRESHNESS_WINDOW
 #: About 200 bytes each: 100,000 ids stay near 20 MB.
 DEFAULT_MAX_ENTRIES: Final = 100_000
+
+
+def _proc_stat(pid: int | str) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the name may contain spaces and ")"
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _pid_namespace() -> str:
+    """Where a PID names one process: this boot of this kernel and this PID namespace
+    (two containers on one kernel have separate namespaces); empty when unknown."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as handle:
+            boot = handle.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return hashlib.sha256(boot + b"|" + namespace.encode()).hexdigest()[:16]
+
+
+_NAMESPACE: Final = _pid_namespace()
+_SELF_STAT: Final = _proc_stat("self")
+
+
+def _holder() -> str:
+    """This process, as ``namespace.pid.start`` (empty when /proc cannot tell)."""
+    if not _NAMESPACE or _SELF_STAT is None:
+        return ""
+    return f"{_NAMESPACE}.{os.getpid()}.{_SELF_STAT[1]}"
+
+
+def new_token() -> str:
+    """A claim token, unique across processes, naming the process that holds the claim."""
+    holder = _holder()
+    return f"{uuid.uuid4().hex}.{holder}" if holder else uuid.uuid4().hex
+
+
+def holder_is_dead(token: str) -> bool:
+    """True only when the claim's holder is certainly dead: a process of this PID namespace
+    that no longer runs (exited, killed, a zombie, or its PID reused by another process).
+
+    A holder elsewhere (another host or container) or a token without a holder (older
+    versions, other platforms) is never declared dead: its claim waits for the lease.
+    """
+    parts = token.split(".")
+    if len(parts) != 4 or not _NAMESPACE or parts[1] != _NAMESPACE or not parts[2].isdigit():
+        return False
+    pid, started = int(parts[2]), parts[3]
+    if pid == os.getpid():
+        return _SELF_STAT is not None and started != _SELF_STAT[1]  # a previous incarnation
+    stat = _proc_stat(pid)
+    if stat is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False  # exists, not ours to signal (or /proc hidden): alive
+        return False
+    state, running_since = stat
+    return state in {"Z", "X", "x"} or running_since != started
 
 
 class ClaimState(enum.Enum):
@@ -85,6 +161,50 @@ class DedupeStore(Protocol):
     def release(self, claim: Claim) -> None:
         """Drop this claim (only if it is still the current one) so a redelivery runs."""
         ...
+
+
+@runtime_checkable
+class EffectLedger(Protocol):
+    """A store that also remembers a message's side effects (every built-in store does).
+
+    An app whose effect cannot be made idempotent (an email handed to SMTP or SES) records
+    it here right after it happened and checks here before doing it: a process that dies
+    after the effect and before :meth:`DedupeStore.commit` then does not repeat it when the
+    redelivery runs. Records are kept for the store's retention, like commits.
+    """
+
+    def record_effect(self, key: str, effect: str) -> None:
+        """Durably note that ``effect`` of message ``key`` has happened."""
+        ...
+
+    def effect_recorded(self, key: str, effect: str) -> bool:
+        """Whether ``effect`` of message ``key`` was recorded (within the retention)."""
+        ...
+
+
+def effect_key(key: str, effect: str) -> str:
+    """The store key of an effect record; ``|`` never occurs in a MessageId."""
+    return f"{key}|{effect}"
+
+
+class MessageEffects:
+    """The effects of one message, as the middleware hands them to the app
+    (:func:`snsmiddleware.get_effects`)."""
+
+    def __init__(self, ledger: EffectLedger, key: str) -> None:
+        self.ledger = ledger
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"MessageEffects({self.key!r})"
+
+    def done(self, effect: str) -> bool:
+        """Whether an earlier attempt at this message recorded ``effect``."""
+        return self.ledger.effect_recorded(self.key, effect)
+
+    def record(self, effect: str) -> None:
+        """Record that ``effect`` happened (raises if the store fails)."""
+        self.ledger.record_effect(self.key, effect)
 
 
 class MemoryDedupeStore:
@@ -158,6 +278,17 @@ class MemoryDedupeStore:
             entry = self._entries.get(claim.key)
             if entry is not None and not entry[0] and entry[2] == claim.token:
                 del self._entries[claim.key]
+
+    def record_effect(self, key: str, effect: str) -> None:
+        name, now = effect_key(key, effect), self._monotonic()
+        with self._lock:
+            self._entries[name] = (True, now + self._retention, "")
+            self._entries.move_to_end(name)
+            self._evict(now)
+
+    def effect_recorded(self, key: str, effect: str) -> bool:
+        entry = self._entries.get(effect_key(key, effect))
+        return entry is not None and entry[0] and self._monotonic() < entry[1]
 
     def _evict(self, now: float) -> None:
         entries = self._entries

@@ -8,7 +8,10 @@ How each rule of the store contract maps onto Redis:
 * commit is ``SET key done PX <retention>``: done is done, whoever holds the key;
 * release deletes the key only if it still holds *this* claim's token (a small Lua script, so
   the compare and the delete are one atomic step): a request whose lease lapsed never removes
-  the claim of the request that took over.
+  the claim of the request that took over;
+* a claim whose holder is a dead process of this host (:func:`~.dedupe.holder_is_dead`) is
+  taken over at once with the same compare-and-set, instead of waiting for its lease;
+* an effect record (:class:`~.dedupe.EffectLedger`) is ``SET key|effect done PX <retention>``.
 
 When Redis cannot be reached, claim raises and the middleware answers 503 (SNS retries):
 processing without de-duplication could send an email twice. ``fail_open=True`` chooses the
@@ -20,11 +23,18 @@ redis-py is imported when the store is built: ``pip install snsmiddleware[redis]
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any, Final
 
-from .dedupe import DEFAULT_LEASE, DEFAULT_RETENTION, Claim, ClaimState
+from .dedupe import (
+    DEFAULT_LEASE,
+    DEFAULT_RETENTION,
+    Claim,
+    ClaimState,
+    effect_key,
+    holder_is_dead,
+    new_token,
+)
 from .errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+_TAKE_OVER_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
 """
 
 
@@ -79,6 +95,7 @@ class RedisDedupeStore:
         self._prefix = key_prefix
         self.fail_open = fail_open
         self._release = self._client.register_script(_RELEASE_SCRIPT)
+        self._take_over = self._client.register_script(_TAKE_OVER_SCRIPT)
 
     def __repr__(self) -> str:
         return f"RedisDedupeStore({self._client!r}, fail_open={self.fail_open})"
@@ -92,25 +109,41 @@ class RedisDedupeStore:
         return self._prefix + key
 
     def claim(self, key: str) -> Claim:
-        token = uuid.uuid4().hex
+        token = new_token()
         name = self._key(key)
         try:
             if self._client.set(name, f"held:{token}", nx=True, px=self._lease_ms):
                 return Claim(key, ClaimState.CLAIMED, token)
             value = self._client.get(name)
+            if value == _DONE:
+                return Claim(key, ClaimState.DONE)
+            held = value.decode("ascii", "replace") if isinstance(value, bytes) else ""
+            if (
+                held.startswith("held:")
+                and holder_is_dead(held[len("held:") :])
+                and self._take_over(keys=[name], args=[held, f"held:{token}", self._lease_ms])
+            ):
+                log.warning("took over the claim of a dead process message_id=%s", key)
+                return Claim(key, ClaimState.CLAIMED, token)
         except self._errors:
             if not self.fail_open:
                 raise
             log.warning("Redis unreachable: processing %s without de-duplication (fail_open)", key)
             return Claim(key, ClaimState.CLAIMED, token)
         # A key that lapsed between the two calls counts as held: SNS retries soon.
-        return Claim(key, ClaimState.DONE if value == _DONE else ClaimState.IN_PROGRESS)
+        return Claim(key, ClaimState.IN_PROGRESS)
 
     def commit(self, claim: Claim) -> None:
         self._client.set(self._key(claim.key), _DONE, px=self._retention_ms)
 
     def release(self, claim: Claim) -> None:
         self._release(keys=[self._key(claim.key)], args=[f"held:{claim.token}"])
+
+    def record_effect(self, key: str, effect: str) -> None:
+        self._client.set(self._key(effect_key(key, effect)), _DONE, px=self._retention_ms)
+
+    def effect_recorded(self, key: str, effect: str) -> bool:
+        return bool(self._client.get(self._key(effect_key(key, effect))) == _DONE)
 
     def ping(self) -> bool:
         """True when Redis answers (for start-up checks and health endpoints)."""

@@ -7,7 +7,11 @@ without holding a transaction open across the app call:
 * claim is an upsert that only takes a row that is absent or whose claim or retention has
   expired; whether it changed the row says who won;
 * commit marks the row done with the retention period; release deletes the row only if it
-  still holds *this* claim (its token) and is not done.
+  still holds *this* claim (its token) and is not done;
+* a claim held by a process of this host that has died (:func:`~.dedupe.holder_is_dead`)
+  is taken over at once by a compare-and-set on its token, so a restarted server does not
+  wait for the lease of its previous incarnation's claims;
+* an effect record (:class:`~.dedupe.EffectLedger`) is a done row under its own key.
 
 Times are wall-clock seconds (``time.time``): a monotonic clock means nothing to another
 process or after a restart. Expired rows are purged now and then, in bounded batches, so the
@@ -16,18 +20,28 @@ file does not grow without limit.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from .dedupe import DEFAULT_LEASE, DEFAULT_RETENTION, Claim, ClaimState
+from .dedupe import (
+    DEFAULT_LEASE,
+    DEFAULT_RETENTION,
+    Claim,
+    ClaimState,
+    effect_key,
+    holder_is_dead,
+    new_token,
+)
 from .errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 #: How long a statement waits for another process's write lock before failing (503).
 DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=5)
@@ -49,7 +63,10 @@ INSERT INTO sns_claims (key, done, expires, token) VALUES (?, 0, ?, ?)
 ON CONFLICT (key) DO UPDATE SET done = 0, expires = excluded.expires, token = excluded.token
 WHERE sns_claims.expires <= ?
 """
-_STATE: Final = "SELECT done FROM sns_claims WHERE key = ?"
+_STATE: Final = "SELECT done, token, expires FROM sns_claims WHERE key = ?"
+_TAKE_OVER: Final = (
+    "UPDATE sns_claims SET expires = ?, token = ? WHERE key = ? AND token = ? AND done = 0"
+)
 _COMMIT: Final = """
 INSERT INTO sns_claims (key, done, expires, token) VALUES (?, 1, ?, ?)
 ON CONFLICT (key) DO UPDATE SET done = 1, expires = excluded.expires, token = excluded.token
@@ -126,14 +143,21 @@ class SQLiteDedupeStore:
     def claim(self, key: str) -> Claim:
         now = self._clock()
         connection = self._connection()
-        token = uuid.uuid4().hex  # unique across processes, not just this one
+        token = new_token()  # unique across processes, and names this one
         cursor = connection.execute(_CLAIM, (key, now + self._lease, token, now))
         if cursor.rowcount == 1:
             self._maybe_purge(connection, now)
             return Claim(key, ClaimState.CLAIMED, token)
         row = connection.execute(_STATE, (key,)).fetchone()
+        if row is not None and row[0]:
+            return Claim(key, ClaimState.DONE)
         # A row released between the two statements counts as held: SNS retries soon.
-        return Claim(key, ClaimState.DONE if row is not None and row[0] else ClaimState.IN_PROGRESS)
+        if row is not None and holder_is_dead(row[1]):
+            taken = connection.execute(_TAKE_OVER, (now + self._lease, token, key, row[1]))
+            if taken.rowcount == 1:
+                log.warning("took over the claim of a dead process message_id=%s", key)
+                return Claim(key, ClaimState.CLAIMED, token)
+        return Claim(key, ClaimState.IN_PROGRESS)
 
     def commit(self, claim: Claim) -> None:
         now = self._clock()
@@ -141,6 +165,14 @@ class SQLiteDedupeStore:
 
     def release(self, claim: Claim) -> None:
         self._connection().execute(_RELEASE, (claim.key, claim.token))
+
+    def record_effect(self, key: str, effect: str) -> None:
+        now = self._clock()
+        self._connection().execute(_COMMIT, (effect_key(key, effect), now + self._retention, ""))
+
+    def effect_recorded(self, key: str, effect: str) -> bool:
+        row = self._connection().execute(_STATE, (effect_key(key, effect),)).fetchone()
+        return row is not None and bool(row[0]) and row[2] > self._clock()
 
     def _maybe_purge(self, connection: sqlite3.Connection, now: float) -> None:
         if now < self._next_purge:

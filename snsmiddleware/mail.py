@@ -1,8 +1,9 @@
 """Mailers: one small interface, three ways to deliver an :class:`email.message.EmailMessage`.
 
 * :class:`FileOutbox` (the embedded default) writes one RFC 5322 ``.eml`` file per email into a
-  directory, atomically (temp file + ``os.replace``), so it works on any machine with no
-  account and a reader never sees half a file.
+  directory, atomically (temp file, then published under its final name), so it works on any
+  machine with no account and a reader never sees half a file. An alert's file is named
+  after its SNS message, so writing it again (a redelivery after a crash) changes nothing.
 * :class:`SmtpMailer` speaks SMTP through the standard library (STARTTLS, implicit TLS or
   plain; optional login).
 * :class:`SesMailer` sends through Amazon SES (boto3 ``sesv2`` SendEmail with the raw MIME
@@ -27,16 +28,20 @@ can go out).
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import logging
 import os
+import re
 import smtplib
 import ssl
 import tempfile
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
@@ -77,6 +82,15 @@ SES_TRANSIENT_ERRORS: Final = frozenset(
 
 SmtpSecurity = Literal["starttls", "tls", "none"]
 _DEFAULT_PORTS: Final[dict[str, int]] = {"starttls": 587, "tls": 465, "none": 25}
+
+#: Temporary files of a FileOutbox: ``.outbox-<random>.tmp``; older ones (``.<random>.tmp``,
+#: from ``tempfile.mkstemp``) are recognised too, so a sweep removes what they left.
+_TEMP_PREFIX: Final = ".outbox-"
+_OUR_TEMP_NAME: Final = re.compile(r"\.(?:outbox-)?[a-z0-9_]{8}\.tmp", re.ASCII)
+#: A temporary file older than this was left by a write that died (a write takes ms).
+DEFAULT_SWEEP_AFTER: Final = timedelta(minutes=10)
+#: Link-less file systems (some network and FUSE mounts) refuse os.link with these.
+_NO_LINKS: Final = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV})
 
 
 class MailUnavailableError(TransientError):
@@ -136,25 +150,54 @@ def envelope_sender(message: EmailMessage) -> str:
     return addresses[0]
 
 
+def message_key(message: EmailMessage) -> str | None:
+    """The identity of the SNS message an email was built from (its ``X-SNS-Topic-Arn`` and
+    ``X-SNS-Message-Id`` headers), or ``None`` for an email that has none."""
+    topic, message_id = message.get("X-SNS-Topic-Arn"), message.get("X-SNS-Message-Id")
+    if not topic or not message_id:
+        return None
+    return f"{topic}\n{message_id}"
+
+
 class FileOutbox:
     """Write each email as one RFC 5322 ``.eml`` file (CRLF line ends) into ``directory``.
 
     Files are written to a hidden temporary name in the same directory, flushed to disk and
-    renamed into place, so a reader (or a process that picks files up) only ever sees whole
-    emails. Names sort by time and never collide (a UUID is part of each).
+    published under their final name, so a reader (or a process that picks files up) only
+    ever sees whole emails.
+
+    An email built from an SNS message (see :func:`message_key`, or pass ``key=``) is named
+    after it: ``<its Date>-<SHA-256 of topic and MessageId>.eml``. It is published with a
+    hard link, which fails if the name exists, so writing the same alert twice (a
+    redelivery after a crash between the write and the de-duplication commit) leaves the
+    first file and writes nothing; the directory is flushed too, so the name survives a
+    power loss. Other emails get a unique name (time + UUID). Names sort by time.
+
+    Temporary files that a killed write left behind are removed when the outbox opens
+    (only our own ``.outbox-*.tmp`` names, only older than ``sweep_after``: another process
+    may be writing one right now).
 
     :param directory: created (with parents) if missing.
-    :param fsync: flush each file to disk before the rename (durability across power loss).
+    :param fsync: flush each file and the directory to disk (durability across power loss).
+    :param sweep_after: age from which a leftover temporary file is removed.
 
     Example::
 
         outbox = FileOutbox("outbox/")
-        outbox.send(message)          # -> outbox/20240131T120000.123456Z-<uuid>.eml
+        outbox.send(message)          # -> outbox/20240131T120000Z-<sha256>.eml
     """
 
     suffix: ClassVar[str] = ".eml"
+    #: Writing an email twice keeps one file: no effect record is needed (see BudgetApp).
+    idempotent: ClassVar[bool] = True
 
-    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        sweep_after: timedelta = DEFAULT_SWEEP_AFTER,
+    ) -> None:
         self.directory = Path(directory).resolve()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -172,6 +215,7 @@ class FileOutbox:
                 f"the outbox directory {str(self.directory)!r} is not writable: {exc}"
             ) from None
         self.fsync = fsync
+        self.swept = self.sweep(older_than=sweep_after)
 
     def __repr__(self) -> str:
         return f"FileOutbox({str(self.directory)!r})"
@@ -179,24 +223,36 @@ class FileOutbox:
     def send(self, message: EmailMessage) -> None:
         self.write(message)
 
-    def write(self, message: EmailMessage) -> Path:
-        """Write ``message`` and return the path of the new file."""
-        data = message.as_bytes(policy=policy.SMTP)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        final = self.directory / f"{stamp}-{uuid.uuid4().hex}{self.suffix}"
+    def path_for(self, message: EmailMessage, key: str | None = None) -> Path | None:
+        """The file an email with this SNS identity is (or would be) written to; ``None``
+        when it has no identity (it then gets a unique name)."""
+        key = key if key is not None else message_key(message)
+        if key is None:
+            return None
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
         try:
-            fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    if self.fsync:
-                        os.fsync(handle.fileno())
-                os.replace(temp_name, final)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp_name)
-                raise
+            date = parsedate_to_datetime(str(message.get("Date", "")))
+            stamp = date.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ-")
+        except (TypeError, ValueError):
+            stamp = ""
+        return self.directory / f"{stamp}{digest}{self.suffix}"
+
+    def write(self, message: EmailMessage, *, key: str | None = None) -> Path:
+        """Write ``message`` and return the path of its file.
+
+        With an SNS identity (``key``, else :func:`message_key`), an email already in the
+        outbox is not written again: the existing file's path is returned.
+        """
+        final = self.path_for(message, key)
+        try:
+            if final is None:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+                final = self.directory / f"{stamp}-{uuid.uuid4().hex}{self.suffix}"
+                self._publish(message, final, exclusive=False)
+            elif final.exists():
+                log.info("already in the outbox, not written again: %s", final.name)
+            elif not self._publish(message, final, exclusive=True):
+                log.info("already in the outbox (written meanwhile): %s", final.name)
         except OSError as exc:
             # A full disk or a permissions change may be fixed within SNS's retry hour.
             raise MailUnavailableError(
@@ -204,6 +260,75 @@ class FileOutbox:
                 reason="outbox_unavailable",
             ) from None
         return final
+
+    def _publish(self, message: EmailMessage, final: Path, *, exclusive: bool) -> bool:
+        """Write a temporary file and give it the final name (never over an existing file
+        when ``exclusive``); False when that name already existed."""
+        data = message.as_bytes(policy=policy.SMTP)
+        fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=_TEMP_PREFIX, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            published = True
+            if not exclusive:
+                os.replace(temp_name, final)
+            else:
+                try:
+                    os.link(temp_name, final)  # atomic, and fails if the name exists
+                except FileExistsError:
+                    published = False
+                except OSError as exc:
+                    if exc.errno not in _NO_LINKS:
+                        raise
+                    # No hard links here: rename, after a check (claims keep writers apart).
+                    if final.exists():
+                        published = False
+                    else:
+                        os.replace(temp_name, final)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+        if published and self.fsync:
+            self._sync_directory()
+        return published
+
+    def _sync_directory(self) -> None:
+        """Flush the directory entry, so the new name itself survives a power loss."""
+        try:
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:  # some file systems cannot fsync a directory; the file is synced
+            pass
+        finally:
+            os.close(fd)
+
+    def sweep(self, *, older_than: timedelta = DEFAULT_SWEEP_AFTER) -> int:
+        """Remove temporary files that killed writes left behind (only our own names, only
+        older than ``older_than``); returns how many were removed."""
+        cutoff = time.time() - older_than.total_seconds()
+        removed = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:
+            return 0
+        for entry in entries:
+            if not _OUR_TEMP_NAME.fullmatch(entry.name):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        if removed:
+            log.warning("removed %d stale temporary file(s) from %s", removed, self.directory)
+        return removed
 
     def messages(self) -> list[Path]:
         """The ``.eml`` files in the outbox, oldest first (temporary files excluded)."""
@@ -219,6 +344,20 @@ def _classify_smtp_code(code: int, what: str) -> SnsError:
     if 400 <= code < 500:
         return MailUnavailableError(detail, code=str(code))
     return MailRejectedError(detail, code=str(code))
+
+
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    """Say QUIT without waiting for the server's answer, and close.
+
+    The server took responsibility for the email with its 250 to DATA; waiting for the 221
+    to QUIT would only widen the window in which a crash leaves the send unrecorded (and a
+    redelivery sends it again), and an odd answer to QUIT must not turn a sent email into
+    an error that SNS retries.
+    """
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        if smtp.sock is not None:
+            smtp.send("QUIT\r\n")
+    smtp.close()
 
 
 class SmtpMailer:
@@ -299,13 +438,16 @@ class SmtpMailer:
             raise MailRejectedError("the email has no recipients", reason="no_recipients")
         # (send_message never transmits Bcc headers; the envelope still includes them.)
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            try:
                 if self.security == "starttls":
                     smtp.starttls(context=self._context())
                     smtp.ehlo()
                 if self.username is not None and self._password is not None:
                     smtp.login(self.username, self._password)
                 refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+            finally:
+                _hang_up(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [int(code) for code, _ in exc.recipients.values()]
             if any(400 <= code < 500 for code in codes):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import warnings
 from collections.abc import Iterable
 from datetime import timedelta
@@ -35,7 +36,15 @@ from .basicauth import DEFAULT_REALM, BasicAuth, BasicAuthCredentials
 from .budgets import is_topic_verification
 from .certs import CertificateFetcher
 from .confirm import Confirmer, make_confirmer
-from .dedupe import Claim, ClaimState, CommitBacklog, DedupeStore, MemoryDedupeStore
+from .dedupe import (
+    Claim,
+    ClaimState,
+    CommitBacklog,
+    DedupeStore,
+    EffectLedger,
+    MemoryDedupeStore,
+    MessageEffects,
+)
 from .errors import (
     ConfigurationError,
     MethodNotAllowedError,
@@ -60,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: The environ key under which the wrapped app finds the verified :class:`Notification`.
 MESSAGE_ENVIRON_KEY: Final = "snsmiddleware.message"
+#: The environ key of the message's :class:`~snsmiddleware.dedupe.MessageEffects`.
+EFFECTS_ENVIRON_KEY: Final = "snsmiddleware.effects"
 #: SNS caps a message at 256 KiB before JSON escaping; escaping can grow it several times.
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
@@ -116,6 +127,14 @@ def get_message(environ: WSGIEnvironment) -> Notification:
     if not isinstance(message, Notification):
         raise LookupError("no verified SNS message: is SnsMiddleware in front of this app?")
     return message
+
+
+def get_effects(environ: WSGIEnvironment) -> MessageEffects | None:
+    """The effect records of the message being processed, or ``None`` when the
+    de-duplication store keeps none (a custom store without
+    :class:`~snsmiddleware.dedupe.EffectLedger`) or the middleware is not in front."""
+    effects = environ.get(EFFECTS_ENVIRON_KEY)
+    return effects if isinstance(effects, MessageEffects) else None
 
 
 def _sns_headers(environ: WSGIEnvironment) -> dict[str, str]:
@@ -302,6 +321,31 @@ class SnsMiddleware:
             retention=self.verifier.freshness_window, max_entries=CONFIRMED_MEMORY_ENTRIES
         )
         self.answer_budgets_verification = answer_budgets_verification
+        # Claims of the deliveries running now, so a shutdown can release what it abandons.
+        self._active: dict[str, Claim] = {}
+        self._active_lock = threading.Lock()
+        self.draining = False
+
+    @property
+    def in_flight(self) -> int:
+        """How many notifications the app is processing right now."""
+        return len(self._active)
+
+    def begin_shutdown(self) -> None:
+        """Stop taking new deliveries: from now on they get 503 ``shutting_down`` (SNS
+        retries, reaching this server's successor); the running ones go on."""
+        self.draining = True
+
+    def release_in_flight(self) -> int:
+        """Release the claims of every delivery still running (a shutdown that cannot wait
+        any longer), so their redeliveries run at once; returns how many."""
+        with self._active_lock:
+            abandoned = list(self._active.values())
+            self._active.clear()
+        for claim in abandoned:
+            self._release(claim)
+            log.warning("shutdown abandoned a delivery; claim released message_id=%s", claim.key)
+        return len(abandoned)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _request_path(environ) not in self.paths:
@@ -389,6 +433,8 @@ class SnsMiddleware:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         key = message.message_id
+        if self.draining:
+            raise TransientError("the server is shutting down", reason="shutting_down")
         if self._backlog:  # commits the store refused earlier: retry, and honour them
             self._backlog.flush(self.dedupe)
             if key in self._backlog:
@@ -410,7 +456,11 @@ class SnsMiddleware:
             )
 
         environ[MESSAGE_ENVIRON_KEY] = message
+        if isinstance(self.dedupe, EffectLedger):
+            environ[EFFECTS_ENVIRON_KEY] = MessageEffects(self.dedupe, key)
         restore_body(environ, body)
+        with self._active_lock:
+            self._active[claim.token] = claim
         try:
             status, headers, app_body = self._call_app(environ)
             succeeded = 200 <= int(status[:3]) < 300
@@ -418,6 +468,9 @@ class SnsMiddleware:
             self._release(claim)
             log.exception("the wrapped app failed message_id=%s", key)
             return _answer(start_response, 500, "app_error", "the application failed")
+        finally:
+            with self._active_lock:
+                self._active.pop(claim.token, None)
         if succeeded:
             try:
                 self.dedupe.commit(claim)

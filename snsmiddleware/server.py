@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -27,6 +28,7 @@ from .config import (
     convert_options,
     middleware_options,
     to_bool,
+    to_duration,
     to_positive_int,
     to_text,
 )
@@ -49,6 +51,7 @@ SERVER_OPTIONS: Final = {
     "threads": to_positive_int,
     "development": to_bool,
     "dev_ca": to_text,
+    "shutdown_timeout": to_duration,
 }
 
 #: Server options only a command-line flag may set. Development trust (``--dev``) makes the
@@ -80,6 +83,8 @@ class ServerSettings:
     threads: int = 4
     development: bool = False
     dev_ca: str | None = None
+    #: how long in-flight deliveries may finish after SIGTERM (SNS's answer deadline)
+    shutdown_timeout: timedelta = timedelta(seconds=15)
     # Raw strings that can hold secrets (basic_auth, smtp_password): kept out of the repr.
     sns: dict[str, str] = field(default_factory=dict, repr=False)
     budgets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -135,7 +140,8 @@ def load_ini_application(
     """Load ``[app:main]`` (or ``[pipeline:main]``) with PasteDeploy, and ``[server:main]``.
 
     ``SNSMIDDLEWARE_*`` environment variables are offered to the file as ``%(name)s``
-    defaults. Returns the application and the server section's host/port/threads (strings).
+    defaults. Returns the application and the server section's host/port/threads/
+    shutdown_timeout (strings).
     """
     try:
         from paste.deploy import loadapp
@@ -153,7 +159,11 @@ def load_ini_application(
         server_conf = loadcontext(SERVER, uri, global_conf=global_conf).local_conf
     except LookupError:  # no [server:main]: the defaults and flags decide
         server_conf = {}
-    server = {key: server_conf[key] for key in ("host", "port", "threads") if key in server_conf}
+    server = {
+        key: server_conf[key]
+        for key in ("host", "port", "threads", "shutdown_timeout")
+        if key in server_conf
+    }
     return app, server
 
 

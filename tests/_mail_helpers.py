@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import ipaddress
 import ssl
@@ -111,6 +112,10 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    #: seconds to wait before answering DATA (a slow server; a send in flight)
+    data_delay: float = 0.0
+    #: set when a DATA command arrives (a send is in flight)
+    data_started: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -123,6 +128,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started.set()
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_reply is not None:
             return self.data_reply
         login = session.auth_data.login.decode() if session.auth_data is not None else None

@@ -41,7 +41,7 @@ from snsmiddleware.testing import MessageSigner, post_sns
 from ._hardening_helpers import emails_in
 from ._net import free_port
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_server import Server
+from .test_server import Server, refuse_to_serve
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 USER, PASSWORD = "sns", "correct horse:battery-staple"
@@ -455,7 +455,19 @@ def test_serve_reads_the_environment_and_never_logs_the_password(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     served: list[Any] = []
-    monkeypatch.setattr("waitress.serve", lambda app, **kwargs: served.append(app))
+
+    class RecordingServer:
+        """Stands in for the graceful waitress server: records the app, serves nothing."""
+
+        port = 8080
+
+        def __init__(self, app: Any, **options: Any) -> None:
+            served.append(app)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr("snsmiddleware.graceful.GracefulServer", RecordingServer)
     monkeypatch.setenv("SNSMIDDLEWARE_BASIC_AUTH", "sns:old-s3cret sns:new-s3cret")
     caplog.set_level(logging.INFO)
     assert main(["serve"]) == 0
@@ -478,7 +490,7 @@ def test_ini_takes_credentials_from_the_environment(tmp_path: Path) -> None:
 def test_basic_auth_file_flag_is_for_the_embedded_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("waitress.serve", lambda app, **kwargs: None)
+    monkeypatch.setattr("snsmiddleware.graceful.GracefulServer", refuse_to_serve)
     secret = tmp_path / "basic-auth"
     secret.write_text("sns:file-s3cret\n")
     ini = tmp_path / "x.ini"

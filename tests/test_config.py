@@ -114,6 +114,30 @@ def test_dedupe_spec_builds_a_store_covering_the_freshness_window(tmp_path: Path
             middleware_options({"dedupe": bad})
 
 
+def test_dedupe_lease_is_configurable_and_checked(tmp_path: Path) -> None:
+    import time
+
+    from snsmiddleware.dedupe import DEFAULT_LEASE, ClaimState
+
+    assert timedelta(seconds=20) > DEFAULT_LEASE  # shorter than SNS's retry interval
+    short = middleware_options({"dedupe": "memory", "dedupe_lease": "50ms"})["dedupe"]
+    assert short.claim("m").state is ClaimState.CLAIMED
+    assert short.claim("m").state is ClaimState.IN_PROGRESS
+    time.sleep(0.1)  # the holder "died": its claim lapses after 50 ms
+    assert short.claim("m").state is ClaimState.CLAIMED
+    implied = middleware_options({"dedupe_lease": "50ms"})["dedupe"]  # memory is implied
+    assert isinstance(implied, MemoryDedupeStore)
+    sqlite = middleware_options(
+        {"dedupe": f"sqlite:{tmp_path / 'd.sqlite3'}", "dedupe_lease": "3s"}
+    )["dedupe"]
+    assert sqlite._lease == 3.0
+    for bad in ("0s", "soon", "-1s"):
+        with pytest.raises(ConfigurationError, match="dedupe_lease"):
+            middleware_options({"dedupe": "memory", "dedupe_lease": bad})
+    with pytest.raises(ConfigurationError, match="dedupe_lease"):
+        middleware_options({"dedupe": MemoryDedupeStore(), "dedupe_lease": "5s"})
+
+
 def test_paste_egg_entry_point_builds_the_configured_middleware() -> None:
     app = loadapp(f"config:{DATA / 'filter.ini'}")
     assert isinstance(app, SnsMiddleware)

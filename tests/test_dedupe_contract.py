@@ -6,6 +6,8 @@ Each store runs the same tests; a new store joins by adding a ``harness`` param.
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,7 +21,15 @@ from typing import Any
 import pytest
 
 from snsmiddleware import ConfigurationError
-from snsmiddleware.dedupe import ClaimState, DedupeStore, MemoryDedupeStore
+from snsmiddleware.dedupe import (
+    Claim,
+    ClaimState,
+    DedupeStore,
+    EffectLedger,
+    MemoryDedupeStore,
+    holder_is_dead,
+    new_token,
+)
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 
@@ -151,6 +161,109 @@ def test_concurrent_claims_have_exactly_one_winner(harness: Harness) -> None:
         states = list(pool.map(claim, range(16)))
     assert states.count(ClaimState.CLAIMED) == 1
     assert states.count(ClaimState.IN_PROGRESS) == 15
+
+
+def test_effects_are_recorded_apart_from_the_claim_and_kept_for_the_retention(
+    harness: Harness,
+) -> None:
+    store = harness.make()
+    assert isinstance(store, EffectLedger)
+    claim = store.claim("m1")
+    assert not store.effect_recorded("m1", "email")
+    store.record_effect("m1", "email")
+    assert store.effect_recorded("m1", "email")
+    assert not store.effect_recorded("m1", "sms") and not store.effect_recorded("m2", "email")
+    assert store.claim("m1").state is ClaimState.IN_PROGRESS  # the claim is untouched
+    store.release(claim)
+    assert store.claim("m1").state is ClaimState.CLAIMED  # a record is not a commit
+    assert store.effect_recorded("m1", "email")  # and a release keeps it
+    harness.advance(harness.retention * 1.2)
+    assert not store.effect_recorded("m1", "email")
+
+
+# --- holders: a dead process's claim is taken over at once ---------------------------------
+
+_HOLD_A_CLAIM = """
+import sys, time
+from datetime import timedelta
+kind, where, prefix, key, then = sys.argv[1:6]
+if kind == "sqlite":
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+    store = SQLiteDedupeStore(where, lease=timedelta(minutes=10))
+else:
+    from snsmiddleware.dedupe_redis import RedisDedupeStore
+    store = RedisDedupeStore(where, lease=timedelta(minutes=10), key_prefix=prefix)
+assert store.claim(key).state.value == "claimed"
+print("claimed", flush=True)
+if then == "hang":
+    time.sleep(60)
+"""
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """(kind, path or URL, key prefix) of a store other processes can open."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "shared.sqlite3")
+        SQLiteDedupeStore(path).close()
+        yield "sqlite", path, ""
+    else:
+        yield "redis", request.getfixturevalue("redis_url"), f"test-{uuid.uuid4().hex}:"
+
+
+def _open(kind: str, where: str, prefix: str) -> Any:
+    lease = timedelta(minutes=10)  # far longer than the test: only a takeover can free it
+    if kind == "sqlite":
+        return SQLiteDedupeStore(where, lease=lease)
+    return RedisDedupeStore(where, lease=lease, key_prefix=prefix)
+
+
+def test_claim_of_a_process_that_died_is_taken_over_at_once(
+    shared_store: tuple[str, str, str],
+) -> None:
+    kind, where, prefix = shared_store
+    holder = subprocess.run(
+        [sys.executable, "-c", _HOLD_A_CLAIM, kind, where, prefix, "m1", "exit"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert holder.stdout == b"claimed\n"
+    store = _open(kind, where, prefix)
+    claim = store.claim("m1")
+    assert claim.state is ClaimState.CLAIMED
+    assert store.claim("m1").state is ClaimState.IN_PROGRESS  # and now it is ours, alive
+    store.commit(claim)
+    assert store.claim("m1").state is ClaimState.DONE
+
+
+def test_claim_of_a_live_process_is_not_taken_over(shared_store: tuple[str, str, str]) -> None:
+    kind, where, prefix = shared_store
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLD_A_CLAIM, kind, where, prefix, "m1", "hang"],
+        stdout=subprocess.PIPE,
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == b"claimed\n"
+            store = _open(kind, where, prefix)
+            assert store.claim("m1").state is ClaimState.IN_PROGRESS
+            holder.kill()
+            holder.wait(timeout=10)  # reaped: gone for good
+            assert store.claim("m1").state is ClaimState.CLAIMED
+        finally:
+            holder.kill()
+
+
+def test_holder_checks_never_declare_unknown_holders_dead() -> None:
+    assert not holder_is_dead(uuid.uuid4().hex)  # older versions: no holder in the token
+    assert not holder_is_dead(new_token())  # this very process
+    token = new_token()
+    if token.count(".") == 3:  # Linux: another namespace, or garbage, is never "dead"
+        _, namespace, pid, started = token.split(".")
+        assert not holder_is_dead(f"x.{'0' * 16}.{pid}.{started}")
+        assert not holder_is_dead(f"x.{namespace}.notapid.{started}")
+        assert holder_is_dead(f"x.{namespace}.{pid}.{int(started) - 1}")  # pid reused
+    assert Claim("k", ClaimState.CLAIMED, token).token == token
 
 
 # --- SQLite only: durability and several processes -----------------------------------------

@@ -245,7 +245,7 @@ def test_serve_refuses_to_start_on_bad_configuration(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    monkeypatch.setattr("snsmiddleware.graceful.GracefulServer", refuse_to_serve)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert main(["serve"]) == 2
@@ -256,7 +256,7 @@ def test_serve_refuses_unwritable_outbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    monkeypatch.setattr("snsmiddleware.graceful.GracefulServer", refuse_to_serve)
     (tmp_path / "outbox").write_text("a file where the outbox directory should be")
     assert main(["serve"]) == 2
     assert "outbox" in capsys.readouterr().err
@@ -265,7 +265,7 @@ def test_serve_refuses_unwritable_outbox(
 def test_serve_refuses_missing_ini_and_ini_without_topics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("waitress.serve", refuse_to_serve)
+    monkeypatch.setattr("snsmiddleware.graceful.GracefulServer", refuse_to_serve)
     monkeypatch.chdir(tmp_path)  # the INI's relative outbox is created before topics fail
     assert main(["serve", "--config", str(tmp_path / "missing.ini")]) == 2
     assert "no such configuration file" in capsys.readouterr().err
