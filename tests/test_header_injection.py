@@ -237,7 +237,11 @@ def test_hostile_budget_name_adds_no_header_on_any_mail_path(
 ) -> None:
     harmless = post_alert(route, signer, HARMLESS, where)
     hostile = post_alert(route, signer, name, where)
-    [control, email] = route.delivered()
+    # Identified by MessageId: an outbox lists its files by name, not in the order written.
+    delivered = {str(message["X-SNS-Message-Id"]): message for message in route.delivered()}
+    assert len(delivered) == 2
+    control = delivered[harmless.fields["MessageId"]]
+    email = delivered[hostile.fields["MessageId"]]
 
     # Exactly the headers a harmless name produces, each once: no Bcc, Reply-To, extra To.
     assert header_names(email) == header_names(control)
