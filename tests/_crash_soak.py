@@ -282,21 +282,33 @@ def _signal_while_running(
     signal_times: list[float],
 ) -> list[str]:
     """Signal the victim after every ``total / (signals + 1)`` finished deliveries and
-    restart it at once; returns the signals sent (and notes how long each restart took)."""
+    restart it at once; returns the signals sent (and notes how long each restart took).
+
+    A restarted server stays up for at least the longest (compressed) retry interval before
+    the next signal, so every alert has an attempt that can reach it. Restarts are not
+    compressed (1-3 s here, 10-30 s of SNS time): without this floor two signals in a row
+    could leave the server down for every retry of an alert, which no production restart
+    does (SNS's retries are 20 s apart; a restart takes seconds).
+    """
     sent: list[str] = []
     step = total // (len(plan.signals) + 1)
+    min_uptime = 1.2 * plan.seconds(SNS_RETRY_INTERVAL)  # the senders' jitter is +-10%
+    restarted: float | None = None
     finished = 0
     for name in plan.signals:
         while finished < step * (len(sent) + 1):
             if not done.acquire(timeout=120):
                 raise AssertionError("the senders stalled")
             finished += 1
+        if restarted is not None:
+            time.sleep(max(0.0, restarted + min_uptime - time.monotonic()))
         signalled = time.monotonic()
         signal_times.append(signalled)
         victim.signal(getattr(signal, f"SIG{name}"))
         victim.wait(60)
         victim.start()
-        downtimes.append(time.monotonic() - signalled)
+        restarted = time.monotonic()
+        downtimes.append(restarted - signalled)
         sent.append(name)
     return sent
 
