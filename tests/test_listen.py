@@ -29,7 +29,7 @@ from snsmiddleware.listen import (
 from snsmiddleware.policy import parse_topic_arn
 
 from ._net import free_port
-from .test_import import HEAVY, modules_after
+from .test_import import HEAVY, ROOT, modules_after
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
@@ -312,3 +312,29 @@ def test_queue_names_are_unique_valid_and_fifo_for_fifo_topics() -> None:
 def test_listen_and_the_cli_do_not_import_boto3() -> None:
     loaded = modules_after("import snsmiddleware.listen, snsmiddleware.cli")
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_example_iam_policy_allows_exactly_the_calls_listen_makes(local_server: Any) -> None:
+    """examples/listen-iam-policy.json (and the README's list) against every call of a run."""
+    server = local_server([200])
+    sqs, sns, sqs_stub, sns_stub = clients()
+    calls: list[str] = []
+    for service, client in (("sqs", sqs), ("sns", sns)):
+        client.meta.events.register(
+            "before-call.*.*",
+            lambda model, service=service, **kwargs: calls.append(f"{service}:{model.name}"),
+        )
+    expect_set_up(sqs_stub, sns_stub)
+    expect_receive(sqs_stub, received(envelope("a")), batch=1)
+    sqs_stub.add_response(
+        "delete_message", {}, {"QueueUrl": QUEUE_URL, "ReceiptHandle": "handle-0"}
+    )
+    expect_clean_up(sqs_stub, sns_stub)
+    with sqs_stub, sns_stub:
+        listen(options(server.url, max_messages=1), io.StringIO(), clients=(sqs, sns))
+    policy = json.loads((ROOT / "examples" / "listen-iam-policy.json").read_text())
+    allowed = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert set(calls) == allowed
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for action in allowed:
+        assert f"`{action}`" in readme
