@@ -52,8 +52,11 @@ _HEADER_FIELDS = (
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-class _Stop(Exception):
-    """Raised in the main thread by the SIGTERM handler: leave the loop, then clean up."""
+class _Stop(BaseException):
+    """Raised in the main thread by the SIGTERM handler: leave the loop, then clean up.
+
+    A BaseException, like KeyboardInterrupt: the HTTP and AWS libraries below catch
+    ``Exception`` (to retry, to wrap), and must not swallow a request to stop."""
 
 
 @dataclass(frozen=True)
@@ -421,26 +424,27 @@ def listen(
     session = session if session is not None else requests.Session()
     resources = Resources()
     status = 0
-    try:
-        with _signals_stop():
-            try:
-                set_up(sqs, sns, options, resources)
-                out.write(
-                    f"listening to {terminal_safe(options.topic_arn)}\n"
-                    f"  queue        {terminal_safe(resources.queue_url or '')}\n"
-                    f"  subscription {terminal_safe(resources.subscription_arn or '')}\n"
-                    f"  forwarding to {terminal_safe(options.forward_to)} (Ctrl-C to stop)\n"
-                )
-                out.flush()
-                count = poll(sqs, session, options, resources, out)
-                out.write(f"stopping after {count} message(s)\n")
-            except (KeyboardInterrupt, _Stop):
-                out.write("stopping\n")
-            except (BotoCoreError, ClientError) as exc:
-                out.write(f"error: {terminal_safe(str(exc))}\n")
-                status = 2
-    finally:
-        with _signals_ignored():
-            if not clean_up(sqs, sns, resources, out):
-                status = max(status, 1)
+    # The cleanup runs inside the SIGTERM handler's scope, with both signals ignored: no
+    # moment between the loop and the cleanup where a signal would kill the process.
+    with _signals_stop():
+        try:
+            set_up(sqs, sns, options, resources)
+            out.write(
+                f"listening to {terminal_safe(options.topic_arn)}\n"
+                f"  queue        {terminal_safe(resources.queue_url or '')}\n"
+                f"  subscription {terminal_safe(resources.subscription_arn or '')}\n"
+                f"  forwarding to {terminal_safe(options.forward_to)} (Ctrl-C to stop)\n"
+            )
+            out.flush()
+            count = poll(sqs, session, options, resources, out)
+            out.write(f"stopping after {count} message(s)\n")
+        except (KeyboardInterrupt, _Stop):
+            out.write("stopping\n")
+        except (BotoCoreError, ClientError) as exc:
+            out.write(f"error: {terminal_safe(str(exc))}\n")
+            status = 2
+        finally:
+            with _signals_ignored():
+                if not clean_up(sqs, sns, resources, out):
+                    status = max(status, 1)
     return status

@@ -156,8 +156,16 @@ class Listener:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        status = self.process.wait(timeout=60)
-        self._reader.join(timeout=10)
+        try:
+            status = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise
+        finally:
+            self._reader.join(timeout=10)
+            assert self.process.stdout is not None
+            self.process.stdout.close()
         return status
 
 
@@ -188,7 +196,7 @@ def test_listen_forwards_a_budget_alert_as_one_email_and_leaves_nothing_behind(
 
         subject, text = sample_budget_alert("Test Budget")
         sns.publish(TopicArn=topic, Message=text, Subject=subject)
-        wait_for(lambda: server.outbox.sends == 1, "the email")
+        wait_for(lambda: server.outbox.sends == 1 and len(server.answers) == 1, "the email")
         [(status, _)] = server.answers
         assert status == 200
         [envelope] = server.bodies
@@ -206,7 +214,10 @@ def test_listen_forwards_a_budget_alert_as_one_email_and_leaves_nothing_behind(
         server.fail = 1
         subject, text = sample_budget_alert("Second Budget")
         sns.publish(TopicArn=topic, Message=text, Subject=subject)
-        wait_for(lambda: server.outbox.sends == 2, "the redelivered alert's email")
+        wait_for(
+            lambda: server.outbox.sends == 2 and len(server.answers) == 4,
+            "the redelivered alert's email",
+        )
         assert server.answers[2] == (503, "test_failure")
         assert server.bodies[2] == server.bodies[3]  # the same envelope, byte for byte
         time.sleep(3)  # longer than the visibility timeout: a second copy would be here
