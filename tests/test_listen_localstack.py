@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,6 +30,7 @@ from snsmiddleware.devmode import sample_budget_alert
 from snsmiddleware.mail import FileOutbox
 
 from ._localstack import start_localstack
+from .test_localstack import wait_for
 
 pytestmark = pytest.mark.localstack
 PATH = "/sns/budgets"
@@ -49,14 +50,6 @@ def client(service: str, localstack: str) -> Any:
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class CountingOutbox(FileOutbox):
@@ -147,6 +140,9 @@ class Listener:
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 
+    def wait_until_listening(self) -> None:
+        wait_for(lambda: any("(Ctrl-C to stop)" in line for line in self.lines), "listen")
+
     def value(self, prefix: str) -> str:
         for line in self.lines:
             if line.strip().startswith(prefix):
@@ -169,6 +165,21 @@ class Listener:
         return status
 
 
+def start(
+    localstack: str, tmp_path: Path, topic_name: str, *extra: str
+) -> tuple[Any, Any, str, BudgetServer, Listener]:
+    """A topic, our budget server for it, and ``listen`` forwarding the topic to it."""
+    sqs, sns = client("sqs", localstack), client("sns", localstack)
+    topic = sns.create_topic(Name=topic_name)["TopicArn"]
+    server = BudgetServer(localstack, topic, tmp_path / "outbox")
+    return sqs, sns, topic, server, Listener(localstack, topic, server.url, *extra)
+
+
+def publish_alert(sns: Any, topic: str, budget: str) -> None:
+    subject, text = sample_budget_alert(budget)
+    sns.publish(TopicArn=topic, Message=text, Subject=subject)
+
+
 def leftovers(sqs: Any, sns: Any, topic: str) -> tuple[list[str], list[Any]]:
     queues = sqs.list_queues(QueueNamePrefix="snsmiddleware-listen-").get("QueueUrls", [])
     return queues, sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
@@ -177,12 +188,11 @@ def leftovers(sqs: Any, sns: Any, topic: str) -> tuple[list[str], list[Any]]:
 def test_listen_forwards_a_budget_alert_as_one_email_and_leaves_nothing_behind(
     localstack: str, tmp_path: Path
 ) -> None:
-    sqs, sns = client("sqs", localstack), client("sns", localstack)
-    topic = sns.create_topic(Name="budget-alerts-listen")["TopicArn"]
-    server = BudgetServer(localstack, topic, tmp_path / "outbox")
-    listener = Listener(localstack, topic, server.url, "--visibility-timeout", "2")
+    sqs, sns, topic, server, listener = start(
+        localstack, tmp_path, "budget-alerts-listen", "--visibility-timeout", "2"
+    )
     try:
-        wait_for(lambda: any("(Ctrl-C to stop)" in line for line in listener.lines), "listen")
+        listener.wait_until_listening()
         queue_url = listener.value("queue")
         subscription = listener.value("subscription")
         attributes = sns.get_subscription_attributes(SubscriptionArn=subscription)["Attributes"]
@@ -194,8 +204,7 @@ def test_listen_forwards_a_budget_alert_as_one_email_and_leaves_nothing_behind(
         )
         assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == topic
 
-        subject, text = sample_budget_alert("Test Budget")
-        sns.publish(TopicArn=topic, Message=text, Subject=subject)
+        publish_alert(sns, topic, "Test Budget")
         wait_for(lambda: server.outbox.sends == 1 and len(server.answers) == 1, "the email")
         [(status, _)] = server.answers
         assert status == 200
@@ -212,8 +221,7 @@ def test_listen_forwards_a_budget_alert_as_one_email_and_leaves_nothing_behind(
 
         # A 5xx keeps the message in the queue; it comes back and is written once.
         server.fail = 1
-        subject, text = sample_budget_alert("Second Budget")
-        sns.publish(TopicArn=topic, Message=text, Subject=subject)
+        publish_alert(sns, topic, "Second Budget")
         wait_for(
             lambda: server.outbox.sends == 2 and len(server.answers) == 4,
             "the redelivered alert's email",
@@ -235,14 +243,12 @@ def test_listen_forwards_a_budget_alert_as_one_email_and_leaves_nothing_behind(
 
 
 def test_max_messages_stops_and_cleans_up(localstack: str, tmp_path: Path) -> None:
-    sqs, sns = client("sqs", localstack), client("sns", localstack)
-    topic = sns.create_topic(Name="budget-alerts-max")["TopicArn"]
-    server = BudgetServer(localstack, topic, tmp_path / "outbox")
-    listener = Listener(localstack, topic, server.url, "--max-messages", "1")
+    sqs, sns, topic, server, listener = start(
+        localstack, tmp_path, "budget-alerts-max", "--max-messages", "1"
+    )
     try:
-        wait_for(lambda: any("(Ctrl-C to stop)" in line for line in listener.lines), "listen")
-        subject, text = sample_budget_alert("Test Budget")
-        sns.publish(TopicArn=topic, Message=text, Subject=subject)
+        listener.wait_until_listening()
+        publish_alert(sns, topic, "Test Budget")
         status = listener.process.wait(timeout=60)
     finally:
         listener.stop()
