@@ -1,4 +1,5 @@
-"""The ``snsmiddleware`` command: ``serve`` and ``verify`` (also ``python -m snsmiddleware``).
+"""The ``snsmiddleware`` command: ``serve``, ``verify``, ``send-test-alert`` and ``listen``
+(also ``python -m snsmiddleware``).
 
 Output is for people first (one line per fact, the verdict last) and, with ``--json``, for
 machines. Exit status: 0 success, 1 the message did not verify, 2 bad usage or configuration.
@@ -388,7 +389,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="development CA directory (created on first use; the server must share it)",
     )
     send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_listen_parser(commands)
     return parser
+
+
+# --- listen ---------------------------------------------------------------------------------
+
+
+def _add_listen_parser(commands: Any) -> None:
+    listen_cmd = commands.add_parser(
+        "listen",
+        help="forward a topic's real, signed deliveries to a local server (via a temporary "
+        "SQS queue, removed on exit)",
+    )
+    listen_cmd.add_argument("--topic", required=True, metavar="ARN", help="the SNS TopicArn")
+    listen_cmd.add_argument(
+        "--forward-to", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080/sns/budgets"
+    )
+    listen_cmd.add_argument("--region", help="AWS region (default: the topic's)")
+    listen_cmd.add_argument("--endpoint-url", metavar="URL", help="an SNS/SQS emulator")
+    listen_cmd.add_argument(
+        "--max-messages", type=int, metavar="N", help="stop after forwarding N messages"
+    )
+    listen_cmd.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this many seconds"
+    )
+    listen_cmd.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="how soon a message the local server did not take (5xx) is retried (default 30)",
+    )
+
+
+def listen(args: argparse.Namespace, out: TextIO) -> int:
+    from .listen import listen as run_listen
+    from .listen import listen_options
+
+    options, warnings = listen_options(
+        args.topic,
+        args.forward_to,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        max_messages=args.max_messages,
+        duration=args.duration,
+        visibility_timeout=args.visibility_timeout,
+    )
+    for warning in warnings:
+        sys.stderr.write(f"snsmiddleware listen: warning: {warning}\n")
+    return run_listen(options, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -398,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "send-test-alert":
             return send_test_alert(args, sys.stdout)
+        if args.command == "listen":
+            return listen(args, sys.stdout)
         return verify(args, sys.stdout)
     except (ConfigurationError, SnsError, OSError) as exc:
         sys.stderr.write(f"snsmiddleware {args.command}: {exc}\n")

@@ -90,7 +90,7 @@ def localstack_python() -> Path:
 
 
 def start_localstack(directory: Path) -> Iterator[str]:
-    """Start LocalStack (SNS and SES) on a free 127.0.0.1 port; yield its base URL."""
+    """Start LocalStack (SNS, SQS and SES) on a free 127.0.0.1 port; yield its base URL."""
     python = localstack_python()
     port = free_port()
     ca = TestCA(common_name="localhost.localstack.cloud")
@@ -105,7 +105,7 @@ def start_localstack(directory: Path) -> Iterator[str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "LOCALSTACK_HOST": f"127.0.0.1:{port}",
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-        "SERVICES": "sns,ses",
+        "SERVICES": "sns,sqs,ses",
         "DNS_ADDRESS": "0",
         "DISABLE_EVENTS": "1",
         "SKIP_SSL_CERT_DOWNLOAD": "1",
