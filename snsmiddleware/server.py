@@ -9,6 +9,11 @@ variables are offered to it for ``%(name)s`` interpolation.
 Everything is checked before the server binds its port: an unknown key, a missing topic
 allowlist or an outbox that cannot be written stops the start with a message that names the
 problem, rather than failing on the first alert.
+
+This module assembles (:func:`assemble`) and serves (:func:`make_server`); the CLI only
+parses flags and prints what was built. Defaults are the constructors' own: the server's in
+:class:`ServerSettings`, the middleware's and the app's in their signatures (only the
+options given are passed on).
 """
 
 from __future__ import annotations
