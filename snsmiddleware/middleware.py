@@ -259,10 +259,19 @@ class SnsMiddleware:
         """The de-duplication store (kept by :attr:`ledger`)."""
         return self.ledger.store
 
+    @dedupe.setter
+    def dedupe(self, store: DedupeStore) -> None:
+        check_retention(store, self.verifier.freshness_window)
+        self.ledger.store = store
+
     @property
     def draining(self) -> bool:
         """Whether :meth:`begin_shutdown` was called."""
         return self.ledger.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.ledger.draining = value
 
     @property
     def in_flight(self) -> int:
@@ -369,18 +378,19 @@ class SnsMiddleware:
             pending = " (commit pending)" if delivery.admission is Admission.COMMIT_PENDING else ""
             self._log(logging.INFO, f"duplicate delivery ignored{pending}", message)
             return _answer(start_response, 200, "duplicate", "already processed")
-        environ[MESSAGE_ENVIRON_KEY] = message
-        if (effects := self.ledger.effects(delivery)) is not None:
-            environ[EFFECTS_ENVIRON_KEY] = effects
-        restore_body(environ, body)
+        succeeded = False
         try:
+            environ[MESSAGE_ENVIRON_KEY] = message
+            if (effects := self.ledger.effects(delivery)) is not None:
+                environ[EFFECTS_ENVIRON_KEY] = effects
+            restore_body(environ, body)
             status, headers, app_body = self._call_app(environ)
             succeeded = 200 <= int(status[:3]) < 300
         except Exception:
-            self.ledger.finish(delivery, succeeded=False)
             log.exception("the wrapped app failed message_id=%s", message.message_id)
             return _answer(start_response, 500, "app_error", "the application failed")
-        self.ledger.finish(delivery, succeeded=succeeded)
+        finally:  # commit on 2xx, else release: whatever happened, the claim is finished
+            self.ledger.finish(delivery, succeeded=succeeded)
         self._log(logging.INFO, f"delivered to the app ({status})", message)
         start_response(status, headers)
         return [app_body]
