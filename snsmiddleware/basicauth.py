@@ -154,6 +154,19 @@ class BasicAuth:
         ]
         self.users: tuple[str, ...] = tuple(dict.fromkeys(user for user, _ in unique))
 
+    @classmethod
+    def optional(
+        cls, credentials: BasicAuthCredentials | None, *, realm: str | None = None
+    ) -> BasicAuth | None:
+        """The check for ``credentials``, or ``None`` when there are none (a ``realm``
+        without credentials is a :class:`ConfigurationError`); ``realm=None`` keeps the
+        default realm."""
+        if credentials is None:
+            if realm is not None:
+                raise ConfigurationError("basic_auth_realm needs basic_auth")
+            return None
+        return cls(credentials) if realm is None else cls(credentials, realm=realm)
+
     def __repr__(self) -> str:
         return f"BasicAuth(users={self.users!r}, realm={self.realm!r})"
 

@@ -23,7 +23,8 @@ from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
 from .middleware import SnsMiddleware
-from .server import DEFAULT_TOPIC
+from .policy import accepted_signature_versions
+from .server import DEFAULT_TOPIC, ServerSettings
 from .verifier import SnsVerifier, utc_now
 
 log = logging.getLogger("snsmiddleware.serve")
@@ -44,51 +45,15 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .graceful import GracefulServer
-    from .server import (
-        EMBEDDED_DEFAULTS,
-        SERVER_OPTIONS,
-        build_application,
-        enable_development_mode,
-        load_ini_application,
-        options_from_env,
-        settings_from,
-    )
+    from .server import assemble, make_server
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    env = options_from_env(os.environ)
-    flags = _flag_options(args)
-    app: Any
-    if args.config:
-        app, server = load_ini_application(Path(args.config), os.environ)
-        if "topics" in flags:
-            raise ConfigurationError(
-                "--topic applies to the embedded defaults; set topics in the INI"
-            )
-        if "basic_auth" in flags:
-            raise ConfigurationError(
-                "--basic-auth-file applies to the embedded defaults; set basic_auth in the "
-                "INI (basic_auth = %(basic_auth)s takes it from SNSMIDDLEWARE_BASIC_AUTH)"
-            )
-        env_server = {k: v for k, v in env.items() if k in SERVER_OPTIONS}
-        settings = settings_from({**server, **env_server, **flags})
-        source = f"configuration {args.config}"
-    else:
-        settings = settings_from({**EMBEDDED_DEFAULTS, **env, **flags})
-        app = build_application(settings)
-        source = "embedded defaults" + (" + environment" if env else "")
-    if settings.development:
-        enable_development_mode(app, settings.dev_ca)
-    graceful = GracefulServer(
-        app,
-        timeout=settings.shutdown_timeout,
-        host=settings.host,
-        port=settings.port,
-        threads=settings.threads,
-    )
-    _describe(app, settings.host, graceful.port, source)
+    config = Path(args.config) if args.config else None
+    assembly = assemble(_flag_options(args), os.environ, config)
+    graceful = make_server(assembly)
+    _describe(assembly.app, assembly.settings.host, graceful.port, assembly.source)
     graceful.run()
     return 0
 
@@ -224,7 +189,7 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
         notes.append(f"checked as of {clock_time.isoformat()}")
     verifier = SnsVerifier(
         topics=topics,
-        signature_versions=("2",) if args.require_v2 else ("1", "2"),
+        signature_versions=accepted_signature_versions(args.require_v2),
         fetch_certificate=fetch,
         clock=lambda: clock_time,
         emulator=args.emulator,
@@ -329,8 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         "flags; or an INI file (PasteDeploy) with --config.",
     )
     serve_cmd.add_argument("--config", metavar="FILE.ini", help="PasteDeploy configuration")
-    serve_cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve_cmd.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve_cmd.add_argument("--host", help=f"address to listen on (default {ServerSettings.host})")
+    serve_cmd.add_argument(
+        "--port", type=int, help=f"port to listen on (default {ServerSettings.port})"
+    )
     serve_cmd.add_argument(
         "--topic", action="append", help=f"allowed TopicArn (default {DEFAULT_TOPIC})"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formataddr, getaddresses
 from typing import Any, Final
@@ -21,7 +22,6 @@ from typing import Any, Final
 from .basicauth import parse_credentials_string
 from .dedupe import DEFAULT_LEASE, DedupeStore, MemoryDedupeStore
 from .errors import ConfigurationError
-from .policy import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE, freshness_window
 
 Converter = Callable[[str], Any]
 
@@ -120,15 +120,20 @@ def convert_options(
 
 def to_dedupe_spec(value: str) -> str:
     """``memory``, ``sqlite:<path>`` or a ``redis://`` / ``rediss://`` URL (checked here,
-    built by :func:`middleware_options`)."""
+    built by the middleware through :class:`StoreSpec`)."""
     text = value.strip()
-    if not (
+    if not is_store_spec(text):
+        raise ValueError(f"{value!r} is not 'memory', 'sqlite:<path>' or a redis:// URL")
+    return text
+
+
+def is_store_spec(text: str) -> bool:
+    """Whether ``text`` names a store :func:`make_dedupe_store` can build."""
+    return (
         text == "memory"
         or (text.startswith("sqlite:") and len(text) > len("sqlite:"))
         or text.startswith(("redis://", "rediss://"))
-    ):
-        raise ValueError(f"{value!r} is not 'memory', 'sqlite:<path>' or a redis:// URL")
-    return text
+    )
 
 
 def to_basic_auth(value: str) -> list[tuple[str, str]]:
@@ -177,11 +182,40 @@ def make_dedupe_store(
     return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention, lease=lease)
 
 
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """A ``dedupe`` option as a :class:`~snsmiddleware.dedupe.StoreFactory`: the store is
+    built by :class:`~snsmiddleware.SnsMiddleware`, with its verifier's freshness window as
+    the retention, so the window has one definition (``SnsVerifier.freshness_window``) and a
+    store named in an INI, a variable or a flag always covers it.
+
+    :param spec: ``memory``, ``sqlite:<path>`` or a ``redis://`` / ``rediss://`` URL.
+    :param lease: how long an unfinished claim blocks redeliveries.
+    """
+
+    spec: str
+    lease: timedelta = DEFAULT_LEASE
+
+    def __post_init__(self) -> None:
+        if not is_store_spec(self.spec):
+            raise ConfigurationError(
+                f"dedupe: {self.spec!r} is not 'memory', 'sqlite:<path>' or a redis:// URL"
+            )
+        if self.lease <= timedelta(0):
+            raise ConfigurationError("dedupe_lease must be positive")
+
+    def build(self, retention: timedelta) -> DedupeStore:
+        """The store, remembering processed ids for ``retention``."""
+        return make_dedupe_store(self.spec, retention=retention, lease=self.lease)
+
+
 def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict[str, Any]:
     """Keyword arguments for :class:`~snsmiddleware.SnsMiddleware` from string options.
 
-    A ``dedupe`` spec becomes a store whose retention covers the freshness window these
-    same options define (a shorter one would let a late redelivery through).
+    A ``dedupe`` spec becomes a :class:`StoreSpec`, which the middleware builds with a
+    retention covering the freshness window its verifier defines (a shorter one would let a
+    late redelivery through). Options not given are not passed: the constructors' defaults
+    apply.
     """
     options = convert_options(conf, MIDDLEWARE_OPTIONS, section=section)
     lease = options.pop("dedupe_lease", None)
@@ -189,12 +223,7 @@ def middleware_options(conf: Mapping[str, Any], *, section: str = "sns") -> dict
     if lease is not None and not isinstance(spec, str):
         raise ConfigurationError(f"[{section}] dedupe_lease applies to a dedupe spec, not a store")
     if isinstance(spec, str):
-        window = freshness_window(
-            options.get("max_age", DEFAULT_MAX_AGE), options.get("clock_skew", DEFAULT_CLOCK_SKEW)
-        )
-        options["dedupe"] = make_dedupe_store(
-            spec, retention=window, lease=DEFAULT_LEASE if lease is None else lease
-        )
+        options["dedupe"] = StoreSpec(spec) if lease is None else StoreSpec(spec, lease)
     return options
 
 
@@ -290,28 +319,21 @@ def budget_app_options(conf: Mapping[str, Any], *, section: str = "budgets") -> 
         raise ConfigurationError(
             f"[{section}] {', '.join(sorted(stray))} do not apply to mailer = {kind}"
         )
-    mailer: Mailer
+    # smtp_host -> host...: the mailer's own parameter names, and only those given, so that
+    # each default stays the mailer's own.
+    given = {key.removeprefix(f"{kind}_"): value for key, value in mailer_settings.items()}
+    mailer: Mailer | None
     if kind == "file":
-        mailer = FileOutbox(mailer_settings.get("outbox", "outbox"))
+        # No outbox given: BudgetApp's own default (DEFAULT_OUTBOX) applies.
+        mailer = FileOutbox(given["outbox"]) if "outbox" in given else None
     elif kind == "smtp":
-        if "smtp_host" not in mailer_settings:
+        if "host" not in given:
             raise ConfigurationError(f"[{section}] mailer = smtp needs smtp_host")
-        timeout = mailer_settings.get("smtp_timeout")
-        mailer = SmtpMailer(
-            mailer_settings["smtp_host"],
-            mailer_settings.get("smtp_port"),
-            security=mailer_settings.get("smtp_security", "starttls"),
-            username=mailer_settings.get("smtp_username"),
-            password=mailer_settings.get("smtp_password"),
-            **({"timeout": timeout.total_seconds()} if timeout is not None else {}),
-        )
+        if "timeout" in given:
+            given["timeout"] = given["timeout"].total_seconds()
+        mailer = SmtpMailer(**given)
     else:
-        mailer = SesMailer(
-            region=mailer_settings.get("ses_region"),
-            configuration_set=mailer_settings.get("ses_configuration_set"),
-            endpoint_url=mailer_settings.get("ses_endpoint_url"),
-            api=mailer_settings.get("ses_api", "v2"),
-        )
+        mailer = SesMailer(**given)
     if "recipients" not in options:
         options["recipients"] = {}
-    return {**options, "mailer": mailer}
+    return options if mailer is None else {**options, "mailer": mailer}

@@ -27,17 +27,22 @@ from __future__ import annotations
 import enum
 import hashlib
 import itertools
+import logging
 import os
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Protocol, runtime_checkable
 
-from .policy import DEFAULT_FRESHNESS_WINDOW
+from .errors import ConfigurationError, TransientError
+from .policy import DEFAULT_FRESHNESS_WINDOW, InsecureConfigurationWarning
+
+log = logging.getLogger(__name__)
 
 #: How long a claim blocks redeliveries when its holder neither commits nor releases it.
 #: The rule: longer than one live attempt, shorter than SNS's retry interval. SNS abandons an
@@ -357,3 +362,201 @@ class CommitBacklog:
             with self._lock:
                 if self._pending.get(claim.key, (None, 0.0))[0] is claim:
                     del self._pending[claim.key]
+
+
+def check_retention(store: DedupeStore, window: timedelta) -> None:
+    """Refuse a store that forgets processed MessageIds inside the freshness ``window``.
+
+    A shorter retention lets a redelivery (or a replay) that the verifier still accepts be
+    processed a second time. This refuses (``ConfigurationError``) rather than changing the
+    store: the store may be shared, and its retention is also a storage decision its owner
+    made. A store that does not say (no ``retention`` attribute) is accepted with an
+    :class:`InsecureConfigurationWarning`.
+    """
+    retention = getattr(store, "retention", None)
+    if retention is None:
+        warnings.warn(
+            f"the de-duplication store {store!r} has no retention attribute, so it cannot be "
+            f"checked: it must remember processed MessageIds for at least {window} "
+            "(max_age + 2 x clock_skew), or late redeliveries are processed twice",
+            InsecureConfigurationWarning,
+            stacklevel=4,
+        )
+        return
+    if not isinstance(retention, timedelta):
+        raise ConfigurationError("the de-duplication store's retention must be a timedelta")
+    if retention < window:
+        raise ConfigurationError(
+            f"the de-duplication store {store!r} remembers MessageIds for {retention}, less "
+            f"than the freshness window of {window} (max_age + 2 x clock_skew): a redelivery "
+            f"after that would be processed twice; build the store with retention={window!r} "
+            "or more"
+        )
+
+
+@runtime_checkable
+class StoreFactory(Protocol):
+    """Builds a store once the freshness window it must cover is known.
+
+    The INI, environment and command-line layers name a store (``dedupe = sqlite:...``) but
+    cannot know the window: the verifier that owns ``max_age`` and ``clock_skew`` does.
+    Handing the middleware a factory instead of a store keeps one definition of the window
+    (``SnsVerifier.freshness_window``); see :class:`snsmiddleware.config.StoreSpec`.
+    """
+
+    def build(self, retention: timedelta) -> DedupeStore:
+        """The store, remembering processed ids for ``retention``."""
+        ...
+
+
+def store_for_window(store: DedupeStore | StoreFactory | None, window: timedelta) -> DedupeStore:
+    """The de-duplication store that covers the freshness ``window``: the one place where a
+    window becomes a retention.
+
+    ``None`` is a bounded in-memory store remembering ids for ``window``; a
+    :class:`StoreFactory` is built with that retention; a store given ready-made must already
+    cover it (:func:`check_retention`).
+    """
+    if store is None:
+        return MemoryDedupeStore(retention=window)
+    if not isinstance(store, DedupeStore) and isinstance(store, StoreFactory):
+        return store.build(window)
+    check_retention(store, window)
+    return store
+
+
+class Admission(enum.Enum):
+    """What :meth:`DeliveryLedger.claim` decided about one delivery."""
+
+    #: First seen: the claim is this caller's; run the work, then :meth:`~DeliveryLedger.finish`.
+    FIRST = "first"
+    #: Already processed: answer it as a duplicate, do not run the work.
+    DUPLICATE = "duplicate"
+    #: Processed here, but its commit is still waiting for the store (see
+    #: :class:`CommitBacklog`): a duplicate all the same.
+    COMMIT_PENDING = "commit_pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery as the :class:`DeliveryLedger` admitted it."""
+
+    key: str
+    admission: Admission
+    claim: Claim | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        """Whether the work was already done (the answer is 200 ``duplicate``)."""
+        return self.admission is not Admission.FIRST
+
+
+class DeliveryLedger:
+    """The de-duplication bookkeeping of deliveries, around one :class:`DedupeStore`.
+
+    It turns the store's claim/commit/release into the decisions a delivery needs, so that
+    the caller (the middleware) reads: claim, answer duplicates, do the work, finish.
+
+    * :meth:`claim` first retries commits the store refused earlier (and answers their
+      redeliveries as duplicates); a claim held by another request is a
+      :class:`~snsmiddleware.errors.TransientError` ``in_progress`` (503: the first attempt
+      may still fail), a store that fails is ``dedupe_unavailable`` (503: processing without
+      de-duplication could do the work twice), and after :meth:`begin_shutdown` every new
+      delivery is ``shutting_down`` (503: SNS retries, reaching the successor).
+    * :meth:`finish` commits after success; a commit the store refuses is kept in the
+      backlog (answering an error would make SNS redeliver and the work happen twice).
+      After a failure it releases the claim, so a redelivery retries.
+    * The claims of the deliveries running now are registered, so a shutdown that cannot
+      wait can release them (:meth:`release_in_flight`) and their redeliveries run at once.
+
+    Store failures on commit and release are logged here, never raised: the work's outcome
+    has been decided by then. Safe to use from many threads.
+
+    :param store: the de-duplication store (see :func:`store_for_window`).
+    :param retention: how long a commit the store refused is remembered here.
+    """
+
+    def __init__(self, store: DedupeStore, *, retention: timedelta = DEFAULT_RETENTION) -> None:
+        self.store = store
+        self.backlog = CommitBacklog(retention=retention)
+        self._active: dict[str, Claim] = {}
+        self._lock = threading.Lock()
+        self.draining = False
+
+    def __repr__(self) -> str:
+        return f"DeliveryLedger({self.store!r})"
+
+    @property
+    def in_flight(self) -> int:
+        """How many claimed deliveries have not finished yet."""
+        return len(self._active)
+
+    def claim(self, key: str) -> Delivery:
+        """Admit a delivery of message ``key``: first seen, or a duplicate; raises
+        :class:`~snsmiddleware.errors.TransientError` when it must be retried later."""
+        if self.draining:
+            raise TransientError("the server is shutting down", reason="shutting_down")
+        if self.backlog:  # commits the store refused earlier: retry, and honour them
+            self.backlog.flush(self.store)
+            if key in self.backlog:
+                return Delivery(key, Admission.COMMIT_PENDING)
+        try:
+            claim = self.store.claim(key)
+        except Exception as exc:
+            log.exception("de-duplication store failed on claim")
+            raise TransientError(
+                "the de-duplication store is unavailable", reason="dedupe_unavailable"
+            ) from exc
+        if claim.state is ClaimState.DONE:
+            return Delivery(key, Admission.DUPLICATE)
+        if claim.state is ClaimState.IN_PROGRESS:
+            raise TransientError(
+                "this message is being processed; try again later", reason="in_progress"
+            )
+        with self._lock:
+            self._active[claim.token] = claim
+        return Delivery(key, Admission.FIRST, claim)
+
+    def effects(self, delivery: Delivery) -> MessageEffects | None:
+        """The effect records of this delivery's message, when the store keeps them."""
+        if isinstance(self.store, EffectLedger):
+            return MessageEffects(self.store, delivery.key)
+        return None
+
+    def finish(self, delivery: Delivery, *, succeeded: bool) -> None:
+        """Commit (``succeeded``) or release the claim of a first-seen delivery."""
+        claim = delivery.claim
+        if claim is None:
+            return  # a duplicate holds no claim
+        with self._lock:
+            self._active.pop(claim.token, None)
+        if not succeeded:
+            self._release(claim)
+            return
+        try:
+            self.store.commit(claim)
+        except Exception:
+            # The work is done: keep the commit here and retry it later.
+            log.exception("de-duplication store failed on commit message_id=%s", claim.key)
+            self.backlog.add(claim)
+
+    def begin_shutdown(self) -> None:
+        """From now on :meth:`claim` answers ``shutting_down``; running deliveries go on."""
+        self.draining = True
+
+    def release_in_flight(self) -> int:
+        """Release the claims of every delivery still running (a shutdown that cannot wait
+        any longer), so their redeliveries run at once; returns how many."""
+        with self._lock:
+            abandoned = list(self._active.values())
+            self._active.clear()
+        for claim in abandoned:
+            self._release(claim)
+            log.warning("shutdown abandoned a delivery; claim released message_id=%s", claim.key)
+        return len(abandoned)
+
+    def _release(self, claim: Claim) -> None:
+        try:
+            self.store.release(claim)
+        except Exception:
+            log.exception("de-duplication store failed on release message_id=%s", claim.key)

@@ -23,28 +23,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import warnings
 from collections.abc import Iterable
-from datetime import timedelta
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from webob import Request
 
-from .basicauth import DEFAULT_REALM, BasicAuth, BasicAuthCredentials
+from .basicauth import BasicAuth, BasicAuthCredentials
 from .budgets import is_topic_verification
-from .certs import CertificateFetcher
 from .confirm import Confirmer, make_confirmer
 from .dedupe import (
-    Claim,
+    Admission,
     ClaimState,
-    CommitBacklog,
     DedupeStore,
-    EffectLedger,
+    DeliveryLedger,
     MemoryDedupeStore,
     MessageEffects,
+    StoreFactory,
+    store_for_window,
 )
+from .dedupe import check_retention as check_retention  # importable from here, as before
 from .errors import (
     ConfigurationError,
     MethodNotAllowedError,
@@ -53,13 +51,7 @@ from .errors import (
     UnauthorizedError,
 )
 from .message import Notification, SnsMessage, SubscriptionConfirmation
-from .policy import (
-    DEFAULT_CLOCK_SKEW,
-    DEFAULT_MAX_AGE,
-    SIGNATURE_VERSIONS,
-    InsecureConfigurationWarning,
-)
-from .verifier import Clock, SnsVerifier, utc_now
+from .verifier import SnsVerifier, VerifierOptions, build_verifier, given_verifier_options
 from .wsgibody import read_body, restore_body
 
 if TYPE_CHECKING:
@@ -86,7 +78,6 @@ _TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
 NOSNIFF: Final = ("X-Content-Type-Options", "nosniff")
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
-_UNSET: Final[Any] = object()
 
 
 def _status_line(code: int) -> str:
@@ -141,34 +132,25 @@ def _sns_headers(environ: WSGIEnvironment) -> dict[str, str]:
     return {name: environ[key] for name, key in _SNS_HEADERS if environ.get(key) is not None}
 
 
-def check_retention(store: DedupeStore, window: timedelta) -> None:
-    """Refuse a store that forgets processed MessageIds inside the freshness ``window``.
+def _check_paths(paths: Iterable[str]) -> frozenset[str]:
+    if isinstance(paths, str):
+        raise ConfigurationError("paths must be a list of paths, not one string")
+    checked = frozenset(paths)
+    if not checked or not all(path.startswith("/") for path in checked):
+        raise ConfigurationError('paths must be a non-empty list of paths starting with "/"')
+    return checked
 
-    A shorter retention lets a redelivery (or a replay) that the verifier still accepts be
-    processed a second time. The middleware refuses (``ConfigurationError``) rather than
-    changing the store: the store may be shared, and its retention is also a storage
-    decision its owner made. A store that does not say (no ``retention`` attribute) is
-    accepted with an :class:`InsecureConfigurationWarning`.
-    """
-    retention = getattr(store, "retention", None)
-    if retention is None:
-        warnings.warn(
-            f"the de-duplication store {store!r} has no retention attribute, so it cannot be "
-            f"checked: it must remember processed MessageIds for at least {window} "
-            "(max_age + 2 x clock_skew), or late redeliveries are processed twice",
-            InsecureConfigurationWarning,
-            stacklevel=3,
-        )
-        return
-    if not isinstance(retention, timedelta):
-        raise ConfigurationError("the de-duplication store's retention must be a timedelta")
-    if retention < window:
-        raise ConfigurationError(
-            f"the de-duplication store {store!r} remembers MessageIds for {retention}, less "
-            f"than the freshness window of {window} (max_age + 2 x clock_skew): a redelivery "
-            f"after that would be processed twice; build the store with retention={window!r} "
-            "or more"
-        )
+
+def _announce_emulator(verifier: SnsVerifier) -> str | None:
+    """The emulator base ``verifier`` trusts, warned about loudly; ``None`` for AWS."""
+    if verifier.emulator is None:
+        return None
+    log.warning(
+        "EMULATOR MODE: trusting SNS certificates and confirmation URLs under %s "
+        "instead of AWS; never use this in production",
+        verifier.emulator.base,
+    )
+    return verifier.emulator.base
 
 
 def _request_path(environ: WSGIEnvironment) -> str | None:
@@ -196,10 +178,12 @@ class SnsMiddleware:
         validated SubscribeURL) or a callable receiving the verified
         :class:`SubscriptionConfirmation`.
     :param confirm_endpoint_url: SNS endpoint for ``confirm="api"`` (an emulator).
-    :param dedupe: a :class:`DedupeStore`; default: a bounded in-memory store whose retention
-        covers the freshness window. A store whose ``retention`` is shorter than the window
-        (``max_age + 2 × clock_skew``) is a :class:`ConfigurationError`; see
-        :func:`check_retention`.
+    :param dedupe: a :class:`DedupeStore`, or a :class:`~snsmiddleware.dedupe.StoreFactory`
+        (such as :class:`snsmiddleware.config.StoreSpec`) built here with the freshness
+        window as its retention; default: a bounded in-memory store covering that window.
+        A store whose ``retention`` is shorter than the window (``max_age + 2 × clock_skew``)
+        is a :class:`ConfigurationError`; see :func:`~snsmiddleware.dedupe.check_retention`.
+        The books are kept by :attr:`ledger` (a :class:`~snsmiddleware.dedupe.DeliveryLedger`).
     :param fetch_certificate: ``url -> bytes`` (or ``str`` PEM text) replacing the download.
     :param clock: returns the current aware datetime (freshness, certificate validity).
     :param require_signature_v2: refuse SignatureVersion 1 (SHA1).
@@ -219,6 +203,10 @@ class SnsMiddleware:
         (``https://user:password@host/path``). Never replaces the signature check.
     :param basic_auth_realm: the realm named in the challenge.
 
+    ``topics``, ``fetch_certificate``, ``clock``, ``require_signature_v2``, ``max_age``,
+    ``clock_skew`` and ``emulator`` are the :class:`~snsmiddleware.verifier.VerifierOptions`,
+    forwarded to :class:`SnsVerifier` (whose defaults apply to what is not given).
+
     Example::
 
         app = SnsMiddleware(app, paths=["/sns/budgets"],
@@ -230,122 +218,75 @@ class SnsMiddleware:
         app: WSGIApplication,
         *,
         paths: Iterable[str],
-        topics: Iterable[str] | None = None,
         confirm: str | Confirmer = "api",
         confirm_endpoint_url: str | None = None,
-        dedupe: DedupeStore | None = None,
-        fetch_certificate: CertificateFetcher | None = None,
-        clock: Clock = _UNSET,
-        require_signature_v2: bool = False,
-        max_age: timedelta = _UNSET,
-        clock_skew: timedelta = _UNSET,
+        dedupe: DedupeStore | StoreFactory | None = None,
         verifier: SnsVerifier | None = None,
-        emulator: str | None = None,
         answer_budgets_verification: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         basic_auth: BasicAuthCredentials | None = None,
         basic_auth_realm: str | None = None,
+        **verifier_options: Unpack[VerifierOptions],
     ) -> None:
         self.app = app
-        if basic_auth is None and basic_auth_realm is not None:
-            raise ConfigurationError("basic_auth_realm needs basic_auth")
-        self.basic_auth = (
-            None
-            if basic_auth is None
-            else BasicAuth(
-                basic_auth, realm=DEFAULT_REALM if basic_auth_realm is None else basic_auth_realm
-            )
-        )
-        if isinstance(paths, str):
-            raise ConfigurationError("paths must be a list of paths, not one string")
-        self.paths = frozenset(paths)
-        if not self.paths or not all(path.startswith("/") for path in self.paths):
-            raise ConfigurationError('paths must be a non-empty list of paths starting with "/"')
-        if verifier is not None:
-            clashing = [
-                name
-                for name, value in (
-                    ("topics", topics),
-                    ("fetch_certificate", fetch_certificate),
-                    ("clock", None if clock is _UNSET else clock),
-                    ("max_age", None if max_age is _UNSET else max_age),
-                    ("clock_skew", None if clock_skew is _UNSET else clock_skew),
-                    ("require_signature_v2", require_signature_v2 or None),
-                    ("emulator", emulator),
-                )
-                if value is not None
-            ]
-            if clashing:
-                raise ConfigurationError(f"give either verifier or {', '.join(clashing)}, not both")
-            self.verifier = verifier
-        else:
-            if topics is None:
-                raise ConfigurationError("topics is required: the TopicArns this endpoint accepts")
-            self.verifier = SnsVerifier(
-                topics=topics,
-                signature_versions=("2",) if require_signature_v2 else SIGNATURE_VERSIONS,
-                max_age=DEFAULT_MAX_AGE if max_age is _UNSET else max_age,
-                clock_skew=DEFAULT_CLOCK_SKEW if clock_skew is _UNSET else clock_skew,
-                fetch_certificate=fetch_certificate,
-                clock=utc_now if clock is _UNSET else clock,
-                emulator=emulator,
-            )
+        self.basic_auth = BasicAuth.optional(basic_auth, realm=basic_auth_realm)
+        self.paths = _check_paths(paths)
         if max_body_bytes < 1:
             raise ConfigurationError("max_body_bytes must be positive")
         self.max_body_bytes = max_body_bytes
-        emulator_base = self.verifier.emulator.base if self.verifier.emulator else None
+        self.answer_budgets_verification = answer_budgets_verification
+        if verifier is None:
+            verifier = build_verifier(**verifier_options)
+        elif clashing := list(given_verifier_options(verifier_options)):
+            raise ConfigurationError(f"give either verifier or {', '.join(clashing)}, not both")
+        self.verifier = verifier
+        emulator_base = _announce_emulator(verifier)
         self._log_suffix = f" emulator={emulator_base}" if emulator_base else ""
-        if emulator_base is not None:
-            log.warning(
-                "EMULATOR MODE: trusting SNS certificates and confirmation URLs under %s "
-                "instead of AWS; never use this in production",
-                emulator_base,
-            )
-            if confirm == "api" and confirm_endpoint_url is None:
-                confirm_endpoint_url = emulator_base
+        if emulator_base is not None and confirm == "api" and confirm_endpoint_url is None:
+            confirm_endpoint_url = emulator_base
         self.confirmer = make_confirmer(
-            confirm, endpoint_url=confirm_endpoint_url, url_for=self.verifier.confirmation_url
+            confirm, endpoint_url=confirm_endpoint_url, url_for=verifier.confirmation_url
         )
-        if dedupe is not None:
-            check_retention(dedupe, self.verifier.freshness_window)
-        self.dedupe: DedupeStore = (
-            dedupe
-            if dedupe is not None
-            else MemoryDedupeStore(retention=self.verifier.freshness_window)
-        )
-        self._backlog = CommitBacklog(retention=self.verifier.freshness_window)
+        window = verifier.freshness_window
+        self.ledger = DeliveryLedger(store_for_window(dedupe, window), retention=window)
         # (topic, token) digests of subscriptions confirmed within the freshness window: a
         # replayed SubscriptionConfirmation (verified again in full) is answered without a
         # second ConfirmSubscription call. Per process and bounded, like the default store.
-        self._confirmed = MemoryDedupeStore(
-            retention=self.verifier.freshness_window, max_entries=CONFIRMED_MEMORY_ENTRIES
-        )
-        self.answer_budgets_verification = answer_budgets_verification
-        # Claims of the deliveries running now, so a shutdown can release what it abandons.
-        self._active: dict[str, Claim] = {}
-        self._active_lock = threading.Lock()
-        self.draining = False
+        self._confirmed = MemoryDedupeStore(retention=window, max_entries=CONFIRMED_MEMORY_ENTRIES)
+
+    @property
+    def dedupe(self) -> DedupeStore:
+        """The de-duplication store (kept by :attr:`ledger`)."""
+        return self.ledger.store
+
+    @dedupe.setter
+    def dedupe(self, store: DedupeStore) -> None:
+        check_retention(store, self.verifier.freshness_window)
+        self.ledger.store = store
+
+    @property
+    def draining(self) -> bool:
+        """Whether :meth:`begin_shutdown` was called."""
+        return self.ledger.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.ledger.draining = value
 
     @property
     def in_flight(self) -> int:
         """How many notifications the app is processing right now."""
-        return len(self._active)
+        return self.ledger.in_flight
 
     def begin_shutdown(self) -> None:
         """Stop taking new deliveries: from now on they get 503 ``shutting_down`` (SNS
         retries, reaching this server's successor); the running ones go on."""
-        self.draining = True
+        self.ledger.begin_shutdown()
 
     def release_in_flight(self) -> int:
         """Release the claims of every delivery still running (a shutdown that cannot wait
         any longer), so their redeliveries run at once; returns how many."""
-        with self._active_lock:
-            abandoned = list(self._active.values())
-            self._active.clear()
-        for claim in abandoned:
-            self._release(claim)
-            log.warning("shutdown abandoned a delivery; claim released message_id=%s", claim.key)
-        return len(abandoned)
+        return self.ledger.release_in_flight()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _request_path(environ) not in self.paths:
@@ -432,55 +373,24 @@ class SnsMiddleware:
         environ: WSGIEnvironment,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
-        key = message.message_id
-        if self.draining:
-            raise TransientError("the server is shutting down", reason="shutting_down")
-        if self._backlog:  # commits the store refused earlier: retry, and honour them
-            self._backlog.flush(self.dedupe)
-            if key in self._backlog:
-                self._log(logging.INFO, "duplicate delivery ignored (commit pending)", message)
-                return _answer(start_response, 200, "duplicate", "already processed")
-        try:
-            claim = self.dedupe.claim(key)
-        except Exception as exc:
-            log.exception("de-duplication store failed on claim")
-            raise TransientError(
-                "the de-duplication store is unavailable", reason="dedupe_unavailable"
-            ) from exc
-        if claim.state is ClaimState.DONE:
-            self._log(logging.INFO, "duplicate delivery ignored", message)
+        delivery = self.ledger.claim(message.message_id)
+        if delivery.duplicate:
+            pending = " (commit pending)" if delivery.admission is Admission.COMMIT_PENDING else ""
+            self._log(logging.INFO, f"duplicate delivery ignored{pending}", message)
             return _answer(start_response, 200, "duplicate", "already processed")
-        if claim.state is ClaimState.IN_PROGRESS:
-            raise TransientError(
-                "this message is being processed; try again later", reason="in_progress"
-            )
-
-        environ[MESSAGE_ENVIRON_KEY] = message
-        if isinstance(self.dedupe, EffectLedger):
-            environ[EFFECTS_ENVIRON_KEY] = MessageEffects(self.dedupe, key)
-        restore_body(environ, body)
-        with self._active_lock:
-            self._active[claim.token] = claim
+        succeeded = False
         try:
+            environ[MESSAGE_ENVIRON_KEY] = message
+            if (effects := self.ledger.effects(delivery)) is not None:
+                environ[EFFECTS_ENVIRON_KEY] = effects
+            restore_body(environ, body)
             status, headers, app_body = self._call_app(environ)
             succeeded = 200 <= int(status[:3]) < 300
         except Exception:
-            self._release(claim)
-            log.exception("the wrapped app failed message_id=%s", key)
+            log.exception("the wrapped app failed message_id=%s", message.message_id)
             return _answer(start_response, 500, "app_error", "the application failed")
-        finally:
-            with self._active_lock:
-                self._active.pop(claim.token, None)
-        if succeeded:
-            try:
-                self.dedupe.commit(claim)
-            except Exception:
-                # The app has done its work: answering an error would make SNS redeliver
-                # and the work happen twice. Keep the commit here and retry it later.
-                log.exception("de-duplication store failed on commit message_id=%s", key)
-                self._backlog.add(claim)
-        else:
-            self._release(claim)
+        finally:  # commit on 2xx, else release: whatever happened, the claim is finished
+            self.ledger.finish(delivery, succeeded=succeeded)
         self._log(logging.INFO, f"delivered to the app ({status})", message)
         start_response(status, headers)
         return [app_body]
@@ -495,12 +405,6 @@ class SnsMiddleware:
             if close is not None:
                 close()
         return status, list(headers), app_body
-
-    def _release(self, claim: Claim) -> None:
-        try:
-            self.dedupe.release(claim)
-        except Exception:
-            log.exception("de-duplication store failed on release message_id=%s", claim.key)
 
 
 def filter_app_factory(

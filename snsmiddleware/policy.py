@@ -65,6 +65,13 @@ DEFAULT_FRESHNESS_WINDOW: Final = freshness_window()
 
 SIGNATURE_VERSIONS: Final = frozenset({"1", "2"})
 
+
+def accepted_signature_versions(require_signature_v2: bool) -> frozenset[str]:
+    """The SignatureVersions accepted with or without ``require_signature_v2`` (which
+    refuses SignatureVersion 1, SHA1): the one place that flag is translated."""
+    return frozenset({"2"}) if require_signature_v2 else SIGNATURE_VERSIONS
+
+
 _TOPIC_ARN: Final = re.compile(
     r"arn:(?P<partition>aws(?:-[a-z]+)*):sns:(?P<region>[a-z]{2,4}(?:-[a-z]+)+-\d{1,2})"
     r":(?P<account>\d{12}):(?P<name>[A-Za-z0-9_-]{1,256}(?:\.fifo)?)",

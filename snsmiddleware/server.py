@@ -9,6 +9,11 @@ variables are offered to it for ``%(name)s`` interpolation.
 Everything is checked before the server binds its port: an unknown key, a missing topic
 allowlist or an outbox that cannot be written stops the start with a message that names the
 problem, rather than failing on the first alert.
+
+This module assembles (:func:`assemble`) and serves (:func:`make_server`); the CLI only
+parses flags and prints what was built. Defaults are the constructors' own: the server's in
+:class:`ServerSettings`, the middleware's and the app's in their signatures (only the
+options given are passed on).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .budget_app import BudgetApp
 from .config import (
@@ -33,10 +38,13 @@ from .config import (
     to_text,
 )
 from .errors import ConfigurationError
+from .graceful import DEFAULT_SHUTDOWN_TIMEOUT
 from .middleware import SnsMiddleware
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+    from .graceful import GracefulServer
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +70,8 @@ FLAG_ONLY_OPTIONS: Final = {"development": "--dev"}
 
 #: What ``snsmiddleware serve`` runs with when nothing is configured: a server that works on a
 #: fresh machine with no AWS account (alerts land as .eml files in ./outbox).
+#: The server's own defaults (host, port, threads...) are :class:`ServerSettings`'s.
 EMBEDDED_DEFAULTS: Final[Mapping[str, str]] = {
-    "host": "127.0.0.1",
-    "port": "8080",
-    "threads": "4",
     "paths": DEFAULT_PATH,
     "topics": DEFAULT_TOPIC,
     "dedupe": "sqlite:var/dedupe.sqlite3",  # durable across restarts, shared by processes
@@ -76,7 +82,10 @@ EMBEDDED_DEFAULTS: Final[Mapping[str, str]] = {
 
 @dataclass
 class ServerSettings:
-    """Validated settings: the server's own, and the raw strings for the middleware and app."""
+    """Validated settings: the server's own, and the raw strings for the middleware and app.
+
+    The defaults here are the server's only definition of them (the CLI's help reads them).
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -84,7 +93,7 @@ class ServerSettings:
     development: bool = False
     dev_ca: str | None = None
     #: how long in-flight deliveries may finish after SIGTERM (SNS's answer deadline)
-    shutdown_timeout: timedelta = timedelta(seconds=15)
+    shutdown_timeout: timedelta = DEFAULT_SHUTDOWN_TIMEOUT
     # Raw strings that can hold secrets (basic_auth, smtp_password): kept out of the repr.
     sns: dict[str, str] = field(default_factory=dict, repr=False)
     budgets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -184,4 +193,63 @@ def enable_development_mode(app: WSGIApplication, dev_ca: str | None) -> None:
         "DEVELOPMENT MODE: messages signed by the local development CA in %s are trusted. "
         "Never expose this server to the internet.",
         directory.resolve(),
+    )
+
+
+@dataclass
+class Assembly:
+    """What :func:`assemble` built: the application, its settings, and where they came from
+    (``"embedded defaults"``, ``"configuration server.ini"``...)."""
+
+    app: Any
+    settings: ServerSettings
+    source: str
+
+
+def assemble(
+    flags: Mapping[str, str], environ: Mapping[str, str], config: Path | None = None
+) -> Assembly:
+    """Build the application ``snsmiddleware serve`` runs, checking everything first.
+
+    :param flags: string options from the command line (``host``, ``topics``...).
+    :param environ: the process environment (``SNSMIDDLEWARE_*`` variables are read).
+    :param config: an INI file to load the application from, instead of the embedded
+        defaults (which ``--topic`` and ``--basic-auth-file`` then cannot change).
+    """
+    env = options_from_env(environ)
+    app: Any
+    if config is not None:
+        app, server = load_ini_application(config, environ)
+        if "topics" in flags:
+            raise ConfigurationError(
+                "--topic applies to the embedded defaults; set topics in the INI"
+            )
+        if "basic_auth" in flags:
+            raise ConfigurationError(
+                "--basic-auth-file applies to the embedded defaults; set basic_auth in the "
+                "INI (basic_auth = %(basic_auth)s takes it from SNSMIDDLEWARE_BASIC_AUTH)"
+            )
+        env_server = {k: v for k, v in env.items() if k in SERVER_OPTIONS}
+        settings = settings_from({**server, **env_server, **flags})
+        source = f"configuration {config}"
+    else:
+        settings = settings_from({**EMBEDDED_DEFAULTS, **env, **flags})
+        app = build_application(settings)
+        source = "embedded defaults" + (" + environment" if env else "")
+    if settings.development:
+        enable_development_mode(app, settings.dev_ca)
+    return Assembly(app, settings, source)
+
+
+def make_server(assembly: Assembly) -> GracefulServer:
+    """The graceful waitress server for ``assembly`` (bound, not yet running)."""
+    from . import graceful  # looked up at call time: tests stand in for the server
+
+    settings = assembly.settings
+    return graceful.GracefulServer(
+        assembly.app,
+        timeout=settings.shutdown_timeout,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
     )

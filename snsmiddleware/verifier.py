@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from .certs import CertificateFetcher, CertificateStore
 from .errors import ConfigurationError, MessageFormatError
@@ -31,6 +31,7 @@ from .policy import (
     SIGNATURE_VERSIONS,
     EmulatorEndpoint,
     TopicAllowlist,
+    accepted_signature_versions,
     certificate_url,
     check_freshness,
     check_signature_version,
@@ -45,6 +46,53 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The default clock: the current aware UTC time."""
     return datetime.now(UTC)
+
+
+class VerifierOptions(TypedDict, total=False):
+    """The verification options :class:`~snsmiddleware.SnsMiddleware` accepts and forwards
+    to :class:`SnsVerifier` (see :func:`build_verifier`).
+
+    They are declared here once; their defaults are :class:`SnsVerifier`'s own (an option
+    that is not given is not passed). ``require_signature_v2`` stands for
+    ``signature_versions`` (:func:`~snsmiddleware.policy.accepted_signature_versions`).
+    ``None`` for ``topics``, ``fetch_certificate`` or ``emulator`` means "not given".
+    """
+
+    topics: Iterable[str] | None
+    fetch_certificate: CertificateFetcher | None
+    clock: Clock
+    require_signature_v2: bool
+    max_age: timedelta
+    clock_skew: timedelta
+    emulator: str | None
+
+
+#: The names of :class:`VerifierOptions`, in their documented order.
+VERIFIER_OPTIONS: tuple[str, ...] = tuple(VerifierOptions.__annotations__)
+
+
+def given_verifier_options(options: VerifierOptions) -> dict[str, Any]:
+    """The options that were really given: unknown names are a :class:`TypeError` (as for
+    any keyword argument), and ``None`` (or ``require_signature_v2=False``) is "not given"."""
+    unknown = sorted(set(options) - set(VERIFIER_OPTIONS))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+    given: dict[str, Any] = dict(options)
+    return {
+        name: given[name]
+        for name in VERIFIER_OPTIONS
+        if given.get(name) is not None and not (name == "require_signature_v2" and not given[name])
+    }
+
+
+def build_verifier(**options: Unpack[VerifierOptions]) -> SnsVerifier:
+    """An :class:`SnsVerifier` from :class:`VerifierOptions`; what is not given keeps the
+    verifier's default."""
+    given = given_verifier_options(options)
+    if "topics" not in given:
+        raise ConfigurationError("topics is required: the TopicArns this endpoint accepts")
+    require_v2 = given.pop("require_signature_v2", False)
+    return SnsVerifier(signature_versions=accepted_signature_versions(require_v2), **given)
 
 
 class SnsVerifier:

@@ -12,6 +12,7 @@ from paste.deploy import loadapp
 
 from snsmiddleware import ConfigurationError, MemoryDedupeStore, SnsMiddleware, SnsVerifier
 from snsmiddleware.config import (
+    StoreSpec,
     middleware_options,
     to_bool,
     to_duration,
@@ -97,21 +98,29 @@ def test_middleware_options_convert_and_name_bad_keys() -> None:
         middleware_options({"confirm": "email"})
 
 
+def store_built_from(conf: dict[str, str]) -> Any:
+    """The store a middleware built from string options (``dedupe`` and friends)."""
+    return SnsMiddleware(EchoApp(), paths=["/"], topics=[TOPIC], **middleware_options(conf)).dedupe
+
+
 def test_dedupe_spec_builds_a_store_covering_the_freshness_window(tmp_path: Path) -> None:
     from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 
     options = middleware_options({"dedupe": f"sqlite:{tmp_path / 'd.sqlite3'}", "max_age": "2h"})
-    store = options["dedupe"]
+    assert isinstance(options["dedupe"], StoreSpec)  # built where the window is known
+    store = SnsMiddleware(EchoApp(), paths=["/"], topics=[TOPIC], **options).dedupe
     assert isinstance(store, SQLiteDedupeStore)
     assert store._retention == (timedelta(hours=2) + timedelta(minutes=10)).total_seconds()
-    assert isinstance(middleware_options({"dedupe": "memory"})["dedupe"], MemoryDedupeStore)
+    assert isinstance(store_built_from({"dedupe": "memory"}), MemoryDedupeStore)
     from snsmiddleware.dedupe_redis import RedisDedupeStore
 
-    redis_store = middleware_options({"dedupe": "redis://127.0.0.1:1/0"})["dedupe"]
+    redis_store = store_built_from({"dedupe": "redis://127.0.0.1:1/0"})
     assert isinstance(redis_store, RedisDedupeStore)  # built without connecting
     for bad in ("redis", "sqlite:", "sqlite", "mem", "http://redis"):
         with pytest.raises(ConfigurationError, match="dedupe"):
             middleware_options({"dedupe": bad})
+        with pytest.raises(ConfigurationError, match="dedupe"):
+            StoreSpec(bad)
 
 
 def test_dedupe_lease_is_configurable_and_checked(tmp_path: Path) -> None:
@@ -120,16 +129,14 @@ def test_dedupe_lease_is_configurable_and_checked(tmp_path: Path) -> None:
     from snsmiddleware.dedupe import DEFAULT_LEASE, ClaimState
 
     assert timedelta(seconds=20) > DEFAULT_LEASE  # shorter than SNS's retry interval
-    short = middleware_options({"dedupe": "memory", "dedupe_lease": "50ms"})["dedupe"]
+    short = store_built_from({"dedupe": "memory", "dedupe_lease": "50ms"})
     assert short.claim("m").state is ClaimState.CLAIMED
     assert short.claim("m").state is ClaimState.IN_PROGRESS
     time.sleep(0.1)  # the holder "died": its claim lapses after 50 ms
     assert short.claim("m").state is ClaimState.CLAIMED
-    implied = middleware_options({"dedupe_lease": "50ms"})["dedupe"]  # memory is implied
+    implied = store_built_from({"dedupe_lease": "50ms"})  # memory is implied
     assert isinstance(implied, MemoryDedupeStore)
-    sqlite = middleware_options(
-        {"dedupe": f"sqlite:{tmp_path / 'd.sqlite3'}", "dedupe_lease": "3s"}
-    )["dedupe"]
+    sqlite = store_built_from({"dedupe": f"sqlite:{tmp_path / 'd.sqlite3'}", "dedupe_lease": "3s"})
     assert sqlite._lease == 3.0
     for bad in ("0s", "soon", "-1s"):
         with pytest.raises(ConfigurationError, match="dedupe_lease"):
