@@ -119,15 +119,22 @@ def convert_options(
 
 
 def to_dedupe_spec(value: str) -> str:
-    """``memory``, ``sqlite:<path>`` or a ``redis://`` / ``rediss://`` URL (checked here,
-    built by :func:`middleware_options`)."""
+    """``memory``, ``sqlite:<path>``, a ``redis://`` / ``rediss://`` URL or a
+    ``dynamodb://TABLE?region=...`` URL (checked here, built by :func:`middleware_options`)."""
     text = value.strip()
+    if text.startswith("dynamodb:"):
+        from .dedupe_dynamodb import parse_dynamodb_url  # no boto3: only the URL is checked
+
+        parse_dynamodb_url(text)
+        return text
     if not (
         text == "memory"
         or (text.startswith("sqlite:") and len(text) > len("sqlite:"))
         or text.startswith(("redis://", "rediss://"))
     ):
-        raise ValueError(f"{value!r} is not 'memory', 'sqlite:<path>' or a redis:// URL")
+        raise ValueError(
+            f"{value!r} is not 'memory', 'sqlite:<path>', a redis:// URL or a dynamodb:// URL"
+        )
     return text
 
 
@@ -172,6 +179,10 @@ def make_dedupe_store(
         from .dedupe_redis import RedisDedupeStore
 
         return RedisDedupeStore(spec, retention=retention, lease=lease)
+    if spec.startswith("dynamodb:"):
+        from .dedupe_dynamodb import DynamoDBDedupeStore
+
+        return DynamoDBDedupeStore.from_url(spec, retention=retention, lease=lease)
     from .dedupe_sqlite import SQLiteDedupeStore
 
     return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention, lease=lease)
