@@ -107,7 +107,10 @@ def parse_dynamodb_url(url: str) -> DynamoDBLocation:
             f"{url!r}: the table name must be 3-255 letters, digits, '_', '-' or '.' "
             "(dynamodb://TABLE?region=REGION)"
         )
-    pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError(f"{url!r}: the query must be key=value pairs joined by '&'") from None
     query: dict[str, str] = {}
     for key, value in pairs:
         if key not in URL_KEYS:

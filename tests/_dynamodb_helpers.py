@@ -39,12 +39,18 @@ class _SerialisedApp:
         self.app = app
         self.lock = threading.Lock()
         self.failures: list[tuple[int, str]] = []
+        self.lost_answers = 0
         self.requests: list[str] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         with self.lock:
             self.requests.append(environ.get("HTTP_X_AMZ_TARGET", ""))
-            if self.failures and environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            dynamodb = environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB")
+            if dynamodb and self.lost_answers:  # done, but the answer never arrives
+                self.lost_answers -= 1
+                list(self.app(environ, lambda *args: None))
+                self.failures.insert(0, (500, "InternalServerError"))
+            if dynamodb and self.failures:
                 status, code = self.failures.pop(0)
                 body = json.dumps(
                     {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected"}
@@ -95,6 +101,12 @@ class MotoDynamoDB:
         """Answer the next ``count`` DynamoDB requests with error ``code``."""
         with self._app.lock:
             self._app.failures.extend([(status, code)] * count)
+
+    def lose_next_answer(self) -> None:
+        """Carry out the next DynamoDB request, then answer it with a 500 (as when the
+        answer is lost on the way back): botocore retries a request that took effect."""
+        with self._app.lock:
+            self._app.lost_answers += 1
 
     def clear_failures(self) -> None:
         with self._app.lock:
