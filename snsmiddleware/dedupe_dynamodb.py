@@ -74,7 +74,7 @@ MAX_ATTEMPTS: Final = 2
 URL_KEYS: Final = frozenset({"region", "endpoint_url", "key_prefix", "fail_open"})
 
 _TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]{3,255}", re.ASCII)
-_REGION: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", re.ASCII)
+_REGION: Final = re.compile(r"[a-z]{2,5}(-[a-z]+)+-\d{1,2}", re.ASCII)  # eusc-de-east-1 too
 _HELD: Final = "held"
 _DONE: Final = "done"
 # Every attribute goes through a placeholder: TTL (and others) are DynamoDB reserved words.

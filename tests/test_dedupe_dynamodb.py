@@ -313,6 +313,8 @@ def test_dynamodb_urls_are_parsed_with_every_known_key() -> None:
     )
     assert (where.key_prefix, where.fail_open) == ("budgets:", True)
     assert parse_dynamodb_url("dynamodb://dedupe").region is None  # boto3's own default
+    for region in ("us-gov-west-1", "cn-northwest-1", "eusc-de-east-1", "us-isob-east-1"):
+        assert parse_dynamodb_url(f"dynamodb://dedupe?region={region}").region == region
 
 
 @pytest.mark.parametrize(
