@@ -5,7 +5,7 @@ several rounds, alternating the measured code and its baseline, and reports medi
 
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
-                                                  # http, budget
+                                                  # http, budget, stores
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
 """
@@ -340,6 +340,193 @@ def bench_http(
     shutil.rmtree(work, ignore_errors=True)
 
 
+# --- 6. de-duplication stores: claims per second, latency added per delivery ---------------
+
+
+def _start_and_wait(command: list[str], port: int, name: str, env: dict[str, str]) -> Any:
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env}
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.05)
+
+
+def _store_factories(work: Path) -> tuple[dict[str, Callable[[], Any]], list[Any]]:
+    """name -> a function building a fresh store; and the server processes to stop."""
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+    processes: list[Any] = []
+    factories: dict[str, Callable[[], Any]] = {
+        "memory": MemoryDedupeStore,
+        "sqlite": lambda: SQLiteDedupeStore(work / f"d-{time.monotonic_ns()}.sqlite3"),
+    }
+    if shutil.which("redis-server"):
+        from snsmiddleware.dedupe_redis import RedisDedupeStore
+
+        port = free_port()
+        processes.append(
+            _start_and_wait(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(work),
+                ],
+                port,
+                "redis-server",
+                {},
+            )
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        factories["redis"] = lambda: RedisDedupeStore(url, key_prefix=f"{time.monotonic_ns()}:")
+    else:
+        print("stores: redis skipped, redis-server is not installed")
+    try:
+        import moto.server  # noqa: F401  (the emulator is only in the test extra)
+    except ImportError:
+        print("stores: dynamodb skipped, moto is not installed (pip install -e .[test])")
+        return factories, processes
+    from snsmiddleware.dedupe_dynamodb import DynamoDBDedupeStore
+
+    port = free_port()
+    fake = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    os.environ.update(fake)  # moto accepts anything; nothing here may reach AWS
+    processes.append(
+        _start_and_wait(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            port,
+            "moto_server",
+            fake,
+        )
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    DynamoDBDedupeStore.create_table("bench-dedupe", region="us-east-1", endpoint_url=endpoint)
+
+    def dynamodb() -> Any:
+        return DynamoDBDedupeStore(
+            "bench-dedupe",
+            region="us-east-1",
+            endpoint_url=endpoint,
+            key_prefix=f"{time.monotonic_ns()}:",
+        )
+
+    factories["dynamodb"] = dynamodb
+    return factories, processes
+
+
+def _claims_per_second(store: Any, count: int, threads: int) -> float:
+    """claim + commit (one delivery's store work) of ``count`` distinct ids, per second."""
+    ids = [f"{index:08x}-0000-4000-8000-{time.monotonic_ns():012x}" for index in range(count)]
+
+    def work(chunk: list[str]) -> None:
+        for key in chunk:
+            store.commit(store.claim(key))
+
+    chunks = [ids[index::threads] for index in range(threads)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, chunks))
+    return count / (time.perf_counter() - started)
+
+
+def _delivery_latencies_ms(store: Any, signer: MessageSigner, count: int) -> list[float]:
+    """One in-process delivery each (verify, claim, trivial app, commit), in ms."""
+    import io
+
+    from snsmiddleware import SnsMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    middleware = SnsMiddleware(
+        app,
+        paths=["/sns"],
+        topics=[TOPIC],
+        dedupe=store,
+        fetch_certificate=signer.fetch_certificate,
+        confirm="url",
+    )
+    timings = []
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, *exc_info: Any) -> None:
+        statuses.append(status)
+
+    for index in range(count):
+        message = signer.notification(f"m{index}")
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/sns",
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(message.body),
+            "CONTENT_LENGTH": str(len(message.body)),
+            "CONTENT_TYPE": "text/plain; charset=UTF-8",
+            **{
+                f"HTTP_{k.upper().replace('-', '_')}": v
+                for k, v in message.headers.items()
+                if k.lower() != "content-type"
+            },
+        }
+        started = time.perf_counter()
+        b"".join(middleware(environ, start_response))
+        timings.append((time.perf_counter() - started) * 1e3)
+        assert statuses[-1].startswith("200"), statuses[-1]
+    return timings
+
+
+def bench_stores(rounds: int = 3, count: int = 1000, deliveries: int = 500) -> None:
+    """Each store against the in-memory one: store work per second (1 and 8 threads) and
+    the latency it adds to one delivery through the middleware."""
+    work = Path(tempfile.mkdtemp(prefix="snsbench-stores-"))
+    signer = MessageSigner(TestCA(), topic_arn=TOPIC)
+    factories, processes = _store_factories(work)
+    try:
+        results: dict[str, dict[str, list[float]]] = {name: {} for name in factories}
+        for _ in range(rounds):  # alternating stores, so each sees the same noise
+            for name, make in factories.items():
+                sample = results[name]
+                sample.setdefault("claims_per_s", []).append(_claims_per_second(make(), count, 1))
+                sample.setdefault("claims_per_s_8_threads", []).append(
+                    _claims_per_second(make(), count, 8)
+                )
+                latencies = sorted(_delivery_latencies_ms(make(), signer, deliveries))
+                sample.setdefault("p50_ms", []).append(latencies[len(latencies) // 2])
+                sample.setdefault("p99_ms", []).append(latencies[int(len(latencies) * 0.99)])
+        base_p50 = statistics.median(results["memory"]["p50_ms"])
+        for name, sample in results.items():
+            medians = {key: statistics.median(values) for key, values in sample.items()}
+            report(
+                f"dedupe_store_{name}",
+                **medians,
+                added_p50_ms=medians["p50_ms"] - base_p50,
+                emulator=name == "dynamodb",
+            )
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _for_threads(kind: str, thread_counts: Iterable[int]) -> None:
     for threads in thread_counts:
         bench_http(kind, threads=threads)
@@ -352,6 +539,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "memory": bench_memory,
     "http": lambda: _for_threads("http", (4, 1)),
     "budget": lambda: bench_http("budget", threads=4),
+    "stores": bench_stores,
 }
 
 

@@ -119,21 +119,33 @@ def convert_options(
 
 
 def to_dedupe_spec(value: str) -> str:
-    """``memory``, ``sqlite:<path>`` or a ``redis://`` / ``rediss://`` URL (checked here,
-    built by the middleware through :class:`StoreSpec`)."""
+    """``memory``, ``sqlite:<path>``, a ``redis://`` / ``rediss://`` URL or a
+    ``dynamodb://TABLE?region=...`` URL (checked here, built by the middleware through
+    :class:`StoreSpec`)."""
     text = value.strip()
-    if not is_store_spec(text):
-        raise ValueError(f"{value!r} is not 'memory', 'sqlite:<path>' or a redis:// URL")
+    check_store_spec(text)
     return text
 
 
-def is_store_spec(text: str) -> bool:
-    """Whether ``text`` names a store :func:`make_dedupe_store` can build."""
-    return (
+_STORE_KINDS: Final = (
+    "'memory', 'sqlite:<path>', a redis:// URL or a dynamodb://TABLE?region=... URL"
+)
+
+
+def check_store_spec(text: str) -> None:
+    """Raise ``ValueError`` unless :func:`make_dedupe_store` can build ``text`` (a DynamoDB
+    URL is checked in full here, without importing boto3)."""
+    if text.startswith("dynamodb:"):
+        from .dedupe_dynamodb import parse_dynamodb_url
+
+        parse_dynamodb_url(text)
+        return
+    if not (
         text == "memory"
         or (text.startswith("sqlite:") and len(text) > len("sqlite:"))
         or text.startswith(("redis://", "rediss://"))
-    )
+    ):
+        raise ValueError(f"{text!r} is not {_STORE_KINDS}")
 
 
 def to_basic_auth(value: str) -> list[tuple[str, str]]:
@@ -177,6 +189,10 @@ def make_dedupe_store(
         from .dedupe_redis import RedisDedupeStore
 
         return RedisDedupeStore(spec, retention=retention, lease=lease)
+    if spec.startswith("dynamodb:"):
+        from .dedupe_dynamodb import DynamoDBDedupeStore
+
+        return DynamoDBDedupeStore.from_url(spec, retention=retention, lease=lease)
     from .dedupe_sqlite import SQLiteDedupeStore
 
     return SQLiteDedupeStore(spec[len("sqlite:") :], retention=retention, lease=lease)
@@ -189,7 +205,8 @@ class StoreSpec:
     the retention, so the window has one definition (``SnsVerifier.freshness_window``) and a
     store named in an INI, a variable or a flag always covers it.
 
-    :param spec: ``memory``, ``sqlite:<path>`` or a ``redis://`` / ``rediss://`` URL.
+    :param spec: ``memory``, ``sqlite:<path>``, a ``redis://`` / ``rediss://`` URL or a
+        ``dynamodb://`` URL.
     :param lease: how long an unfinished claim blocks redeliveries.
     """
 
@@ -197,10 +214,10 @@ class StoreSpec:
     lease: timedelta = DEFAULT_LEASE
 
     def __post_init__(self) -> None:
-        if not is_store_spec(self.spec):
-            raise ConfigurationError(
-                f"dedupe: {self.spec!r} is not 'memory', 'sqlite:<path>' or a redis:// URL"
-            )
+        try:
+            check_store_spec(self.spec)
+        except ValueError as exc:
+            raise ConfigurationError(f"dedupe: {exc}") from None
         if self.lease <= timedelta(0):
             raise ConfigurationError("dedupe_lease must be positive")
 

@@ -1,6 +1,8 @@
 """A server process for the multi-process tests: waitress + SnsMiddleware + a recording app.
 
-    python -m tests._dedupe_server PORT CA_DIR REDIS_URL RECORD_FILE LEASE_MS
+    python -m tests._dedupe_server PORT CA_DIR STORE_URL RECORD_FILE LEASE_MS
+
+STORE_URL is a ``redis://`` or a ``dynamodb://`` URL (the store both processes share).
 
 The app appends each MessageId it processed to RECORD_FILE (one line, O_APPEND). While a
 file named ``hold`` exists beside RECORD_FILE, the app waits before recording (up to a
@@ -20,6 +22,8 @@ from typing import Any
 import waitress
 
 from snsmiddleware import SnsMiddleware, get_message
+from snsmiddleware.dedupe import DedupeStore
+from snsmiddleware.dedupe_dynamodb import DynamoDBDedupeStore
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.testing import MessageSigner, TestCA
 
@@ -27,7 +31,7 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 
 
 def main() -> None:
-    port, ca_dir, redis_url, record, lease_ms = sys.argv[1:6]
+    port, ca_dir, store_url, record, lease_ms = sys.argv[1:6]
     hold = Path(record).parent / "hold"
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -44,7 +48,12 @@ def main() -> None:
         return [b"ok\n"]
 
     signer = MessageSigner(TestCA.load(ca_dir), topic_arn=TOPIC)
-    store = RedisDedupeStore(redis_url, lease=timedelta(milliseconds=int(lease_ms)))
+    lease = timedelta(milliseconds=int(lease_ms))
+    store: DedupeStore
+    if store_url.startswith("dynamodb://"):
+        store = DynamoDBDedupeStore.from_url(store_url, lease=lease)
+    else:
+        store = RedisDedupeStore(store_url, lease=lease)
     middleware = SnsMiddleware(
         app,
         paths=["/sns"],

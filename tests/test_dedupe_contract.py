@@ -30,9 +30,11 @@ from snsmiddleware.dedupe import (
     holder_is_dead,
     new_token,
 )
+from snsmiddleware.dedupe_dynamodb import DynamoDBDedupeStore
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 
+from ._dynamodb_helpers import REGION, MotoDynamoDB, running_moto_dynamodb
 from ._redis_helpers import start_redis
 
 LEASE = timedelta(seconds=30)
@@ -71,7 +73,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from start_redis(tmp_path_factory.mktemp("redis"))
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[MotoDynamoDB]:
+    with running_moto_dynamodb() as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "dynamodb"])
 def harness(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path) -> Iterator[Harness]:
     stores: list[Any] = []
     kind = request.param
@@ -84,6 +92,23 @@ def harness(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path) ->
             return RedisDedupeStore(url, lease=lease, retention=retention, key_prefix=prefix)
 
         yield Harness(make, lease, retention, lambda delta: time.sleep(delta.total_seconds()))
+        return
+
+    if kind == "dynamodb":
+        server: MotoDynamoDB = request.getfixturevalue("dynamodb")
+        table = server.new_table()
+
+        def make_dynamodb() -> DedupeStore:
+            return DynamoDBDedupeStore(
+                table,
+                region=REGION,
+                endpoint_url=server.url,
+                lease=LEASE,
+                retention=RETENTION,
+                clock=clock,
+            )
+
+        yield Harness(make_dynamodb, LEASE, RETENTION, clock.advance)
         return
 
     def make_local() -> DedupeStore:
@@ -190,6 +215,9 @@ kind, where, prefix, key, then = sys.argv[1:6]
 if kind == "sqlite":
     from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
     store = SQLiteDedupeStore(where, lease=timedelta(minutes=10))
+elif kind == "dynamodb":
+    from snsmiddleware.dedupe_dynamodb import DynamoDBDedupeStore
+    store = DynamoDBDedupeStore.from_url(where, lease=timedelta(minutes=10))
 else:
     from snsmiddleware.dedupe_redis import RedisDedupeStore
     store = RedisDedupeStore(where, lease=timedelta(minutes=10), key_prefix=prefix)
@@ -200,13 +228,16 @@ if then == "hang":
 """
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "dynamodb"])
 def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """(kind, path or URL, key prefix) of a store other processes can open."""
     if request.param == "sqlite":
         path = str(tmp_path / "shared.sqlite3")
         SQLiteDedupeStore(path).close()
         yield "sqlite", path, ""
+    elif request.param == "dynamodb":
+        server: MotoDynamoDB = request.getfixturevalue("dynamodb")
+        yield "dynamodb", server.spec(server.new_table()), ""
     else:
         yield "redis", request.getfixturevalue("redis_url"), f"test-{uuid.uuid4().hex}:"
 
@@ -215,6 +246,8 @@ def _open(kind: str, where: str, prefix: str) -> Any:
     lease = timedelta(minutes=10)  # far longer than the test: only a takeover can free it
     if kind == "sqlite":
         return SQLiteDedupeStore(where, lease=lease)
+    if kind == "dynamodb":
+        return DynamoDBDedupeStore.from_url(where, lease=lease)
     return RedisDedupeStore(where, lease=lease, key_prefix=prefix)
 
 

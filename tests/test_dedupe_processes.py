@@ -1,4 +1,5 @@
-"""Exactly once across processes: two waitress servers sharing a real redis-server."""
+"""Exactly once across processes: two waitress servers sharing a real redis-server, or one
+DynamoDB table (moto's server)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import webtest
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.testing import MessageSigner, SignedMessage, TestCA, post_sns
 
+from ._dynamodb_helpers import MotoDynamoDB, running_moto_dynamodb
 from ._net import free_port, wait_for_port
 from ._redis_helpers import start_redis
 from .conftest import PATH, EchoApp
@@ -33,8 +35,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from start_redis(tmp_path_factory.mktemp("redis"))
 
 
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[MotoDynamoDB]:
+    with running_moto_dynamodb() as server:
+        yield server
+
+
+@pytest.fixture(params=["redis", "dynamodb"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The shared store of both server processes: a redis:// or a dynamodb:// URL."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    server: MotoDynamoDB = request.getfixturevalue("dynamodb")
+    return server.spec(server.new_table())
+
+
 class ServerProcess:
-    def __init__(self, ca_dir: Path, redis_url: str, record: Path, lease_ms: int) -> None:
+    def __init__(self, ca_dir: Path, store_url: str, record: Path, lease_ms: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/sns"
         self.process = subprocess.Popen(
@@ -44,7 +61,7 @@ class ServerProcess:
                 "tests._dedupe_server",
                 str(self.port),
                 str(ca_dir),
-                redis_url,
+                store_url,
                 str(record),
                 str(lease_ms),
             ],
@@ -61,12 +78,12 @@ class ServerProcess:
 
 
 @pytest.fixture
-def servers(tmp_path: Path, redis_url: str) -> Iterator[Callable[[int], list[ServerProcess]]]:
+def servers(tmp_path: Path, store_url: str) -> Iterator[Callable[[int], list[ServerProcess]]]:
     started: list[ServerProcess] = []
 
     def start(lease_ms: int) -> list[ServerProcess]:
         pair = [
-            ServerProcess(tmp_path / "ca", redis_url, tmp_path / "record.txt", lease_ms)
+            ServerProcess(tmp_path / "ca", store_url, tmp_path / "record.txt", lease_ms)
             for _ in range(2)
         ]
         started.extend(pair)

@@ -50,6 +50,11 @@ def modules_after(code: str) -> set[str]:
             "SnsVerifier(topics=['arn:aws:sns:us-east-1:123456789012:t'])",
             id="verifier",
         ),
+        pytest.param(
+            "from snsmiddleware.config import to_dedupe_spec\n"
+            "to_dedupe_spec('dynamodb://dedupe?region=us-east-1')",
+            id="dynamodb-spec-checked",
+        ),
     ],
 )
 def test_no_boto3_at_import(code: str) -> None:
