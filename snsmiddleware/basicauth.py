@@ -176,11 +176,12 @@ class BasicAuth:
     def check(self, authorization: str | None) -> None:
         """Return if ``authorization`` (the raw header value) carries accepted credentials.
 
-        :raises UnauthorizedError: (401, reason ``unauthorized``) otherwise; its ``offered``
+        :raises UnauthorizedError: (401, reason ``unauthorized``) otherwise, carrying this
+            realm's ``challenge`` for its ``WWW-Authenticate`` header; its ``offered``
             attribute says whether any credentials were sent at all (SNS's first attempt
             never sends them, so a missing header is routine, not an attack).
         """
-        user, password = _decode(authorization)
+        user, password = _decode(authorization, self.challenge)
         user_digest, password_digest = self._digest(user), self._digest(password)
         matched = False
         for expected_user, expected_password in self._digests:
@@ -196,28 +197,34 @@ class BasicAuth:
                 "the SNS console's 'Request confirmation' sends; create the subscription "
                 "again with the full URL instead",
                 offered=True,
+                challenge=self.challenge,
             )
-        raise UnauthorizedError("wrong user name or password", offered=True)
+        raise UnauthorizedError(
+            "wrong user name or password", offered=True, challenge=self.challenge
+        )
 
 
-def _decode(authorization: str | None) -> tuple[bytes, bytes]:
-    """The user and password bytes of a Basic ``Authorization`` header, or a 401."""
+def _decode(authorization: str | None, challenge: str) -> tuple[bytes, bytes]:
+    """The user and password bytes of a Basic ``Authorization`` header, or a 401 that
+    carries ``challenge`` (every 401 must: SNS sends credentials only after one)."""
+
+    def refused(detail: str, *, offered: bool = True) -> UnauthorizedError:
+        return UnauthorizedError(detail, offered=offered, challenge=challenge)
+
     if not isinstance(authorization, str) or not authorization.strip():
-        raise UnauthorizedError("credentials required", offered=False)
+        raise refused("credentials required", offered=False)
     if len(authorization) > MAX_AUTHORIZATION_CHARS:
-        raise UnauthorizedError("the Authorization header is too long", offered=True)
+        raise refused("the Authorization header is too long")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "basic":
-        raise UnauthorizedError("only Basic authentication is accepted", offered=True)
+        raise refused("only Basic authentication is accepted")
     token = token.strip()
     try:
         raw = token.encode("ascii")
         decoded = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise UnauthorizedError(
-            "the Basic credentials are not valid base64", offered=True
-        ) from None
+        raise refused("the Basic credentials are not valid base64") from None
     user, separator, password = decoded.partition(b":")
     if not separator:
-        raise UnauthorizedError("the Basic credentials have no ':'", offered=True)
+        raise refused("the Basic credentials have no ':'")
     return user, password

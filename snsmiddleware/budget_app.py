@@ -49,7 +49,6 @@ from email.headerregistry import Address, Group
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from fnmatch import fnmatchcase
-from http import HTTPStatus
 from pathlib import Path
 from typing import Final
 
@@ -63,13 +62,15 @@ from .alert_email import (
     single_line,
     topic_account,
 )
+from .answers import PlainTextAnswer
 from .budgets import BudgetAlert, NotABudgetAlertError, is_topic_verification, parse_budget_alert
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
-from .errors import ConfigurationError, SnsError, TransientError, excerpt
+from .errors import ConfigurationError, SnsError, excerpt
 from .mail import FileOutbox, Mailer
 from .message import Notification
 from .middleware import get_effects, get_message
+from .reasons import Reason
 from .verifier import utc_now
 
 log = logging.getLogger(__name__)
@@ -171,16 +172,15 @@ def _about(message: Notification) -> str:
     return f"message_id={message.message_id} topic={excerpt(message.topic_arn, 300)}"
 
 
+def _response(answer: PlainTextAnswer) -> Response:
+    """The WebOb form of a plain-text answer: the same status line, headers and body as
+    every answer of the middleware."""
+    # app_iter, not body=: WebOb would move Content-Length to the end of the headers.
+    return Response(status=answer.status_line, headerlist=answer.headers, app_iter=[answer.body])
+
+
 def _answer(code: int, reason: str, detail: str) -> Response:
-    response = Response(
-        status=f"{code} {HTTPStatus(code).phrase}",
-        content_type="text/plain",
-        charset="utf-8",
-        body=f"{reason}: {detail}\n".encode(),
-    )
-    response.headers["X-SNS-Reason"] = reason
-    response.headers["X-Content-Type-Options"] = "nosniff"  # details quote the sender's text
-    return response
+    return _response(PlainTextAnswer(code, reason, detail))
 
 
 class BudgetApp:
@@ -314,7 +314,9 @@ class BudgetApp:
             message = get_message(request.environ)
         except LookupError:
             log.error("BudgetApp called without a verified message: is SnsMiddleware in front?")
-            return _answer(403, "not_verified", "this endpoint only accepts verified SNS messages")
+            return _answer(
+                403, Reason.NOT_VERIFIED, "this endpoint only accepts verified SNS messages"
+            )
         return self.handle(message, get_effects(request.environ))
 
     def handle(self, message: Notification, effects: MessageEffects | None = None) -> Response:
@@ -326,12 +328,12 @@ class BudgetApp:
         about = _about(message)
         if is_topic_verification(message):
             log.info("budgets topic verification acknowledged %s", about)
-            return _answer(200, "budgets_verification_acknowledged", "acknowledged")
+            return _answer(200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged")
         try:
             alert = parse_budget_alert(message)
         except NotABudgetAlertError as exc:
             log.warning("not emailed: %s (%s) %s", exc.reason, exc.detail, about)
-            return _answer(exc.status, exc.reason, exc.detail)
+            return _response(exc.answer())
         if not alert.complete:
             log.warning(
                 "budget alert only partly parsed (missing: %s); emailing the raw text %s",
@@ -360,32 +362,19 @@ class BudgetApp:
             return self._dead_letter(
                 email,
                 message,
-                reason="no_recipients",
+                reason=Reason.NO_RECIPIENTS,
                 detail=f"nobody is configured for the budget {name}",
                 recipients=(),
             )
         ledger = None if getattr(self.mailer, "idempotent", False) else effects
         if ledger is not None and self._recorded(ledger, about):
             log.warning("an earlier attempt sent this alert; not sending it again %s", about)
-            return _answer(200, "already_sent", "emailed by an earlier attempt")
+            return _answer(200, Reason.ALREADY_SENT, "emailed by an earlier attempt")
         try:
             self.mailer.send(email)
-        except TransientError as exc:
-            age = self.clock() - message.sent_at
-            if self.dead_letter_after is not None and age >= self.dead_letter_after:
-                return self._dead_letter(
-                    email,
-                    message,
-                    reason="retries_exhausted",
-                    detail=f"{exc.reason} for {int(age.total_seconds())} s of SNS retries "
-                    f"({exc.detail})",
-                    recipients=recipients,
-                    error_code=getattr(exc, "code", None),
-                )
-            # The detail stays in our log: it can name a path or host nobody else needs.
-            log.error("email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, about)
-            return _answer(503, exc.reason, "the email could not be sent yet; SNS will retry")
         except SnsError as exc:
+            if exc.transient:
+                return self._not_sent_yet(exc, email, message, recipients)
             return self._dead_letter(
                 email,
                 message,
@@ -401,7 +390,33 @@ class BudgetApp:
                 # Sent: the answer stays 200. Only a crash before the commit would resend.
                 log.exception("the send could not be recorded %s", about)
         log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
-        return _answer(200, "sent", f"emailed to {len(recipients)} recipient(s)")
+        return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
+
+    def _not_sent_yet(
+        self,
+        exc: SnsError,
+        email: EmailMessage,
+        message: Notification,
+        recipients: list[Address],
+    ) -> Response:
+        """A transient send failure: SNS retries (the error's own 5xx), unless it has been
+        retrying for ``dead_letter_after`` already, when the alert is dead-lettered."""
+        age = self.clock() - message.sent_at
+        if self.dead_letter_after is not None and age >= self.dead_letter_after:
+            return self._dead_letter(
+                email,
+                message,
+                reason=Reason.RETRIES_EXHAUSTED,
+                detail=f"{exc.reason} for {int(age.total_seconds())} s of SNS retries "
+                f"({exc.detail})",
+                recipients=recipients,
+                error_code=getattr(exc, "code", None),
+            )
+        # The detail stays in our log: it can name a path or host nobody else needs.
+        log.error(
+            "email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, _about(message)
+        )
+        return _response(exc.answer("the email could not be sent yet; SNS will retry"))
 
     @staticmethod
     def _recorded(ledger: MessageEffects, about: str) -> bool:
@@ -433,21 +448,23 @@ class BudgetApp:
         )
         try:
             path = self.dead_letter.write(letter)
-        except TransientError as exc:
+        except SnsError as exc:
+            if not exc.transient:
+                raise
             log.error(
                 "alert not delivered (%s) and the dead-letter outbox failed: %s; SNS will retry %s",
                 reason,
                 exc.detail,
                 about,
             )
-            return _answer(
-                503,
-                exc.reason,
-                f"not emailed ({reason}) and the dead-letter outbox failed; SNS will retry",
+            return _response(
+                exc.answer(
+                    f"not emailed ({reason}) and the dead-letter outbox failed; SNS will retry"
+                )
             )
         log.error("alert dead-lettered (%s: %s) to %s %s", reason, detail, path, about)
         return _answer(
-            200, "dead_lettered", f"not emailed ({reason}); kept in the dead-letter outbox"
+            200, Reason.DEAD_LETTERED, f"not emailed ({reason}); kept in the dead-letter outbox"
         )
 
 

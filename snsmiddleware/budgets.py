@@ -33,9 +33,10 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import ClassVar, Final
+from typing import Final
 
-from .errors import SnsError
+from .errors import BudgetAdjustmentError as BudgetAdjustmentError  # defined there, kept here
+from .errors import NotABudgetAlertError as NotABudgetAlertError
 from .message import Notification, SnsMessage
 
 TOPIC_VERIFIED_SUBJECT: Final = "SNS Topic Verified!"
@@ -131,19 +132,6 @@ def _cents(value: Decimal, rounding: str | None = None) -> Decimal | None:
         return value.quantize(_CENT, rounding=rounding)
     except InvalidOperation:
         return None
-
-
-class NotABudgetAlertError(SnsError):
-    """A delivered notification that is not a Budgets alert: never emailed, never retried."""
-
-    status: ClassVar[int] = 422
-    default_reason: ClassVar[str] = "not_a_budget_alert"
-
-
-class BudgetAdjustmentError(NotABudgetAlertError):
-    """An auto-adjusting budget's JSON notice (``previousBudgetLimit``/``currentBudgetLimit``)."""
-
-    default_reason: ClassVar[str] = "budget_auto_adjustment"
 
 
 class AlertType(enum.Enum):

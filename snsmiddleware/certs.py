@@ -37,9 +37,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from .errors import CertificateError, CertificateFetchError, NotYetValidError, SnsError
+from .errors import CertificateError, CertificateUnavailableError, NotYetValidError, SnsError
 from .partitions import signing_certificate_names
 from .policy import TopicArn
+from .reasons import Reason
 
 if TYPE_CHECKING:
     import requests
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: ``url -> PEM`` as ``bytes`` or ``str`` (what most HTTP helpers return). Raise
-#: :class:`CertificateFetchError` for transient trouble and :class:`CertificateError` for a
+#: :class:`CertificateUnavailableError` for transient trouble and :class:`CertificateError` for a
 #: definitive "no"; any other exception counts as transient.
 CertificateFetcher = Callable[[str], bytes | str]
 
@@ -92,11 +93,11 @@ class SigningCertificate:
         expired, 503 before it starts (our clock may be slow; see :class:`NotYetValidError`)."""
         if now < self.not_before:
             raise NotYetValidError(
-                "the signing certificate is not valid yet", reason="certificate_not_yet_valid"
+                "the signing certificate is not valid yet", reason=Reason.CERTIFICATE_NOT_YET_VALID
             )
         if now > self.not_after:
             raise CertificateError(
-                "the signing certificate has expired", reason="certificate_expired"
+                "the signing certificate has expired", reason=Reason.CERTIFICATE_EXPIRED
             )
 
 
@@ -136,7 +137,7 @@ def _pem_bytes(url: str, pem: object) -> bytes:
         type(pem).__name__,
         url,
     )
-    raise CertificateFetchError(
+    raise CertificateUnavailableError(
         f"fetch_certificate returned {type(pem).__name__}, not the PEM as bytes or str"
     )
 
@@ -159,7 +160,7 @@ def load_signing_certificate(
     ):
         raise CertificateError(
             "the certificate URL did not serve exactly one PEM certificate",
-            reason="bad_certificate",
+            reason=Reason.BAD_CERTIFICATE,
         )
     try:
         cert = x509.load_pem_x509_certificate(data)
@@ -174,16 +175,16 @@ def load_signing_certificate(
         x509.UnsupportedGeneralNameType,
     ):
         raise CertificateError(
-            "the certificate could not be parsed", reason="bad_certificate"
+            "the certificate could not be parsed", reason=Reason.BAD_CERTIFICATE
         ) from None
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_KEY_BITS:
         raise CertificateError(
             f"the certificate's key is not RSA of at least {MIN_RSA_KEY_BITS} bits",
-            reason="bad_certificate",
+            reason=Reason.BAD_CERTIFICATE,
         )
     if check_name and not names & allowed_certificate_names(topic):
         raise CertificateError(
-            "the certificate is not issued to SNS", reason="certificate_name_mismatch"
+            "the certificate is not issued to SNS", reason=Reason.CERTIFICATE_NAME_MISMATCH
         )
     return SigningCertificate(
         url=url,
@@ -243,13 +244,13 @@ class HttpCertificateFetcher:
         with Deadline(self.deadline) as deadline:
             body = self._download(url, deadline)
         if deadline.expired:
-            raise CertificateFetchError("the certificate download was too slow")
+            raise CertificateUnavailableError("the certificate download was too slow")
         # A 200 that ends before any body, or a PEM that stops before its end line, is an
         # answer cut short (a connection dropped mid-headers reads as an empty 200): retry.
         if not body.strip():
-            raise CertificateFetchError("the certificate host sent an empty answer")
+            raise CertificateUnavailableError("the certificate host sent an empty answer")
         if body.lstrip().startswith(_PEM_BEGIN) and _PEM_END not in body:
-            raise CertificateFetchError("the certificate download was cut short")
+            raise CertificateUnavailableError("the certificate download was cut short")
         return body
 
     def _download(self, url: str, deadline: Deadline) -> bytes:
@@ -265,11 +266,11 @@ class HttpCertificateFetcher:
         with response:
             status = response.status_code
             if status >= 500 or status == 429:
-                raise CertificateFetchError(f"the certificate host answered HTTP {status}")
+                raise CertificateUnavailableError(f"the certificate host answered HTTP {status}")
             if status != 200:
                 raise CertificateError(
                     f"the certificate host answered HTTP {status}",
-                    reason="certificate_not_found",
+                    reason=Reason.CERTIFICATE_NOT_FOUND,
                 )
             body = bytearray()
             try:
@@ -280,21 +281,21 @@ class HttpCertificateFetcher:
                     if len(body) > self.max_bytes:
                         raise CertificateError(
                             "the certificate URL served more than a certificate",
-                            reason="certificate_too_large",
+                            reason=Reason.CERTIFICATE_TOO_LARGE,
                         )
                     if deadline.expired:
-                        raise CertificateFetchError("the certificate download was too slow")
+                        raise CertificateUnavailableError("the certificate download was too slow")
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _fetch_failure(deadline, exc) from None
             if response.raw.length_remaining:
-                raise CertificateFetchError("the certificate download was cut short")
+                raise CertificateUnavailableError("the certificate download was cut short")
         return bytes(body)
 
 
-def _fetch_failure(deadline: Deadline, exc: Exception) -> CertificateFetchError:
+def _fetch_failure(deadline: Deadline, exc: Exception) -> CertificateUnavailableError:
     if deadline.expired:
-        return CertificateFetchError("the certificate download was too slow")
-    return CertificateFetchError(
+        return CertificateUnavailableError("the certificate download was too slow")
+    return CertificateUnavailableError(
         f"could not download the signing certificate ({type(exc).__name__})"
     )
 
@@ -424,7 +425,7 @@ class CertificateStore:
             leader = download is None
             if download is None:
                 if self._running >= self._max_downloads:
-                    raise CertificateFetchError(
+                    raise CertificateUnavailableError(
                         "too many certificate downloads at once; try again later"
                     )
                 self._running += 1
@@ -438,7 +439,7 @@ class CertificateStore:
         if download.result is not None:
             return download.result
         if download.error is None:
-            raise CertificateFetchError("the certificate download did not finish in time")
+            raise CertificateUnavailableError("the certificate download did not finish in time")
         raise _fresh_copy(download.error)
 
     def _start(self, url: str, topic: TopicArn, download: _Download) -> None:
@@ -451,7 +452,7 @@ class CertificateStore:
         try:
             thread.start()
         except RuntimeError:  # no thread to be had (interpreter shutdown, limits)
-            download.error = CertificateFetchError("could not start the certificate download")
+            download.error = CertificateUnavailableError("could not start the certificate download")
             self._finish(url, download)
 
     def _download(self, url: str, topic: TopicArn, download: _Download) -> None:
@@ -461,7 +462,7 @@ class CertificateStore:
             download.error = exc
             log.warning("certificate %s rejected: %s (%s)", url, exc.reason, exc.detail)
         except Exception as exc:  # never leave the waiters without an answer
-            download.error = CertificateFetchError(
+            download.error = CertificateUnavailableError(
                 f"the certificate check failed ({type(exc).__name__})"
             )
             log.exception("certificate %s: unexpected error", url)
@@ -494,7 +495,7 @@ class CertificateStore:
         except SnsError:
             raise
         except Exception as exc:  # a user-supplied fetcher may raise anything
-            raise CertificateFetchError(
+            raise CertificateUnavailableError(
                 f"could not download the signing certificate ({type(exc).__name__})"
             ) from None
         return load_signing_certificate(url, pem, topic, check_name=self.check_names)

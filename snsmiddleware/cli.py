@@ -81,7 +81,13 @@ def _describe(app: Any, host: str, port: int, source: str) -> None:
 
 # --- verify ---------------------------------------------------------------------------------
 
-_MARKS = {"passed": "PASS", "failed": "FAIL", "not_run": "----", "not_applicable": "n/a "}
+_MARKS = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "not_run": "----",
+    "not_applicable": "n/a ",
+    "unknown": "????",
+}
 
 
 def _clock_for(at: str, body: bytes) -> datetime:
@@ -135,6 +141,8 @@ def _report(diagnosis: Diagnosis, notes: list[str], out: TextIO) -> None:
     else:
         if diagnosis.hint:
             out.write(f"why:  {diagnosis.hint}\n")
+        if all(result.status == "unknown" for result in diagnosis.stages):
+            out.write(f"error: {diagnosis.error.reason}: {diagnosis.error.detail}\n")
         out.write(f"RESULT: REJECTED ({diagnosis.error.status} {diagnosis.error.reason})\n")
 
 

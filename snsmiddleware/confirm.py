@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigurationError, ConfirmationRejectedError, TransientError
 from .message import SubscriptionConfirmation
 from .policy import parse_topic_arn, subscribe_url
+from .reasons import Reason
 from .redact import REDACTOR, install
 
 if TYPE_CHECKING:
@@ -149,7 +150,8 @@ class ApiConfirmer:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
             if code in TRANSIENT_API_ERRORS or code in CREDENTIAL_API_ERRORS or status >= 500:
                 raise TransientError(
-                    f"ConfirmSubscription failed for now ({code})", reason="confirmation_failed"
+                    f"ConfirmSubscription failed for now ({code})",
+                    reason=Reason.CONFIRMATION_FAILED,
                 ) from None
             raise ConfirmationRejectedError(f"ConfirmSubscription was refused ({code})") from None
         except BotoCoreError as exc:
@@ -157,7 +159,7 @@ class ApiConfirmer:
             # gives an operator the hour of SNS retries to fix credentials).
             raise TransientError(
                 f"ConfirmSubscription could not be sent ({type(exc).__name__})",
-                reason="confirmation_failed",
+                reason=Reason.CONFIRMATION_FAILED,
             ) from None
 
 
@@ -203,7 +205,7 @@ class UrlConfirmer:
         except requests.RequestException as exc:
             raise TransientError(
                 f"the SubscribeURL could not be reached ({type(exc).__name__})",
-                reason="confirmation_failed",
+                reason=Reason.CONFIRMATION_FAILED,
             ) from None
         status = response.status_code
         response.close()
@@ -211,7 +213,7 @@ class UrlConfirmer:
             return
         if status >= 500 or status == 429:
             raise TransientError(
-                f"the SubscribeURL answered HTTP {status}", reason="confirmation_failed"
+                f"the SubscribeURL answered HTTP {status}", reason=Reason.CONFIRMATION_FAILED
             )
         raise ConfirmationRejectedError(f"the SubscribeURL answered HTTP {status}")
 

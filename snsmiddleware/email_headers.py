@@ -30,6 +30,8 @@ from email.parser import BytesHeaderParser
 from email.policy import Policy
 from typing import Final
 
+from .errors import UnsafeHeaderError as UnsafeHeaderError  # defined there, kept importable
+
 #: RFC 2047: an encoded-word is at most 75 characters, a line holding one at most 76.
 _ENCODED_LINE_CHARS: Final = 76
 _PREFIX: Final = "=?utf-8?b?"
@@ -42,10 +44,6 @@ _DEFAULT_FOLD_AT: Final = 78
 #: disguise text). Read-back values are held to the first two.
 _UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _LINE_BREAKING: Final = frozenset({"Cc", "Zl", "Zp"})
-
-
-class UnsafeHeaderError(ValueError):
-    """A header of a built email would not read back as the single line that was set."""
 
 
 def _cleaned(text: str) -> str:

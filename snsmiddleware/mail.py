@@ -45,7 +45,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
-from .errors import ConfigurationError, SnsError, TransientError
+from .errors import ConfigurationError, SnsError
+from .errors import MailRejectedError as MailRejectedError  # defined there, kept importable
+from .errors import MailUnavailableError as MailUnavailableError
+from .reasons import Reason
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
@@ -93,33 +96,6 @@ DEFAULT_SWEEP_AFTER: Final = timedelta(minutes=10)
 _NO_LINKS: Final = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV})
 
 
-class MailUnavailableError(TransientError):
-    """Sending failed in a way that may clear: answer 503 so SNS redelivers.
-
-    :param code: the SMTP reply code or SES error code, when there was one.
-    """
-
-    default_reason: ClassVar[str] = "mail_unavailable"
-
-    def __init__(self, detail: str, *, reason: str | None = None, code: str | None = None):
-        super().__init__(detail, reason=reason)
-        self.code = code
-
-
-class MailRejectedError(SnsError):
-    """The mail service refused this email for good: dead-letter it, do not retry.
-
-    :param code: the SMTP reply code or SES error code, when there was one.
-    """
-
-    status: ClassVar[int] = 422
-    default_reason: ClassVar[str] = "mail_rejected"
-
-    def __init__(self, detail: str, *, reason: str | None = None, code: str | None = None):
-        super().__init__(detail, reason=reason)
-        self.code = code
-
-
 @runtime_checkable
 class Mailer(Protocol):
     """Delivers one email or raises :class:`MailUnavailableError` / :class:`MailRejectedError`.
@@ -146,7 +122,9 @@ def envelope_sender(message: EmailMessage) -> str:
     """The bare address of the From header."""
     addresses = [a for _, a in getaddresses([str(message.get("From", ""))]) if a]
     if len(addresses) != 1:
-        raise MailRejectedError("the email needs exactly one From address", reason="bad_sender")
+        raise MailRejectedError(
+            "the email needs exactly one From address", reason=Reason.BAD_SENDER
+        )
     return addresses[0]
 
 
@@ -257,7 +235,7 @@ class FileOutbox:
             # A full disk or a permissions change may be fixed within SNS's retry hour.
             raise MailUnavailableError(
                 f"the outbox {str(self.directory)!r} could not be written ({exc.strerror or exc})",
-                reason="outbox_unavailable",
+                reason=Reason.OUTBOX_UNAVAILABLE,
             ) from None
         return final
 
@@ -435,7 +413,7 @@ class SmtpMailer:
         sender = envelope_sender(message)
         recipients = envelope_recipients(message)
         if not recipients:
-            raise MailRejectedError("the email has no recipients", reason="no_recipients")
+            raise MailRejectedError("the email has no recipients", reason=Reason.NO_RECIPIENTS)
         # (send_message never transmits Bcc headers; the envelope still includes them.)
         try:
             smtp = self._connect()
@@ -457,7 +435,7 @@ class SmtpMailer:
                 ) from None
             raise MailRejectedError(
                 f"the SMTP server refused every recipient ({sorted(set(codes))})",
-                reason="recipients_refused",
+                reason=Reason.RECIPIENTS_REFUSED,
                 code=str(min(codes)),
             ) from None
         except smtplib.SMTPSenderRefused as exc:
@@ -468,14 +446,14 @@ class SmtpMailer:
             # No STARTTLS or no AUTH: sending anyway would leak the email or the password.
             raise MailRejectedError(
                 f"the SMTP server does not support what this mailer requires ({exc})",
-                reason="smtp_unsupported",
+                reason=Reason.SMTP_UNSUPPORTED,
             ) from None
         except smtplib.SMTPResponseException as exc:
             raise _classify_smtp_code(exc.smtp_code, "the email") from None
         except ssl.SSLCertVerificationError as exc:
             raise MailRejectedError(
                 f"the SMTP server's certificate did not verify ({exc.verify_message})",
-                reason="smtp_certificate",
+                reason=Reason.SMTP_CERTIFICATE,
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             # Refused, reset, timed out, disconnected: may well clear before SNS gives up.
@@ -568,7 +546,7 @@ class SesMailer:
 
         recipients = envelope_recipients(message)
         if not recipients:
-            raise MailRejectedError("the email has no recipients", reason="no_recipients")
+            raise MailRejectedError("the email has no recipients", reason=Reason.NO_RECIPIENTS)
         raw = message.as_bytes(policy=policy.SMTP)
         request: dict[str, Any]
         if self.api == "v2":
@@ -608,9 +586,9 @@ def classify_ses_error(response: Any) -> SnsError:
     detail = f"SES refused the email ({code}: {text[:200]})"
     if code in {"Throttling", "ThrottlingException"} and "daily" in text.lower():
         # An exhausted 24-hour quota will not clear within SNS's retry hour.
-        return MailRejectedError(detail, reason="ses_quota_exhausted", code=code)
+        return MailRejectedError(detail, reason=Reason.SES_QUOTA_EXHAUSTED, code=code)
     if code in SES_TRANSIENT_ERRORS or status >= 500 or status == 429:
         return MailUnavailableError(
-            f"SES is unavailable for now ({code})", reason="mail_unavailable", code=code
+            f"SES is unavailable for now ({code})", reason=Reason.MAIL_UNAVAILABLE, code=code
         )
     return MailRejectedError(detail, code=code)

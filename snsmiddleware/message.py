@@ -41,6 +41,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 
 from .errors import MessageFormatError, excerpt
+from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +155,14 @@ def parse_timestamp(value: str) -> datetime:
     if _TIMESTAMP.fullmatch(value) is None:
         raise MessageFormatError(
             "Timestamp is not an ISO 8601 UTC time like 2024-01-31T12:00:00.000Z",
-            reason="bad_timestamp",
+            reason=Reason.BAD_TIMESTAMP,
         )
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise MessageFormatError("Timestamp is not a real date", reason="bad_timestamp") from None
+        raise MessageFormatError(
+            "Timestamp is not a real date", reason=Reason.BAD_TIMESTAMP
+        ) from None
 
 
 def _refuse_lone_surrogate(text: str) -> None:
@@ -167,7 +170,7 @@ def _refuse_lone_surrogate(text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise MessageFormatError(
-            "a string holds an unpaired surrogate (not Unicode text)", reason="bad_encoding"
+            "a string holds an unpaired surrogate (not Unicode text)", reason=Reason.BAD_ENCODING
         ) from None
 
 
@@ -180,7 +183,7 @@ def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise MessageFormatError("the JSON object repeats a key", reason="duplicate_key")
+        raise MessageFormatError("the JSON object repeats a key", reason=Reason.DUPLICATE_KEY)
     for key, value in pairs:  # inline: this runs for every message
         if not key.isascii():
             _refuse_lone_surrogate(key)
@@ -190,7 +193,7 @@ def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _reject_constant(name: str) -> None:
-    raise MessageFormatError(f"JSON constant {name} is not allowed", reason="invalid_json")
+    raise MessageFormatError(f"JSON constant {name} is not allowed", reason=Reason.INVALID_JSON)
 
 
 # Built once: json.loads() with hooks would build a new decoder for every message.
@@ -209,7 +212,7 @@ def _decode_document(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise MessageFormatError("the body is not UTF-8", reason="bad_encoding") from None
+        raise MessageFormatError("the body is not UTF-8", reason=Reason.BAD_ENCODING) from None
     try:
         start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
         document, end = _SCAN(text, start)
@@ -218,17 +221,19 @@ def _decode_document(body: bytes) -> dict[str, Any]:
     except MessageFormatError:
         raise
     except RecursionError:
-        raise MessageFormatError("the JSON is nested too deeply", reason="invalid_json") from None
+        raise MessageFormatError(
+            "the JSON is nested too deeply", reason=Reason.INVALID_JSON
+        ) from None
     except (ValueError, StopIteration):
-        raise MessageFormatError("the body is not valid JSON", reason="invalid_json") from None
+        raise MessageFormatError("the body is not valid JSON", reason=Reason.INVALID_JSON) from None
     if type(document) is not dict:
-        raise MessageFormatError("the body is not a JSON object", reason="invalid_json")
+        raise MessageFormatError("the body is not a JSON object", reason=Reason.INVALID_JSON)
     return document
 
 
 def _parse_attributes(value: Any) -> Mapping[str, MessageAttribute]:
     if not isinstance(value, dict):
-        raise MessageFormatError("MessageAttributes is not an object", reason="bad_field")
+        raise MessageFormatError("MessageAttributes is not an object", reason=Reason.BAD_FIELD)
     attributes: dict[str, MessageAttribute] = {}
     for name, entry in value.items():
         if (
@@ -239,7 +244,7 @@ def _parse_attributes(value: Any) -> Mapping[str, MessageAttribute]:
         ):
             raise MessageFormatError(
                 'each MessageAttributes entry must be {"Type": string, "Value": string}',
-                reason="bad_field",
+                reason=Reason.BAD_FIELD,
             )
         attributes[name] = MessageAttribute(entry["Type"], entry["Value"])
     return MappingProxyType(attributes)
@@ -267,7 +272,8 @@ def _accept_lambda_spelling(document: dict[str, Any]) -> None:
         if lambda_key in document:
             if http_key in document:
                 raise MessageFormatError(
-                    f"the envelope has both {lambda_key} and {http_key}", reason="duplicate_key"
+                    f"the envelope has both {lambda_key} and {http_key}",
+                    reason=Reason.DUPLICATE_KEY,
                 )
             document[http_key] = document.pop(lambda_key)
     if lambda_spelled and "Subject" in document and document["Subject"] is None:
@@ -289,27 +295,29 @@ def parse_message(body: bytes) -> SnsMessage:
     attributes_value = document.pop("MessageAttributes", None)
     for key, value in document.items():
         if type(value) is not str:
-            raise MessageFormatError(f"field {excerpt(key)} is not a string", reason="bad_field")
+            raise MessageFormatError(
+                f"field {excerpt(key)} is not a string", reason=Reason.BAD_FIELD
+            )
     fields: dict[str, str] = document
 
     message_type = fields.get("Type")
     required = _REQUIRED_FIELDS.get(message_type)  # type: ignore[arg-type]
     if required is None:
-        raise MessageFormatError("Type is not an SNS message type", reason="unknown_type")
+        raise MessageFormatError("Type is not an SNS message type", reason=Reason.UNKNOWN_TYPE)
     if not fields.keys() >= required:
         missing = sorted(required - fields.keys(), key=_COMMON_FIELDS_ORDER.index)
         raise MessageFormatError(
             f"{message_type} lacks required field(s): {', '.join(missing)}",
-            reason="missing_field",
+            reason=Reason.MISSING_FIELD,
         )
     if _MESSAGE_ID.fullmatch(fields["MessageId"]) is None:
-        raise MessageFormatError("MessageId is not a plain identifier", reason="bad_field")
+        raise MessageFormatError("MessageId is not a plain identifier", reason=Reason.BAD_FIELD)
     _check_single_line(
         fields, ("Subject",) if message_type == NOTIFICATION else _CONFIRMATION_FIELDS
     )
     if has_attributes and message_type != NOTIFICATION:
         raise MessageFormatError(
-            "MessageAttributes only belongs in a Notification", reason="bad_field"
+            "MessageAttributes only belongs in a Notification", reason=Reason.BAD_FIELD
         )
 
     common: dict[str, Any] = {
@@ -346,7 +354,7 @@ def _check_single_line(fields: Mapping[str, str], names: tuple[str, ...]) -> Non
         # isprintable() is False for every control character: a fast pre-check.
         if value is not None and not value.isprintable() and _CONTROL_CHARACTER.search(value):
             raise MessageFormatError(
-                f"{name} holds a line break or control character", reason="bad_field"
+                f"{name} holds a line break or control character", reason=Reason.BAD_FIELD
             )
 
 
@@ -389,7 +397,7 @@ def check_headers(message: SnsMessage, headers: Mapping[str, str]) -> None:
             log.debug("the %s header is absent (accepted: SNS does not sign it)", header)
         elif got != value:
             raise MessageFormatError(
-                f"the {header} header disagrees with the body", reason="header_mismatch"
+                f"the {header} header disagrees with the body", reason=Reason.HEADER_MISMATCH
             )
 
 
@@ -428,12 +436,12 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
             value = value[0]  # API Gateway's multiValueHeaders: one value, in a list
         if not isinstance(value, str):
             raise MessageFormatError(
-                f"the {lower} header is not one string", reason="header_mismatch"
+                f"the {lower} header is not one string", reason=Reason.HEADER_MISMATCH
             )
         if found.setdefault(lower, value) != value:
             raise MessageFormatError(
                 f"the {lower} header is given twice with different values",
-                reason="header_mismatch",
+                reason=Reason.HEADER_MISMATCH,
             )
     return found
 
@@ -444,5 +452,5 @@ def check_not_raw(headers: Mapping[str, str]) -> None:
         raise MessageFormatError(
             "raw message delivery cannot be verified; turn RawMessageDelivery off for this "
             "subscription",
-            reason="raw_delivery",
+            reason=Reason.RAW_DELIVERY,
         )

@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from webob import Request
 
+from .answers import NOSNIFF as NOSNIFF  # defined there, kept importable
+from .answers import PlainTextAnswer
 from .basicauth import BasicAuth, BasicAuthCredentials
 from .budgets import is_topic_verification
 from .confirm import Confirmer, make_confirmer
@@ -51,6 +52,7 @@ from .errors import (
     UnauthorizedError,
 )
 from .message import Notification, SnsMessage, SubscriptionConfirmation
+from .reasons import Reason
 from .verifier import SnsVerifier, VerifierOptions, build_verifier, given_verifier_options
 from .wsgibody import read_body, restore_body
 
@@ -72,36 +74,19 @@ _SNS_HEADERS: Final = (
     ("x-amz-sns-topic-arn", "HTTP_X_AMZ_SNS_TOPIC_ARN"),
     ("x-amz-sns-rawdelivery", "HTTP_X_AMZ_SNS_RAWDELIVERY"),
 )
-_TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
-#: Our answers quote the sender's text (bounded and escaped); a browser must never sniff it
-#: into HTML.
-NOSNIFF: Final = ("X-Content-Type-Options", "nosniff")
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
 
 
-def _status_line(code: int) -> str:
-    return f"{code} {HTTPStatus(code).phrase}"
-
-
-def _answer(
-    start_response: StartResponse,
-    code: int,
-    reason: str,
-    detail: str,
-    extra_headers: Iterable[tuple[str, str]] = (),
-) -> list[bytes]:
-    body = f"{reason}: {detail}\n".encode()
-    headers = [_TEXT, NOSNIFF, ("Content-Length", str(len(body))), ("X-SNS-Reason", reason)]
-    headers.extend(extra_headers)
-    start_response(_status_line(code), headers)
-    return [body]
+def _answer(start_response: StartResponse, code: int, reason: str, detail: str) -> list[bytes]:
+    """A plain-text answer of the middleware's own (see :class:`PlainTextAnswer`)."""
+    return PlainTextAnswer(code, reason, detail).respond(start_response)
 
 
 def _log_level(exc: SnsError) -> int:
     """ERROR for 5xx, WARNING for refusals; INFO for a request that offered no credentials,
     which is how SNS starts every delivery to a Basic-auth endpoint."""
-    if exc.status >= 500:
+    if exc.transient:
         return logging.ERROR
     if isinstance(exc, UnauthorizedError) and not exc.offered:
         return logging.INFO
@@ -303,17 +288,10 @@ class SnsMiddleware:
             return self._dispatch(message, body, environ, start_response)
         except SnsError as exc:
             self._log(_log_level(exc), f"rejected {exc.reason} ({exc.detail})", message)
-            return _answer(start_response, exc.status, exc.reason, exc.detail, self._headers(exc))
+            return exc.answer().respond(start_response)
         except Exception:
             log.exception("internal error while handling an SNS delivery")
-            return _answer(start_response, 500, "internal_error", "internal error")
-
-    def _headers(self, exc: SnsError) -> list[tuple[str, str]]:
-        if isinstance(exc, MethodNotAllowedError):
-            return [("Allow", "POST")]
-        if isinstance(exc, UnauthorizedError) and self.basic_auth is not None:
-            return [("WWW-Authenticate", self.basic_auth.challenge)]
-        return []
+            return _answer(start_response, 500, Reason.INTERNAL_ERROR, "internal error")
 
     def _log(self, level: int, decision: str, message: SnsMessage | None) -> None:
         """One line per decision: what, which message, and the emulator base if any."""
@@ -337,10 +315,12 @@ class SnsMiddleware:
             return self._confirm(message, start_response)
         if not isinstance(message, Notification):
             self._log(logging.INFO, "unsubscribe confirmation acknowledged", message)
-            return _answer(start_response, 200, "unsubscribe_acknowledged", "acknowledged")
+            return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
         if self.answer_budgets_verification and is_topic_verification(message):
             self._log(logging.INFO, "budgets topic verification acknowledged", message)
-            return _answer(start_response, 200, "budgets_verification_acknowledged", "acknowledged")
+            return _answer(
+                start_response, 200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged"
+            )
         return self._deliver(message, body, environ, start_response)
 
     def _confirm(
@@ -352,10 +332,10 @@ class SnsMiddleware:
         claim = self._confirmed.claim(key)
         if claim.state is ClaimState.DONE:
             self._log(logging.INFO, "duplicate confirmation ignored (already confirmed)", message)
-            return _answer(start_response, 200, "duplicate", "subscription already confirmed")
+            return _answer(start_response, 200, Reason.DUPLICATE, "subscription already confirmed")
         if claim.state is ClaimState.IN_PROGRESS:
             raise TransientError(
-                "this subscription is being confirmed; try again later", reason="in_progress"
+                "this subscription is being confirmed; try again later", reason=Reason.IN_PROGRESS
             )
         try:
             self.confirmer(message)
@@ -364,7 +344,7 @@ class SnsMiddleware:
             raise
         self._confirmed.commit(claim)
         self._log(logging.INFO, "confirmed subscription", message)
-        return _answer(start_response, 200, "subscription_confirmed", "subscription confirmed")
+        return _answer(start_response, 200, Reason.SUBSCRIPTION_CONFIRMED, "subscription confirmed")
 
     def _deliver(
         self,

@@ -36,8 +36,10 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import ConfigurationError, NotYetValidError, PolicyError, excerpt
+from .errors import InsecureConfigurationWarning as InsecureConfigurationWarning  # kept here
 from .partitions import PARTITION_DOMAINS as PARTITION_DOMAINS  # kept importable from here
 from .partitions import partition, partitions
+from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +104,6 @@ def _has_glob(text: str) -> bool:
     return any(char in text for char in "*?[")
 
 
-class InsecureConfigurationWarning(UserWarning):
-    """An allowed but risky configuration (for example, accepting every topic)."""
-
-
 @dataclass(frozen=True, slots=True)
 class TopicArn:
     """The parts of a validated SNS TopicArn."""
@@ -138,18 +136,18 @@ def parse_topic_arn(value: str) -> TopicArn:
     """Split an SNS TopicArn into its parts, refusing anything not shaped like one."""
     match = _TOPIC_ARN.fullmatch(value)
     if match is None:
-        raise PolicyError("TopicArn is not an SNS topic ARN", reason="bad_topic_arn")
+        raise PolicyError("TopicArn is not an SNS topic ARN", reason=Reason.BAD_TOPIC_ARN)
     found = partition(match["partition"])
     if found is None:
         raise PolicyError(
             f"AWS partition {excerpt(match['partition'], 32)} is not supported",
-            reason="bad_topic_arn",
+            reason=Reason.BAD_TOPIC_ARN,
         )
     region = match["region"]
     if not (found.knows(region) or found.has_region_shape(region)):
         raise PolicyError(
             f"{excerpt(region, 32)} is not a region of AWS partition {found.id}",
-            reason="bad_topic_arn",
+            reason=Reason.BAD_TOPIC_ARN,
         )
     return TopicArn(found.id, region, match["account"], match["name"])
 
@@ -258,7 +256,7 @@ class TopicAllowlist:
             return parsed
         if topic_arn not in self:
             raise PolicyError(
-                "TopicArn is not on this endpoint's allowlist", reason="topic_not_allowed"
+                "TopicArn is not on this endpoint's allowlist", reason=Reason.TOPIC_NOT_ALLOWED
             )
         parsed = parse_topic_arn(topic_arn)
         if not parsed.known_region and parsed.region not in self._literal_regions:
@@ -272,7 +270,7 @@ class TopicAllowlist:
             raise PolicyError(
                 f"{excerpt(parsed.region, 32)} is not a known region of AWS partition "
                 f"{parsed.partition}",
-                reason="bad_topic_arn",
+                reason=Reason.BAD_TOPIC_ARN,
             )
         # Only allowed topics are cached, so senders cannot grow it; the bound covers
         # patterns that match many topics.
@@ -287,7 +285,7 @@ def check_signature_version(version: str, allowed: frozenset[str]) -> None:
     if version not in allowed:
         raise PolicyError(
             f"SignatureVersion must be one of {', '.join(sorted(allowed))}",
-            reason="signature_version_not_allowed",
+            reason=Reason.SIGNATURE_VERSION_NOT_ALLOWED,
         )
 
 
@@ -308,8 +306,10 @@ def certificate_url(signing_cert_url: str, topic: TopicArn) -> str:
     """
     match = _CERT_URL.fullmatch(signing_cert_url)
     if match is None:
-        raise PolicyError("SigningCertURL is not an SNS certificate URL", reason="bad_cert_url")
-    _check_host(match["region"], match["domain"], topic, "SigningCertURL", "bad_cert_url")
+        raise PolicyError(
+            "SigningCertURL is not an SNS certificate URL", reason=Reason.BAD_CERT_URL
+        )
+    _check_host(match["region"], match["domain"], topic, "SigningCertURL", Reason.BAD_CERT_URL)
     return f"https://{topic.sns_host}/SimpleNotificationService-{match['digest']}.pem"
 
 
@@ -319,7 +319,7 @@ def _confirmation_query(query: str, topic_arn: str, token: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
     except ValueError:
         raise PolicyError(
-            "SubscribeURL has a malformed query", reason="bad_subscribe_url"
+            "SubscribeURL has a malformed query", reason=Reason.BAD_SUBSCRIBE_URL
         ) from None
     params = dict(pairs)
     if len(params) != len(pairs) or params != {
@@ -329,7 +329,7 @@ def _confirmation_query(query: str, topic_arn: str, token: str) -> str:
     }:
         raise PolicyError(
             "SubscribeURL must confirm this message's own topic and token, and nothing else",
-            reason="bad_subscribe_url",
+            reason=Reason.BAD_SUBSCRIBE_URL,
         )
     return urlencode([("Action", "ConfirmSubscription"), ("TopicArn", topic_arn), ("Token", token)])
 
@@ -343,8 +343,10 @@ def subscribe_url(url: str, topic: TopicArn, topic_arn: str, token: str) -> str:
     """
     match = _SUBSCRIBE_URL.fullmatch(url)
     if match is None:
-        raise PolicyError("SubscribeURL is not an SNS confirmation URL", reason="bad_subscribe_url")
-    _check_host(match["region"], match["domain"], topic, "SubscribeURL", "bad_subscribe_url")
+        raise PolicyError(
+            "SubscribeURL is not an SNS confirmation URL", reason=Reason.BAD_SUBSCRIBE_URL
+        )
+    _check_host(match["region"], match["domain"], topic, "SubscribeURL", Reason.BAD_SUBSCRIBE_URL)
     return f"https://{topic.sns_host}/?{_confirmation_query(match['query'], topic_arn, token)}"
 
 
@@ -401,16 +403,18 @@ class EmulatorEndpoint:
 
     def certificate_url(self, signing_cert_url: str) -> str:
         """Validate a SigningCertURL under the base; return it rebuilt."""
-        path = self._path_after_base(signing_cert_url, "SigningCertURL", "bad_cert_url")
+        path = self._path_after_base(signing_cert_url, "SigningCertURL", Reason.BAD_CERT_URL)
         if _EMULATOR_CERT_PATH.fullmatch(path) is None or "/.." in path or "/./" in path:
-            raise PolicyError("SigningCertURL has an unexpected path", reason="bad_cert_url")
+            raise PolicyError("SigningCertURL has an unexpected path", reason=Reason.BAD_CERT_URL)
         return self.base + path
 
     def subscribe_url(self, url: str, topic_arn: str, token: str) -> str:
         """Validate a SubscribeURL under the base; return it rebuilt."""
-        rest = self._path_after_base(url, "SubscribeURL", "bad_subscribe_url")
+        rest = self._path_after_base(url, "SubscribeURL", Reason.BAD_SUBSCRIBE_URL)
         if not rest.startswith("/?") or _QUERY_CHARS.fullmatch(rest[2:]) is None:
-            raise PolicyError("SubscribeURL is not a confirmation URL", reason="bad_subscribe_url")
+            raise PolicyError(
+                "SubscribeURL is not a confirmation URL", reason=Reason.BAD_SUBSCRIBE_URL
+            )
         return f"{self.base}/?{_confirmation_query(rest[2:], topic_arn, token)}"
 
 
@@ -428,9 +432,9 @@ def check_freshness(
     age = now - sent_at
     if age > max_age + clock_skew:
         raise PolicyError(
-            "Timestamp is older than the freshness window (a replay?)", reason="stale_message"
+            "Timestamp is older than the freshness window (a replay?)", reason=Reason.STALE_MESSAGE
         )
     if -age > clock_skew:
         raise NotYetValidError(
-            "Timestamp is in the future (is this host's clock slow?)", reason="future_message"
+            "Timestamp is in the future (is this host's clock slow?)", reason=Reason.FUTURE_MESSAGE
         )

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .errors import MessageFormatError, SignatureError
 from .message import NOTIFICATION, Notification, SnsMessage
+from .reasons import Reason
 
 _NOTIFICATION_KEYS: Final = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _CONFIRMATION_KEYS: Final = (
@@ -66,7 +67,7 @@ def _encode(text: str) -> bytes:
     except UnicodeEncodeError:
         # A JSON "\\ud800" escape decodes to a lone surrogate, which no signer could sign.
         raise MessageFormatError(
-            "a signed field holds an unpaired surrogate", reason="bad_encoding"
+            "a signed field holds an unpaired surrogate", reason=Reason.BAD_ENCODING
         ) from None
 
 
@@ -80,7 +81,7 @@ def decode_signature(signature: str) -> bytes:
     try:
         return binascii.a2b_base64(signature, strict_mode=True)
     except (binascii.Error, ValueError):
-        raise SignatureError("Signature is not valid base64", reason="bad_signature") from None
+        raise SignatureError("Signature is not valid base64", reason=Reason.BAD_SIGNATURE) from None
 
 
 def verify_signature(public_key: rsa.RSAPublicKey, message: SnsMessage) -> None:
@@ -95,5 +96,5 @@ def verify_signature(public_key: rsa.RSAPublicKey, message: SnsMessage) -> None:
         )
     except InvalidSignature:
         raise SignatureError(
-            "the signature does not match the message", reason="bad_signature"
+            "the signature does not match the message", reason=Reason.BAD_SIGNATURE
         ) from None

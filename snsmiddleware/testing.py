@@ -49,6 +49,7 @@ from .errors import CertificateError
 from .message import NOTIFICATION, SUBSCRIPTION_CONFIRMATION, UNSUBSCRIBE_CONFIRMATION
 from .partitions import aws_certificate_name
 from .policy import parse_topic_arn
+from .reasons import Reason
 from .signing import hash_for, string_to_sign
 from .verifier import Clock, utc_now
 
@@ -321,7 +322,7 @@ class MessageSigner:
         suffix = f"/SimpleNotificationService-{self.certificate_digest}.pem"
         if url.startswith("https://sns.") and url.endswith(suffix):
             return self.ca.certificate_pem
-        raise CertificateError("no such certificate", reason="certificate_not_found")
+        raise CertificateError("no such certificate", reason=Reason.CERTIFICATE_NOT_FOUND)
 
     def sign(self, fields: Mapping[str, Any]) -> SignedMessage:
         """Sign ``fields`` (which name their own Type, SignatureVersion...) and return them."""

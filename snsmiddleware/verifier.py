@@ -38,6 +38,7 @@ from .policy import (
     freshness_window,
     subscribe_url,
 )
+from .reasons import Reason
 from .signing import verify_signature
 
 Clock = Callable[[], datetime]
@@ -188,13 +189,13 @@ class SnsVerifier:
         if isinstance(record, Mapping) and "Sns" in record:
             if record.get("EventSource", "aws:sns") != "aws:sns":
                 raise MessageFormatError(
-                    "the record's EventSource is not aws:sns", reason="bad_field"
+                    "the record's EventSource is not aws:sns", reason=Reason.BAD_FIELD
                 )
             envelope = record["Sns"]
         if not isinstance(envelope, Mapping) or "Type" not in envelope:
             raise MessageFormatError(
                 "not an SNS record or envelope (for an SQS record, verify its body)",
-                reason="bad_field",
+                reason=Reason.BAD_FIELD,
             )
         try:
             # Through the same strict parser as an HTTP body: a dict has no duplicate keys,
@@ -202,7 +203,7 @@ class SnsVerifier:
             body = json.dumps(dict(envelope), allow_nan=False).encode("ascii")
         except (TypeError, ValueError, RecursionError):
             raise MessageFormatError(
-                "the record holds a value that is not JSON", reason="bad_field"
+                "the record holds a value that is not JSON", reason=Reason.BAD_FIELD
             ) from None
         return self.verify(body)
 

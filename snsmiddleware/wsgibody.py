@@ -23,6 +23,7 @@ import io
 from typing import Any, Final
 
 from .errors import BodyTooLargeError, LengthRequiredError, MessageFormatError
+from .reasons import Reason
 
 _CHUNK_BYTES: Final = 64 * 1024
 
@@ -32,7 +33,7 @@ def _read_chunk(stream: Any, size: int) -> bytes:
         chunk = stream.read(size)
     except (OSError, ValueError):  # includes WebOb's DisconnectionError
         raise MessageFormatError(
-            "the request body could not be read", reason="body_incomplete"
+            "the request body could not be read", reason=Reason.BODY_INCOMPLETE
         ) from None
     # A stream that returns more than asked for must not unbound the read.
     return bytes(chunk[:size])
@@ -44,7 +45,9 @@ def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
     raw_length = environ.get("CONTENT_LENGTH") or ""
     if raw_length:
         if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 18:
-            raise MessageFormatError("Content-Length is not a number", reason="bad_content_length")
+            raise MessageFormatError(
+                "Content-Length is not a number", reason=Reason.BAD_CONTENT_LENGTH
+            )
         length = int(raw_length)
         if length > max_bytes:
             raise BodyTooLargeError(f"the body is larger than {max_bytes} bytes")
@@ -54,7 +57,7 @@ def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
             chunk = _read_chunk(stream, min(remaining, _CHUNK_BYTES))
             if not chunk:
                 raise MessageFormatError(
-                    "the body is shorter than its Content-Length", reason="body_incomplete"
+                    "the body is shorter than its Content-Length", reason=Reason.BODY_INCOMPLETE
                 )
             parts.append(chunk)
             remaining -= len(chunk)
