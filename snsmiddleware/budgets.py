@@ -36,9 +36,12 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import ClassVar, Final
 
 from .errors import SnsError
-from .message import Notification, SnsMessage
 
-TOPIC_VERIFIED_SUBJECT: Final = "SNS Topic Verified!"
+# (TOPIC_VERIFIED_SUBJECT and is_topic_verification moved to the message model, which the
+# middleware may import; they stay importable from here.)
+from .message import TOPIC_VERIFIED_SUBJECT as TOPIC_VERIFIED_SUBJECT
+from .message import Notification
+from .message import is_topic_verification as is_topic_verification
 
 #: Where the AWS Budgets console lives; used when the message carries no usable link.
 DEFAULT_CONSOLE_URL: Final = "https://console.aws.amazon.com/costmanagement/home#/budgets"
@@ -228,11 +231,6 @@ class BudgetAlert:
     def console_url(self) -> str:
         """The link to show a reader: the message's own console link, else the default."""
         return self.dashboard_url or DEFAULT_CONSOLE_URL
-
-
-def is_topic_verification(message: SnsMessage) -> bool:
-    """True for Budgets' "SNS Topic Verified!" notification."""
-    return isinstance(message, Notification) and message.subject == TOPIC_VERIFIED_SUBJECT
 
 
 def parse_money(text: str) -> Money | None:

@@ -262,7 +262,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
     from .devmode import load_or_create_dev_ca, sample_budget_alert
-    from .testing import MessageSigner
+    from .signer import MessageSigner
 
     signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
     if args.subscription_confirmation:

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final
 from webob import Request
 
 from .basicauth import DEFAULT_REALM, BasicAuth, BasicAuthCredentials
-from .budgets import is_topic_verification
 from .certs import CertificateFetcher
 from .confirm import Confirmer, make_confirmer
 from .dedupe import (
@@ -52,7 +51,7 @@ from .errors import (
     TransientError,
     UnauthorizedError,
 )
-from .message import Notification, SnsMessage, SubscriptionConfirmation
+from .message import Notification, SnsMessage, SubscriptionConfirmation, is_topic_verification
 from .policy import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_MAX_AGE,
