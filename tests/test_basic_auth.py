@@ -38,6 +38,7 @@ from snsmiddleware.server import (
 )
 from snsmiddleware.testing import MessageSigner, post_sns
 
+from ._answers import reason
 from ._hardening_helpers import emails_in
 from ._net import free_port
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
@@ -53,12 +54,6 @@ def basic(user: str | bytes, password: str | bytes) -> str:
     raw = (user if isinstance(user, bytes) else user.encode()) + b":"
     raw += password if isinstance(password, bytes) else password.encode()
     return "Basic " + base64.b64encode(raw).decode()
-
-
-def reason(response: webtest.TestResponse) -> str:
-    code = response.text.split(":", 1)[0]
-    assert response.headers["X-SNS-Reason"] == code
-    return code
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ from snsmiddleware.devmode import sample_budget_alert
 from snsmiddleware.mail import FileOutbox, MailUnavailableError
 from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
-from ._hardening_helpers import RecordingStore, assert_answer, emails_in
+from ._answers import assert_answer
+from ._hardening_helpers import RecordingStore, emails_in
 from ._net import LocalHttpServer, serving
 from .conftest import PATH, EchoApp
 from .test_confirm import ForwardingAdapter, RefusingAdapter

@@ -38,7 +38,8 @@ from snsmiddleware import ConfigurationError, MemoryDedupeStore, SnsMiddleware
 from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, TestCA
 from snsmiddleware.verifier import utc_now
 
-from ._hardening_helpers import assert_answer, emails_in
+from ._answers import assert_answer
+from ._hardening_helpers import emails_in
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 from .test_policy import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS, V_TOKEN, V_TOPIC_ARN
 

@@ -26,16 +26,10 @@ from snsmiddleware import (
 from snsmiddleware.errors import ConfirmationRejectedError, TransientError
 from snsmiddleware.testing import FrozenClock, MessageSigner, post_sns
 
+from ._answers import reason
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 
 MakeMiddleware = Callable[..., SnsMiddleware]
-
-
-def reason(response: webtest.TestResponse) -> str:
-    """The reason code, which the body and the X-SNS-Reason header both carry."""
-    code = response.text.split(":", 1)[0]
-    assert response.headers["X-SNS-Reason"] == code
-    return code
 
 
 # --- what reaches the app ----------------------------------------------------------------

@@ -3,8 +3,6 @@ pserve), and refusing to start on bad configuration."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import os
 import shutil
 import subprocess
@@ -33,6 +31,7 @@ from snsmiddleware.server import (
 )
 from snsmiddleware.testing import MessageSigner, post_sns
 
+from ._hardening_helpers import emails_in
 from ._net import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +76,6 @@ def dev_server(tmp_path: Path) -> Iterator[Server]:
     )
     yield server
     server.stop()
-
-
-def emails_in(outbox: Path) -> list[email.message.EmailMessage]:
-    return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-        for path in sorted(outbox.glob("*.eml"))
-    ]
 
 
 def test_send_test_alert_to_dev_server_writes_one_email(
