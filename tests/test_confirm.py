@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.server
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +33,7 @@ from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
 from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
-from ._net import serving
+from ._net import free_port, serving
 
 ACCOUNT = "123456789012"  # moto's default account
 SNS_BASE = "https://sns.us-east-1.amazonaws.com/"
@@ -84,12 +83,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[bool],
 
     credentials(True)
     return credentials
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- ApiConfirmer against moto's server ------------------------------------------------------
@@ -168,7 +161,7 @@ def test_api_confirmer_sends_authenticate_on_unsubscribe_to_moto(
 def test_api_confirmer_connection_refused_is_transient(
     aws_env: Callable[[bool], None], kit_ca: TestCA
 ) -> None:
-    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError) as caught:
         confirmer(confirmation(kit_ca, f"arn:aws:sns:us-east-1:{ACCOUNT}:t"))
     assert (caught.value.status, caught.value.reason) == (503, "confirmation_failed")
@@ -179,7 +172,7 @@ def test_api_confirmer_without_credentials_is_transient(
     aws_env: Callable[[bool], None], kit_ca: TestCA
 ) -> None:
     aws_env(False)
-    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError) as caught:
         confirmer(confirmation(kit_ca, f"arn:aws:sns:us-east-1:{ACCOUNT}:t"))
     assert "NoCredentialsError" in caught.value.detail
@@ -544,7 +537,7 @@ def test_url_confirmer_status_mapping_and_no_redirects(
 
 
 def test_url_confirmer_connection_error_is_transient(kit_ca: TestCA) -> None:
-    forward = ForwardingAdapter(f"http://127.0.0.1:{closed_port()}")
+    forward = ForwardingAdapter(f"http://127.0.0.1:{free_port()}")
     with requests.Session() as http_session:
         http_session.mount("http://", RefusingAdapter())
         http_session.mount("https://", RefusingAdapter())

@@ -40,8 +40,8 @@ from snsmiddleware.verifier import utc_now
 
 from ._answers import assert_answer
 from ._hardening_helpers import emails_in
+from ._hostile_urls import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS, V_TOKEN, V_TOPIC_ARN
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_policy import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS, V_TOKEN, V_TOPIC_ARN
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 OTHER_ACCOUNT_TOPIC = "arn:aws:sns:us-east-1:999999999999:budget-alerts"

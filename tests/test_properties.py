@@ -36,8 +36,8 @@ from snsmiddleware.mail import FileOutbox
 from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, TestCA
 
 from ._hardening_helpers import emails_in
+from ._hostile_urls import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_policy import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = settings(
