@@ -41,8 +41,8 @@ from snsmiddleware.testing import MessageSigner, post_sns
 from ._answers import reason
 from ._hardening_helpers import emails_in
 from ._net import free_port
+from ._serve_helpers import Server, refuse_to_serve
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_server import Server, refuse_to_serve
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 USER, PASSWORD = "sns", "correct horse:battery-staple"

@@ -24,16 +24,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import webtest
-from requests.adapters import HTTPAdapter
 
 from snsmiddleware import ApiConfirmer, ConfigurationError, SnsMiddleware, UrlConfirmer
 from snsmiddleware.confirm import make_confirmer
 from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsError, TransientError
-from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
 from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
-from ._net import free_port, serving
+from ._net import ForwardingAdapter, RefusingAdapter, free_port, serving
 
 ACCOUNT = "123456789012"  # moto's default account
 SNS_BASE = "https://sns.us-east-1.amazonaws.com/"
@@ -431,35 +429,6 @@ class SnsLikeHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-
-class ForwardingAdapter(DeadlineAdapter):
-    """Sends requests for the SNS host to a local server instead, recording their URLs.
-
-    A :class:`DeadlineAdapter`, so certificate downloads through it keep their hard deadline
-    (for confirmations it behaves like a plain ``HTTPAdapter``)."""
-
-    def __init__(self, target_base: str) -> None:
-        super().__init__(max_retries=0)
-        self.target_base = target_base
-        self.sent: list[str] = []
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        self.sent.append(request.url)
-        request.url = self.target_base + request.path_url
-        return super().send(request, *args, **kwargs)
-
-
-class RefusingAdapter(HTTPAdapter):
-    """Catches every other URL: records it and never touches the network."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        self.sent.append(request.url)
-        raise requests.ConnectionError("this test never leaves 127.0.0.1")
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,8 @@ from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
 from ._answers import assert_answer
 from ._hardening_helpers import RecordingStore, emails_in
-from ._net import LocalHttpServer, free_port, serving
+from ._net import ForwardingAdapter, LocalHttpServer, RefusingAdapter, free_port, serving
 from .conftest import PATH, EchoApp
-from .test_confirm import ForwardingAdapter, RefusingAdapter
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 SNS_HOST = "https://sns.us-east-1.amazonaws.com/"

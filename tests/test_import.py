@@ -7,30 +7,11 @@ boto3 either (it only checks that boto3 is installed); the first confirmation do
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from ._project import modules_after
+
 HEAVY = ("boto3", "botocore", "s3transfer", "moto")
-
-
-def modules_after(code: str) -> set[str]:
-    """Run ``code`` in a fresh interpreter and return the top-level modules it loaded."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return {name.split(".")[0] for name in json.loads(result.stdout.splitlines()[-1])}
 
 
 @pytest.mark.parametrize(

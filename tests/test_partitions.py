@@ -23,7 +23,7 @@ from snsmiddleware.partitions import (
     signing_certificate_names,
 )
 
-from .test_import import modules_after
+from ._project import modules_after
 
 
 def botocore_partitions() -> dict[str, dict[str, object]]:
