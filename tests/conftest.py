@@ -73,6 +73,13 @@ def signer(test_ca: TestCA, clock: FrozenClock) -> MessageSigner:
 
 
 @pytest.fixture
+def versioned_signer(signer: MessageSigner, signature_version: str) -> MessageSigner:
+    """The :func:`signer`, signing with SignatureVersion 1 and then 2 (the test runs twice)."""
+    signer.signature_version = signature_version
+    return signer
+
+
+@pytest.fixture
 def echo_app() -> EchoApp:
     return EchoApp()
 

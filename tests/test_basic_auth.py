@@ -147,24 +147,22 @@ def test_other_paths_are_untouched(guarded: webtest.TestApp, echo_app: EchoApp) 
 
 def test_correct_credentials_lead_to_full_verification(
     guarded: webtest.TestApp,
-    signer: MessageSigner,
+    versioned_signer: MessageSigner,
     echo_app: EchoApp,
     confirmer: RecordingConfirmer,
-    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
     auth = {"Authorization": basic(USER, PASSWORD)}
-    message = signer.notification("over budget")
+    message = versioned_signer.notification("over budget")
     response = post_sns(guarded, PATH, message, headers=auth)
     assert response.status_int == 200
     [delivered] = echo_app.calls
     assert get_message(delivered["environ"]).message == "over budget"
     assert delivered["body"] == message.body
     assert "HTTP_AUTHORIZATION" not in delivered["environ"]  # the app never sees the secret
-    forged = signer.notification("x").tampered(Message="pay me")
+    forged = versioned_signer.notification("x").tampered(Message="pay me")
     response = post_sns(guarded, PATH, forged, headers=auth)
     assert (response.status_int, reason(response)) == (403, "bad_signature")
-    response = post_sns(guarded, PATH, signer.subscription_confirmation(), headers=auth)
+    response = post_sns(guarded, PATH, versioned_signer.subscription_confirmation(), headers=auth)
     assert reason(response) == "subscription_confirmed" and len(confirmer.confirmed) == 1
     assert len(echo_app.calls) == 1
 

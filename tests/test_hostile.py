@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -228,8 +228,7 @@ def relabelled_version(ctx: Ctx) -> Sent:
 
 
 def sha1_message(ctx: Ctx) -> Sent:
-    ctx.signer.signature_version = "1"
-    return as_sent(ctx.signer.notification("genuine"))
+    return as_sent(replace(ctx.signer, signature_version="1").notification("genuine"))
 
 
 def duplicate_key(ctx: Ctx) -> Sent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -35,10 +36,12 @@ MakeMiddleware = Callable[..., SnsMiddleware]
 
 
 def test_notification_reaches_app_with_verified_message_and_body(
-    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp, signature_version: str
+    testapp: webtest.TestApp,
+    versioned_signer: MessageSigner,
+    echo_app: EchoApp,
+    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
-    message = signer.notification("budget exceeded", Subject="AWS Budgets: x")
+    message = versioned_signer.notification("budget exceeded", Subject="AWS Budgets: x")
     response = post_sns(testapp, PATH, message)
     assert response.status_int == 200
     assert response.text == "app saw /sns/budgets"
@@ -84,13 +87,11 @@ def test_get_message_refuses_environ_without_middleware() -> None:
 
 def test_subscription_confirmation_is_confirmed_not_forwarded(
     testapp: webtest.TestApp,
-    signer: MessageSigner,
+    versioned_signer: MessageSigner,
     echo_app: EchoApp,
     confirmer: RecordingConfirmer,
-    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
-    message = signer.subscription_confirmation()
+    message = versioned_signer.subscription_confirmation()
     response = post_sns(testapp, PATH, message)
     assert response.status_int == 200
     assert reason(response) == "subscription_confirmed"
@@ -148,13 +149,11 @@ def test_confirmation_memory_only_after_verification_and_success(
 
 def test_unsubscribe_confirmation_is_acknowledged_never_confirmed(
     testapp: webtest.TestApp,
-    signer: MessageSigner,
+    versioned_signer: MessageSigner,
     echo_app: EchoApp,
     confirmer: RecordingConfirmer,
-    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
-    response = post_sns(testapp, PATH, signer.unsubscribe_confirmation())
+    response = post_sns(testapp, PATH, versioned_signer.unsubscribe_confirmation())
     assert response.status_int == 200
     assert reason(response) == "unsubscribe_acknowledged"
     assert confirmer.confirmed == []
@@ -327,10 +326,10 @@ def test_require_signature_v2_refuses_sha1(
     make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
 ) -> None:
     app = webtest.TestApp(make_middleware(require_signature_v2=True))
-    signer.signature_version = "1"
-    response = post_sns(app, PATH, signer.notification("x"))
+    sha1 = replace(signer, signature_version="1")
+    response = post_sns(app, PATH, sha1.notification("x"))
     assert (response.status_int, reason(response)) == (403, "signature_version_not_allowed")
-    signer.signature_version = "2"
+    assert signer.signature_version == "2"
     assert post_sns(app, PATH, signer.notification("x")).status_int == 200
     assert len(echo_app.calls) == 1
 

@@ -20,6 +20,7 @@ import json
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +311,7 @@ def _original(rig: Rig, which: str) -> SignedMessage:
         attributes = {"k": {"Type": "String", "Value": "v"}}
         return rig.signer.notification(text, MessageAttributes=attributes)
     if which == "v1":
-        rig.signer.signature_version = "1"
-        return rig.signer.notification(text, Subject="s")
+        return replace(rig.signer, signature_version="1").notification(text, Subject="s")
     return rig.signer.subscription_confirmation()
 
 
