@@ -5,9 +5,9 @@ When a topic is attached to a budget, Budgets publishes a Notification with the 
 alone, and only after the signature and topic checks. The middleware answers it itself so
 the wrapped app never mistakes it for an alert.
 
-Alerts are plain text in a template AWS does not promise as a contract (see
-``shared/BUDGETS.md``). So :func:`parse_budget_alert` is tolerant where the text may drift
-and strict where a mistake would mislead a reader:
+Alerts are plain text in a template AWS does not promise as a contract (the variants seen in
+the wild are the fixtures of ``tests/_budget_helpers.py``). So :func:`parse_budget_alert` is
+tolerant where the text may drift and strict where a mistake would mislead a reader:
 
 * labels (``Budget Name:``, ``Alert Type:``...) are matched case-insensitively, unknown lines
   are ignored, and a field whose label appears twice with different values is treated as

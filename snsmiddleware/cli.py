@@ -1,7 +1,14 @@
-"""The ``snsmiddleware`` command: ``serve`` and ``verify`` (also ``python -m snsmiddleware``).
+"""The ``snsmiddleware`` command (also ``python -m snsmiddleware``; ``--version``):
 
-Output is for people first (one line per fact, the verdict last) and, with ``--json``, for
-machines. Exit status: 0 success, 1 the message did not verify, 2 bad usage or configuration.
+* ``serve``: the budget-alert server (BudgetApp behind SnsMiddleware) on waitress, from the
+  embedded defaults, ``SNSMIDDLEWARE_*`` variables, an INI file (``--config``) and flags;
+  ``--dev`` also trusts the local development CA;
+* ``verify``: check a captured message and say which stage fails (``--json`` for machines);
+* ``send-test-alert``: post a Budgets alert signed by the development CA to a running server.
+
+Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
+1 the message did not verify (or the server refused the test alert), 2 bad usage or
+configuration (or the server could not be reached).
 """
 
 from __future__ import annotations

@@ -132,7 +132,12 @@ HINTS: Final[Mapping[str, str]] = {
 
 @dataclass
 class StageResult:
-    """``status`` is ``passed``, ``failed`` or ``not_run``."""
+    """What one verification stage came to.
+
+    ``status`` is ``passed``, ``failed`` (``detail`` then holds ``reason: detail`` of the
+    error), ``not_run`` (an earlier stage failed) or ``not_applicable`` (the stage does not
+    concern this message type, such as the SubscribeURL check for a Notification).
+    """
 
     stage: Stage
     status: str

@@ -9,7 +9,8 @@
 * :class:`SesMailer` sends through Amazon SES (boto3 ``sesv2`` SendEmail with the raw MIME
   message). boto3 is imported only when an SES mailer is built.
 
-Every mailer classifies its failures the way SNS delivery needs them (``shared/DESIGN.md``):
+Every mailer classifies its failures the way SNS delivery needs them (SNS retries only
+5xx answers and time-outs; README "Status codes"):
 
 * :class:`MailUnavailableError` (503) for trouble that may clear: connection refused or timed
   out, SMTP 4xx, SES throttling or 5xx, a full disk. The app answers 503, the middleware
