@@ -43,7 +43,7 @@ from snsmiddleware.errors import CertificateError, CertificateFetchError, SnsErr
 from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.policy import parse_topic_arn
 
-from ._net import serving
+from ._net import LocalHttpServer, serving
 from ._vector_helpers import VectorCertificates
 
 US_EAST_1 = parse_topic_arn("arn:aws:sns:us-east-1:123456789012:budget-alerts")
@@ -722,18 +722,11 @@ def test_concurrent_downloads_are_bounded() -> None:
 # --- HttpCertificateFetcher against a real local server ---------------------------------------
 
 
-class CertificateServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class CertificateServer(LocalHttpServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), CertificateHandler)
+        super().__init__(CertificateHandler)
         self.requested: list[str] = []
         self.dripped = 0
-        self.stop = threading.Event()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class CertificateHandler(http.server.BaseHTTPRequestHandler):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.server
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsErro
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
 from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
-from ._net import ForwardingAdapter, RefusingAdapter, free_port, serving
+from ._net import ForwardingAdapter, LocalHttpServer, RefusingAdapter, free_port, serving
 
 ACCOUNT = "123456789012"  # moto's default account
 SNS_BASE = "https://sns.us-east-1.amazonaws.com/"
@@ -393,19 +392,12 @@ def test_make_confirmer_refuses_at_startup(confirm: Any, options: dict[str, Any]
 # --- UrlConfirmer over a real local server -----------------------------------------------------
 
 
-class SnsLikeServer(http.server.ThreadingHTTPServer):
+class SnsLikeServer(LocalHttpServer):
     """Answers GET /?...&Token=status-NNN with status NNN (302: a redirect elsewhere)."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), SnsLikeHandler)
+        super().__init__(SnsLikeHandler)
         self.requests: list[str] = []
-        self.stop = threading.Event()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class SnsLikeHandler(http.server.BaseHTTPRequestHandler):
