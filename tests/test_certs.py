@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -43,6 +43,7 @@ from snsmiddleware.errors import CertificateError, CertificateFetchError, SnsErr
 from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.policy import parse_topic_arn
 
+from ._certificates import build_certificate
 from ._net import LocalHttpServer, serving
 from ._vector_helpers import VectorCertificates
 
@@ -75,25 +76,15 @@ def make_cert(
     not_after: datetime = NOW + timedelta(days=30),
 ) -> x509.Certificate:
     """A certificate issued by a throwaway CA: any name, key type and validity."""
-    subject_key = key if key is not None else rsa_key(2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certs test CA")])
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else []
+    return build_certificate(
+        key=key if key is not None else rsa_key(2048),
+        issuer_key=rsa_key(2048),
+        issuer_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certs test CA")]),
+        common_name=common_name,
+        san=san,
+        not_before=not_before,
+        not_after=not_after,
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_name)
-        .public_key(subject_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-    )
-    if san is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in san]), critical=False
-        )
-    return builder.sign(rsa_key(2048), hashes.SHA256())
 
 
 def pem_of(cert: x509.Certificate) -> bytes:
