@@ -47,6 +47,7 @@ from ._mail_helpers import (
     TlsFiles,
     free_port,
     parse_email,
+    running_moto_ses,
     smtp_server,
     tls_contexts,
 )
@@ -90,10 +91,8 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[MotoSes]:
-    server = MotoSes()
-    server.start()
-    yield server
-    server.stop()
+    with running_moto_ses() as server:
+        yield server
 
 
 @pytest.fixture
