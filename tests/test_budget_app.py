@@ -44,7 +44,6 @@ from ._mail_helpers import (
     free_port,
     fresh_ses,
     parse_email,
-    running_moto_ses,
     smtp_server,
     tls_contexts,
 )
@@ -126,12 +125,6 @@ def alert_message(
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoSes]:
-    with running_moto_ses() as server:
-        yield server
 
 
 @pytest.fixture

@@ -47,7 +47,6 @@ from ._mail_helpers import (
     TlsFiles,
     free_port,
     parse_email,
-    running_moto_ses,
     smtp_server,
     tls_contexts,
 )
@@ -87,12 +86,6 @@ class Backend:
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoSes]:
-    with running_moto_ses() as server:
-        yield server
 
 
 @pytest.fixture
