@@ -211,7 +211,9 @@ def test_unknown_key_algorithm_is_bad_certificate() -> None:
         pytest.param("x", ("sns.amazonaws.com.cn",), CN_NORTH_1, id="china-global"),
     ],
 )
-def test_accepted_names(common_name: str, san: tuple[str, ...] | None, topic: Any) -> None:
+def test_sns_certificate_names_are_accepted(
+    common_name: str, san: tuple[str, ...] | None, topic: Any
+) -> None:
     assert load(pem_of(make_cert(common_name=common_name, san=san)), topic).names
 
 
@@ -236,7 +238,9 @@ def test_accepted_names(common_name: str, san: tuple[str, ...] | None, topic: An
         pytest.param("x", ("sns-cn-north-1.amazonaws.com.cn",), US_EAST_1, id="china-name-for-aws"),
     ],
 )
-def test_name_mismatch(common_name: str | None, san: tuple[str, ...] | None, topic: Any) -> None:
+def test_a_certificate_not_named_for_sns_is_refused(
+    common_name: str | None, san: tuple[str, ...] | None, topic: Any
+) -> None:
     pem = pem_of(make_cert(common_name=common_name, san=san))
     with pytest.raises(CertificateError) as caught:
         load(pem, topic)
@@ -256,7 +260,7 @@ def test_key_size_is_checked_even_without_name_check() -> None:
     assert caught.value.reason == "bad_certificate"
 
 
-def test_validity_boundaries() -> None:
+def test_certificate_is_valid_exactly_from_not_before_to_not_after() -> None:
     start, end = NOW - timedelta(days=1), NOW + timedelta(days=1)
     loaded = load(pem_of(make_cert(not_before=start, not_after=end)))
     tick = timedelta(microseconds=1)

@@ -598,7 +598,9 @@ def test_bad_configuration_raises_at_startup(
         make_middleware(**options)
 
 
-def test_shared_verifier(signer: MessageSigner, clock: FrozenClock, echo_app: EchoApp) -> None:
+def test_one_verifier_serves_several_middlewares(
+    signer: MessageSigner, clock: FrozenClock, echo_app: EchoApp
+) -> None:
     verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=signer.fetch_certificate, clock=clock)
     apps = [
         webtest.TestApp(SnsMiddleware(echo_app, paths=[path], verifier=verifier, confirm="url"))

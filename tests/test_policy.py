@@ -195,7 +195,7 @@ def test_bad_topic_arns(arn: str) -> None:
         pytest.param([TOPIC], None, False, id="not-a-string"),
     ],
 )
-def test_allowlist_membership(topics: list[str], arn: str, allowed: bool) -> None:
+def test_allowlist_admits_exactly_its_topics(topics: list[str], arn: str, allowed: bool) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureConfigurationWarning)  # wildcard accounts
         allowlist = TopicAllowlist(topics)
@@ -495,7 +495,9 @@ TICK = timedelta(microseconds=1)
         pytest.param(NOW, {"clock_skew": timedelta(0)}, id="no-skew-now"),
     ],
 )
-def test_fresh_enough(sent_at: datetime, options: dict[str, timedelta]) -> None:
+def test_messages_within_the_window_are_fresh_enough(
+    sent_at: datetime, options: dict[str, timedelta]
+) -> None:
     check_freshness(sent_at, NOW, **options)
 
 
