@@ -63,12 +63,12 @@ from .alert_email import (
     topic_account,
 )
 from .answers import PlainTextAnswer
-from .budgets import BudgetAlert, NotABudgetAlertError, is_topic_verification, parse_budget_alert
+from .budgets import BudgetAlert, NotABudgetAlertError, parse_budget_alert
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, excerpt
 from .mail import FileOutbox, Mailer
-from .message import Notification
+from .message import Notification, is_topic_verification
 from .middleware import get_effects, get_message
 from .reasons import Reason
 from .verifier import utc_now

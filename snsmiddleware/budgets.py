@@ -5,9 +5,9 @@ When a topic is attached to a budget, Budgets publishes a Notification with the 
 alone, and only after the signature and topic checks. The middleware answers it itself so
 the wrapped app never mistakes it for an alert.
 
-Alerts are plain text in a template AWS does not promise as a contract (see
-``shared/BUDGETS.md``). So :func:`parse_budget_alert` is tolerant where the text may drift
-and strict where a mistake would mislead a reader:
+Alerts are plain text in a template AWS does not promise as a contract (the variants seen in
+the wild are the fixtures of ``tests/_budget_helpers.py``). So :func:`parse_budget_alert` is
+tolerant where the text may drift and strict where a mistake would mislead a reader:
 
 * labels (``Budget Name:``, ``Alert Type:``...) are matched case-insensitively, unknown lines
   are ignored, and a field whose label appears twice with different values is treated as
@@ -37,9 +37,12 @@ from typing import Final
 
 from .errors import BudgetAdjustmentError as BudgetAdjustmentError  # defined there, kept here
 from .errors import NotABudgetAlertError as NotABudgetAlertError
-from .message import Notification, SnsMessage
 
-TOPIC_VERIFIED_SUBJECT: Final = "SNS Topic Verified!"
+# (TOPIC_VERIFIED_SUBJECT and is_topic_verification moved to the message model, which the
+# middleware may import; they stay importable from here.)
+from .message import TOPIC_VERIFIED_SUBJECT as TOPIC_VERIFIED_SUBJECT
+from .message import Notification
+from .message import is_topic_verification as is_topic_verification
 
 #: Where the AWS Budgets console lives; used when the message carries no usable link.
 DEFAULT_CONSOLE_URL: Final = "https://console.aws.amazon.com/costmanagement/home#/budgets"
@@ -216,11 +219,6 @@ class BudgetAlert:
     def console_url(self) -> str:
         """The link to show a reader: the message's own console link, else the default."""
         return self.dashboard_url or DEFAULT_CONSOLE_URL
-
-
-def is_topic_verification(message: SnsMessage) -> bool:
-    """True for Budgets' "SNS Topic Verified!" notification."""
-    return isinstance(message, Notification) and message.subject == TOPIC_VERIFIED_SUBJECT
 
 
 def parse_money(text: str) -> Money | None:

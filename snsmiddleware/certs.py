@@ -56,7 +56,8 @@ CertificateFetcher = Callable[[str], bytes | str]
 
 #: Real SNS certificates are about 2 KiB; anything much larger is not one.
 DEFAULT_MAX_CERTIFICATE_BYTES: Final = 32 * 1024
-#: (connect, read) time-outs. SNS waits 15 s for our answer; the download must fit well inside.
+#: (connect, read) time-outs. SNS waits ``policy.SNS_ANSWER_DEADLINE`` (15 s) for our answer;
+#: the download must fit well inside.
 DEFAULT_FETCH_TIMEOUT: Final = (3.05, 4.0)
 #: Upper bound on one whole download, so a host that drips bytes cannot hold a request.
 DEFAULT_FETCH_DEADLINE: Final = timedelta(seconds=6)
@@ -206,7 +207,8 @@ class HttpCertificateFetcher:
 
     :param timeout: ``(connect, read)`` seconds for each network operation (each is also
         clipped to what is left of the deadline).
-    :param deadline: bound on the whole download (default 6 s; SNS waits 15 s for us).
+    :param deadline: bound on the whole download (default 6 s; SNS waits
+        :data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE`, 15 s, for us).
     :param max_bytes: a larger body is refused (403): it is not an SNS certificate.
     :param session: a ``requests.Session`` to reuse (proxies, tests). Mount
         :class:`~snsmiddleware.http_deadline.DeadlineAdapter` (or a subclass) on it for the

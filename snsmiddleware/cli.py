@@ -1,8 +1,16 @@
-"""The ``snsmiddleware`` command: ``serve``, ``verify``, ``send-test-alert`` and ``listen``
-(also ``python -m snsmiddleware``).
+"""The ``snsmiddleware`` command (also ``python -m snsmiddleware``; ``--version``):
 
-Output is for people first (one line per fact, the verdict last) and, with ``--json``, for
-machines. Exit status: 0 success, 1 the message did not verify, 2 bad usage or configuration.
+* ``serve``: the budget-alert server (BudgetApp behind SnsMiddleware) on waitress, from the
+  embedded defaults, ``SNSMIDDLEWARE_*`` variables, an INI file (``--config``) and flags;
+  ``--dev`` also trusts the local development CA;
+* ``verify``: check a captured message and say which stage fails (``--json`` for machines);
+* ``send-test-alert``: post a Budgets alert signed by the development CA to a running server;
+* ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
+  server (:mod:`snsmiddleware.listen`).
+
+Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
+1 the message did not verify (or the server refused the test alert), 2 bad usage or
+configuration (or the server could not be reached).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from .message import parse_message, parse_timestamp
 from .middleware import SnsMiddleware
 from .policy import accepted_signature_versions
 from .server import DEFAULT_TOPIC, ServerSettings
+from .terminal import terminal_safe
 from .verifier import SnsVerifier, utc_now
 
 log = logging.getLogger("snsmiddleware.serve")
@@ -111,15 +120,6 @@ def _shown(text: str) -> str:
     """A field of a message nothing has verified, safe for a terminal: control characters
     (escape sequences, carriage returns) come out escaped, never as themselves."""
     return text if text.isprintable() else repr(text)
-
-
-def _escaped(text: str) -> str:
-    """Text a server (or anyone on the way) wrote, safe for a terminal: every character that
-    is not printable (ESC, CR, LF, bidi overrides...) comes out as its backslash escape."""
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
 
 
 def _report(diagnosis: Diagnosis, notes: list[str], out: TextIO) -> None:
@@ -236,7 +236,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
     from .devmode import load_or_create_dev_ca, sample_budget_alert
-    from .testing import MessageSigner
+    from .signer import MessageSigner
 
     signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
     if args.subscription_confirmation:
@@ -274,9 +274,9 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         # The answer is the server's text: escape it, so it cannot drive the terminal.
         out.write(
             f"sent   {what} ({message.fields['MessageId']})\n"
-            f"to     {_escaped(_without_password(args.url))}\n"
-            f"answer {response.status_code} {_escaped(reason or '')}\n"
-            f"       {_escaped(response.text.strip()[:200])}\n"
+            f"to     {terminal_safe(_without_password(args.url))}\n"
+            f"answer {response.status_code} {terminal_safe(reason or '')}\n"
+            f"       {terminal_safe(response.text.strip()[:200])}\n"
         )
         if reason in _UNTRUSTED_SIGNER_REASONS:
             out.write("hint:  is the server running in development mode (serve --dev)?\n")

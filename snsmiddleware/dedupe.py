@@ -40,16 +40,17 @@ from datetime import timedelta
 from typing import Final, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, TransientError
-from .policy import DEFAULT_FRESHNESS_WINDOW, InsecureConfigurationWarning
+from .policy import DEFAULT_FRESHNESS_WINDOW, SNS_ANSWER_DEADLINE, InsecureConfigurationWarning
 
 log = logging.getLogger(__name__)
 
 #: How long a claim blocks redeliveries when its holder neither commits nor releases it.
-#: The rule: longer than one live attempt, shorter than SNS's retry interval. SNS abandons an
-#: attempt after 15 s (so no live attempt needs a longer claim: every call we make is bounded
-#: well inside it) and its default HTTP policy retries 3 times about 20 s apart, so a claim
-#: of 15 s left by a dead process has lapsed before the next retry arrives.
-DEFAULT_LEASE: Final = timedelta(seconds=15)
+#: The rule: at least one live attempt, shorter than SNS's retry interval. SNS abandons an
+#: attempt after :data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE` (so no live attempt needs
+#: a longer claim: every call we make is bounded inside it) and its default HTTP policy
+#: retries 3 times :data:`~snsmiddleware.policy.SNS_DEFAULT_RETRY_DELAY` apart, so a claim
+#: left by a dead process has lapsed before the next retry arrives.
+DEFAULT_LEASE: Final = SNS_ANSWER_DEADLINE
 #: SNS retries for at most one hour; the verifier refuses older messages (+ skew). The
 #: default verifier's freshness window, by definition (see ``policy.freshness_window``).
 DEFAULT_RETENTION: Final = DEFAULT_FRESHNESS_WINDOW

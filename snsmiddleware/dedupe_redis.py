@@ -39,7 +39,8 @@ from .errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-#: Socket time-outs: SNS waits 15 s for the whole answer, a store call must be far shorter.
+#: Socket time-outs: SNS waits ``SNS_ANSWER_DEADLINE`` (15 s) for the whole answer, and a
+#: delivery makes a few store calls (claim, then commit or release): each must be far shorter.
 DEFAULT_SOCKET_TIMEOUT: Final = timedelta(seconds=2)
 _DONE: Final = b"done"
 _RELEASE_SCRIPT: Final = """

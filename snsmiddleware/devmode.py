@@ -22,7 +22,7 @@ from typing import Final
 from .certs import CertificateFetcher, HttpCertificateFetcher
 from .confirm import Confirmer
 from .message import SubscriptionConfirmation
-from .testing import MessageSigner, TestCA
+from .signer import MessageSigner, TestCA
 from .verifier import utc_now
 
 log = logging.getLogger(__name__)

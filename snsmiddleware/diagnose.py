@@ -173,8 +173,13 @@ HINTS: Final[Mapping[str, str]] = {
 
 @dataclass
 class StageResult:
-    """``status`` is ``passed``, ``failed``, ``not_run``, ``not_applicable`` (the SubscribeURL
-    of a message that has none) or ``unknown`` (the failure's reason belongs to no stage)."""
+    """What one verification stage came to.
+
+    ``status`` is ``passed``, ``failed`` (``detail`` then holds ``reason: detail`` of the
+    error), ``not_run`` (an earlier stage failed), ``not_applicable`` (the stage does not
+    concern this message type, such as the SubscribeURL check for a Notification) or
+    ``unknown`` (the failure's reason belongs to no stage).
+    """
 
     stage: Stage
     status: str

@@ -141,7 +141,9 @@ class LengthRequiredError(SnsError):
 
 
 class BodyTooLargeError(SnsError):
-    """The body is larger than ``max_body_bytes``; rejected before it is read."""
+    """The body is larger than ``max_body_bytes`` (413, permanent: SNS would send the same
+    bytes again). A Content-Length over the limit is refused before anything is read; a
+    chunked body without one is read up to the limit and refused once it passes it."""
 
     status = 413
     default_reason = Reason.BODY_TOO_LARGE

@@ -8,8 +8,8 @@ orchestrator) carried the risks of a crash. Here a signal instead:
    the restarted server, or retries) and makes the middleware answer new deliveries on
    open connections with 503 ``shutting_down``;
 2. lets the deliveries in flight finish and their answers reach SNS, for at most
-   ``timeout`` (default: SNS's 15 s answer deadline; an answer later than that is
-   discarded by SNS anyway);
+   ``timeout`` (default: SNS's answer deadline, ``policy.SNS_ANSWER_DEADLINE``; an answer
+   later than that is discarded by SNS anyway);
 3. releases the claims of any delivery still running after that, so its redelivery runs at
    once instead of waiting for the lease, and logs what it did.
 
@@ -28,14 +28,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 from .middleware import SnsMiddleware
+from .policy import SNS_ANSWER_DEADLINE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 log = logging.getLogger(__name__)
 
-#: SNS abandons an attempt after 15 s: finishing a delivery later than that is of no use.
-DEFAULT_SHUTDOWN_TIMEOUT: Final = timedelta(seconds=15)
+#: SNS abandons an attempt after its answer deadline: finishing a delivery later is of no use.
+DEFAULT_SHUTDOWN_TIMEOUT: Final = SNS_ANSWER_DEADLINE
 _POLL_SECONDS: Final = 0.02
 
 

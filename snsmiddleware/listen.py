@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from .cli import _escaped as terminal_safe
 from .errors import ConfigurationError, SnsError
 from .policy import TopicArn, parse_topic_arn
+from .terminal import terminal_safe
 
 #: SQS's longest long poll.
 MAX_WAIT_SECONDS = 20

@@ -9,7 +9,8 @@
 * :class:`SesMailer` sends through Amazon SES (boto3 ``sesv2`` SendEmail with the raw MIME
   message). boto3 is imported only when an SES mailer is built.
 
-Every mailer classifies its failures the way SNS delivery needs them (``shared/DESIGN.md``):
+Every mailer classifies its failures the way SNS delivery needs them (SNS retries only
+5xx answers and time-outs; README "Status codes"):
 
 * :class:`MailUnavailableError` (503) for trouble that may clear: connection refused or timed
   out, SMTP 4xx, SES throttling or 5xx, a full disk. The app answers 503, the middleware
@@ -20,9 +21,9 @@ Every mailer classifies its failures the way SNS delivery needs them (``shared/D
   cannot help, so the app writes the email to a dead-letter outbox and tells SNS to stop.
 
 Errors are classified by their codes (SMTP reply codes, SES error codes), never by exception
-class names. Every network call is bounded in time so that one send stays well inside SNS's
-15 s answer deadline (otherwise SNS retries while we are still sending, and a second email
-can go out).
+class names. Every network call is bounded in time so that one send stays inside SNS's
+answer deadline, ``policy.SNS_ANSWER_DEADLINE`` (otherwise SNS retries while we are still
+sending, and a second email can go out).
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ log = logging.getLogger(__name__)
 #: each wait at most this long; a healthy server answers in milliseconds.
 DEFAULT_SMTP_TIMEOUT: Final = 5.0
 #: SES: connect and read timeouts and total attempts (boto3 "standard" retry mode), chosen so
-#: that the worst case (2 x (3 + 5) s plus a short back-off) stays below SNS's 15 s.
-DEFAULT_SES_CONNECT_TIMEOUT: Final = 3.0
-DEFAULT_SES_READ_TIMEOUT: Final = 5.0
+#: that the worst case, 2 x (2 + 4) s plus at most 1 s of back-off = 13 s, stays below
+#: ``policy.SNS_ANSWER_DEADLINE`` (15 s). (3 s and 5 s made it 17 s.)
+DEFAULT_SES_CONNECT_TIMEOUT: Final = 2.0
+DEFAULT_SES_READ_TIMEOUT: Final = 4.0
 DEFAULT_SES_MAX_ATTEMPTS: Final = 2
 
 #: SES error codes that may clear on retry. Everything else that SES answers with a 4xx is
@@ -472,9 +474,9 @@ class SesMailer:
     """Send through Amazon SES with boto3's ``sesv2`` SendEmail (raw MIME content), or the
     SES v1 SendRawEmail with ``api="v1"`` (what LocalStack's free edition emulates).
 
-    The client's timeouts and retries are bounded so that a send stays far below SNS's 15 s
-    deadline. Needs ``ses:SendEmail`` on the sender identity; in the SES sandbox only
-    verified recipients can receive.
+    The client's timeouts and retries are bounded so that a send stays below SNS's answer
+    deadline (:data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE`). Needs ``ses:SendEmail`` on
+    the sender identity; in the SES sandbox only verified recipients can receive.
 
     :param region: the SES region (default: boto3's configuration).
     :param configuration_set: an SES configuration set name for every email.
@@ -525,7 +527,9 @@ class SesMailer:
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # "total_max_attempts" counts the first try; botocore's "max_attempts" would not
+            # (max_attempts=2 meant 3 attempts: 3 x (3 + 5) s + back-off, far past 15 s).
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
         )
         try:
             # Built once, here: client creation is not thread-safe, a built client is.

@@ -52,6 +52,9 @@ MESSAGE_TYPES: Final = frozenset(
     {NOTIFICATION, SUBSCRIPTION_CONFIRMATION, UNSUBSCRIBE_CONFIRMATION}
 )
 
+#: The Subject of the Notification AWS Budgets publishes when a topic is attached to a budget.
+TOPIC_VERIFIED_SUBJECT: Final = "SNS Topic Verified!"
+
 _COMMON_FIELDS: Final = (
     "Type",
     "MessageId",
@@ -125,6 +128,15 @@ class Notification(SnsMessage):
     message_attributes: Mapping[str, MessageAttribute] = field(
         default_factory=lambda: _NO_ATTRIBUTES
     )
+
+
+def is_topic_verification(message: SnsMessage) -> bool:
+    """True for Budgets' "SNS Topic Verified!" notification.
+
+    It lives with the message model (not in :mod:`snsmiddleware.budgets`) because the
+    middleware answers it too, and the SNS layers do not depend on the Budgets ones.
+    """
+    return isinstance(message, Notification) and message.subject == TOPIC_VERIFIED_SUBJECT
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,7 +31,6 @@ from webob import Request
 from .answers import NOSNIFF as NOSNIFF  # defined there, kept importable
 from .answers import PlainTextAnswer
 from .basicauth import BasicAuth, BasicAuthCredentials
-from .budgets import is_topic_verification
 from .confirm import Confirmer, make_confirmer
 from .dedupe import (
     Admission,
@@ -51,7 +50,7 @@ from .errors import (
     TransientError,
     UnauthorizedError,
 )
-from .message import Notification, SnsMessage, SubscriptionConfirmation
+from .message import Notification, SnsMessage, SubscriptionConfirmation, is_topic_verification
 from .reasons import Reason
 from .verifier import SnsVerifier, VerifierOptions, build_verifier, given_verifier_options
 from .wsgibody import read_body, restore_body

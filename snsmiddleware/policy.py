@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
 #: Allowance for the difference between AWS's clock and ours.
 DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
+#: SNS abandons a delivery attempt it has no answer to after 15 s, and retries it. Every
+#: bounded wait on a request's path (certificate download, confirmation, de-duplication
+#: store, mail) is chosen to fit inside it; tests/test_time_budget.py checks each default.
+SNS_ANSWER_DEADLINE: Final = timedelta(seconds=15)
+#: How far apart SNS's default HTTP(S) delivery policy spaces its retries (3 of them, 20 s).
+SNS_DEFAULT_RETRY_DELAY: Final = timedelta(seconds=20)
 
 
 def freshness_window(

@@ -1,4 +1,4 @@
-"""The real AWS Budgets alert variants of ``shared/BUDGETS.md`` as test fixtures, with what
+"""The real AWS Budgets alert variants seen in the wild as test fixtures, with what
 each must parse to. The Message strings are copied exactly as published (public repositories'
 fixtures and logs; see ``source``); none carries a verifiable signature, so tests re-sign them
 with :class:`snsmiddleware.testing.MessageSigner`."""

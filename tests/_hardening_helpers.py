@@ -1,4 +1,6 @@
-"""Helpers shared by the hardening suites (hostile table, properties, faults, soak)."""
+"""Helpers shared by the hardening suites (hostile table, properties, faults, soak).
+
+Answers are read with :mod:`tests._answers`."""
 
 from __future__ import annotations
 
@@ -9,20 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 
-import webtest
-
 from snsmiddleware.dedupe import Claim, MemoryDedupeStore
-
-
-def assert_answer(response: webtest.TestResponse | Any, status: int, reason: str) -> None:
-    """The exact status and reason code, in the header and the body, and nothing leaked."""
-    status_code = getattr(response, "status_int", None) or response.status_code
-    assert (status_code, response.headers.get("X-SNS-Reason")) == (status, reason), response.text[
-        :300
-    ]
-    assert response.text.startswith(f"{reason}: ")
-    assert "Traceback" not in response.text
-    assert response.headers.get("X-Content-Type-Options") == "nosniff"
 
 
 def emails_in(directory: Path) -> list[EmailMessage]:

@@ -1,4 +1,5 @@
-"""Ports and process start-up for the tests that run real servers on 127.0.0.1."""
+"""Ports, process start-up and request routing for the tests that run real servers on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from snsmiddleware.http_deadline import DeadlineAdapter
 
 
 def free_port() -> int:
@@ -74,3 +80,32 @@ def serving(server: _Server) -> Iterator[_Server]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class ForwardingAdapter(DeadlineAdapter):
+    """Sends requests for the SNS host to a local server instead, recording their URLs.
+
+    A :class:`DeadlineAdapter`, so certificate downloads through it keep their hard deadline
+    (for confirmations it behaves like a plain ``HTTPAdapter``)."""
+
+    def __init__(self, target_base: str) -> None:
+        super().__init__(max_retries=0)
+        self.target_base = target_base
+        self.sent: list[str] = []
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append(request.url)
+        request.url = self.target_base + request.path_url
+        return super().send(request, *args, **kwargs)
+
+
+class RefusingAdapter(HTTPAdapter):
+    """Catches every other URL: records it and never touches the network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append(request.url)
+        raise requests.ConnectionError("this test never leaves 127.0.0.1")

@@ -3,7 +3,7 @@ app that records what it saw, and a middleware factory wired to them (no network
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import webtest
 from snsmiddleware import SnsMiddleware
 from snsmiddleware.message import SubscriptionConfirmation
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA
+
+from ._mail_helpers import MotoSes, running_moto_ses
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 PATH = "/sns/budgets"
@@ -70,6 +72,20 @@ def signature_version(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def signer(test_ca: TestCA, clock: FrozenClock) -> MessageSigner:
     return MessageSigner(test_ca, topic_arn=TOPIC, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoSes]:
+    """moto's server (SES) on 127.0.0.1, one per test module that asks for it."""
+    with running_moto_ses() as server:
+        yield server
+
+
+@pytest.fixture
+def versioned_signer(signer: MessageSigner, signature_version: str) -> MessageSigner:
+    """The :func:`signer`, signing with SignatureVersion 1 and then 2 (the test runs twice)."""
+    signer.signature_version = signature_version
+    return signer
 
 
 @pytest.fixture

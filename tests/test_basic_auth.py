@@ -38,10 +38,11 @@ from snsmiddleware.server import (
 )
 from snsmiddleware.testing import MessageSigner, post_sns
 
+from ._answers import reason
 from ._hardening_helpers import emails_in
 from ._net import free_port
+from ._serve_helpers import Server, refuse_to_serve
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_server import Server, refuse_to_serve
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 USER, PASSWORD = "sns", "correct horse:battery-staple"
@@ -53,12 +54,6 @@ def basic(user: str | bytes, password: str | bytes) -> str:
     raw = (user if isinstance(user, bytes) else user.encode()) + b":"
     raw += password if isinstance(password, bytes) else password.encode()
     return "Basic " + base64.b64encode(raw).decode()
-
-
-def reason(response: webtest.TestResponse) -> str:
-    code = response.text.split(":", 1)[0]
-    assert response.headers["X-SNS-Reason"] == code
-    return code
 
 
 @pytest.fixture
@@ -152,24 +147,22 @@ def test_other_paths_are_untouched(guarded: webtest.TestApp, echo_app: EchoApp) 
 
 def test_correct_credentials_lead_to_full_verification(
     guarded: webtest.TestApp,
-    signer: MessageSigner,
+    versioned_signer: MessageSigner,
     echo_app: EchoApp,
     confirmer: RecordingConfirmer,
-    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
     auth = {"Authorization": basic(USER, PASSWORD)}
-    message = signer.notification("over budget")
+    message = versioned_signer.notification("over budget")
     response = post_sns(guarded, PATH, message, headers=auth)
     assert response.status_int == 200
     [delivered] = echo_app.calls
     assert get_message(delivered["environ"]).message == "over budget"
     assert delivered["body"] == message.body
     assert "HTTP_AUTHORIZATION" not in delivered["environ"]  # the app never sees the secret
-    forged = signer.notification("x").tampered(Message="pay me")
+    forged = versioned_signer.notification("x").tampered(Message="pay me")
     response = post_sns(guarded, PATH, forged, headers=auth)
     assert (response.status_int, reason(response)) == (403, "bad_signature")
-    response = post_sns(guarded, PATH, signer.subscription_confirmation(), headers=auth)
+    response = post_sns(guarded, PATH, versioned_signer.subscription_confirmation(), headers=auth)
     assert reason(response) == "subscription_confirmed" and len(confirmer.confirmed) == 1
     assert len(echo_app.calls) == 1
 

@@ -1,4 +1,4 @@
-"""PEP 3333 body plumbing (STYLE.md section 8): what WebTest's seekable BytesIO hides.
+"""PEP 3333 body plumbing: what WebTest's seekable BytesIO hides.
 
 Called with hand-built environs: a read-once, non-seekable ``wsgi.input`` that refuses
 unsized reads; no Content-Length with and without ``wsgi.input_terminated``; strictly parsed

@@ -31,6 +31,7 @@ from snsmiddleware.mail import (
 )
 from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
+from ._answers import reason
 from ._budget_helpers import REAL_ALERTS, REAL_TOPICS, RealAlert, notification, real_alert_params
 from ._mail_helpers import (
     LOCALHOST,
@@ -58,13 +59,6 @@ PEOPLE = {
     for index, real in enumerate(REAL_ALERTS)
 }
 TEMPLATE = REAL_ALERTS[0]
-
-
-def reason(response: webtest.TestResponse) -> str:
-    code = response.text.split(":", 1)[0]
-    assert response.headers["X-SNS-Reason"] == code
-    assert response.headers["X-Content-Type-Options"] == "nosniff"  # never sniffed as HTML
-    return code
 
 
 def emails(outbox: FileOutbox) -> list[EmailMessage]:
@@ -131,14 +125,6 @@ def alert_message(
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoSes]:
-    server = MotoSes()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Budgets alert parser (pure, no WSGI): every real variant from shared/BUDGETS.md, the
+"""The Budgets alert parser (pure, no WSGI): every real variant (tests/_budget_helpers.py), the
 drift the parser must tolerate (label case, amounts, extra lines, periods), partial alerts,
 and messages that are not alerts at all (issue 3)."""
 
@@ -80,7 +80,7 @@ def test_amounts_are_decimals_never_floats() -> None:
 
 
 def test_labelled_lines_win_over_the_sentence() -> None:
-    """BUDGETS.md: edited examples disagree (sentence $1.03, line $0.5); the lines are the data."""
+    """Edited examples disagree (sentence $1.03, line $0.5); the labelled lines are the data."""
     alert = parse(REAL_ALERTS[3].message)
     assert "$1.03" in alert.raw_text
     assert alert.amount == Money(Decimal("0.5"), "USD")

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -43,7 +43,8 @@ from snsmiddleware.errors import CertificateError, CertificateFetchError, SnsErr
 from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.policy import parse_topic_arn
 
-from ._net import serving
+from ._certificates import build_certificate
+from ._net import LocalHttpServer, serving
 from ._vector_helpers import VectorCertificates
 
 US_EAST_1 = parse_topic_arn("arn:aws:sns:us-east-1:123456789012:budget-alerts")
@@ -75,25 +76,15 @@ def make_cert(
     not_after: datetime = NOW + timedelta(days=30),
 ) -> x509.Certificate:
     """A certificate issued by a throwaway CA: any name, key type and validity."""
-    subject_key = key if key is not None else rsa_key(2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certs test CA")])
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else []
+    return build_certificate(
+        key=key if key is not None else rsa_key(2048),
+        issuer_key=rsa_key(2048),
+        issuer_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certs test CA")]),
+        common_name=common_name,
+        san=san,
+        not_before=not_before,
+        not_after=not_after,
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_name)
-        .public_key(subject_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-    )
-    if san is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in san]), critical=False
-        )
-    return builder.sign(rsa_key(2048), hashes.SHA256())
 
 
 def pem_of(cert: x509.Certificate) -> bytes:
@@ -220,7 +211,9 @@ def test_unknown_key_algorithm_is_bad_certificate() -> None:
         pytest.param("x", ("sns.amazonaws.com.cn",), CN_NORTH_1, id="china-global"),
     ],
 )
-def test_accepted_names(common_name: str, san: tuple[str, ...] | None, topic: Any) -> None:
+def test_sns_certificate_names_are_accepted(
+    common_name: str, san: tuple[str, ...] | None, topic: Any
+) -> None:
     assert load(pem_of(make_cert(common_name=common_name, san=san)), topic).names
 
 
@@ -245,7 +238,9 @@ def test_accepted_names(common_name: str, san: tuple[str, ...] | None, topic: An
         pytest.param("x", ("sns-cn-north-1.amazonaws.com.cn",), US_EAST_1, id="china-name-for-aws"),
     ],
 )
-def test_name_mismatch(common_name: str | None, san: tuple[str, ...] | None, topic: Any) -> None:
+def test_a_certificate_not_named_for_sns_is_refused(
+    common_name: str | None, san: tuple[str, ...] | None, topic: Any
+) -> None:
     pem = pem_of(make_cert(common_name=common_name, san=san))
     with pytest.raises(CertificateError) as caught:
         load(pem, topic)
@@ -265,7 +260,7 @@ def test_key_size_is_checked_even_without_name_check() -> None:
     assert caught.value.reason == "bad_certificate"
 
 
-def test_validity_boundaries() -> None:
+def test_certificate_is_valid_exactly_from_not_before_to_not_after() -> None:
     start, end = NOW - timedelta(days=1), NOW + timedelta(days=1)
     loaded = load(pem_of(make_cert(not_before=start, not_after=end)))
     tick = timedelta(microseconds=1)
@@ -722,18 +717,11 @@ def test_concurrent_downloads_are_bounded() -> None:
 # --- HttpCertificateFetcher against a real local server ---------------------------------------
 
 
-class CertificateServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class CertificateServer(LocalHttpServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), CertificateHandler)
+        super().__init__(CertificateHandler)
         self.requested: list[str] = []
         self.dripped = 0
-        self.stop = threading.Event()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class CertificateHandler(http.server.BaseHTTPRequestHandler):

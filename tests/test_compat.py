@@ -19,13 +19,10 @@ from snsmiddleware.partitions import SIGNING_CERTIFICATE_NAMES, aws_certificate_
 from snsmiddleware.policy import parse_topic_arn
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA, post_sns
 
+from ._answers import reason
 from .conftest import PATH, EchoApp, RecordingConfirmer
 
 MakeMiddleware = Callable[..., SnsMiddleware]
-
-
-def reason(response: webtest.TestResponse) -> str:
-    return str(response.headers["X-SNS-Reason"])
 
 
 # --- fetch_certificate may return str ---------------------------------------------------------

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import http.server
 import logging
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,16 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import webtest
-from requests.adapters import HTTPAdapter
 
 from snsmiddleware import ApiConfirmer, ConfigurationError, SnsMiddleware, UrlConfirmer
 from snsmiddleware.confirm import make_confirmer
 from snsmiddleware.errors import ConfirmationRejectedError, PolicyError, SnsError, TransientError
-from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.message import SubscriptionConfirmation, parse_message
 from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
-from ._net import serving
+from ._net import ForwardingAdapter, LocalHttpServer, RefusingAdapter, free_port, serving
 
 ACCOUNT = "123456789012"  # moto's default account
 SNS_BASE = "https://sns.us-east-1.amazonaws.com/"
@@ -84,12 +80,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[bool],
 
     credentials(True)
     return credentials
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- ApiConfirmer against moto's server ------------------------------------------------------
@@ -168,7 +158,7 @@ def test_api_confirmer_sends_authenticate_on_unsubscribe_to_moto(
 def test_api_confirmer_connection_refused_is_transient(
     aws_env: Callable[[bool], None], kit_ca: TestCA
 ) -> None:
-    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError) as caught:
         confirmer(confirmation(kit_ca, f"arn:aws:sns:us-east-1:{ACCOUNT}:t"))
     assert (caught.value.status, caught.value.reason) == (503, "confirmation_failed")
@@ -179,7 +169,7 @@ def test_api_confirmer_without_credentials_is_transient(
     aws_env: Callable[[bool], None], kit_ca: TestCA
 ) -> None:
     aws_env(False)
-    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    confirmer = ApiConfirmer(endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError) as caught:
         confirmer(confirmation(kit_ca, f"arn:aws:sns:us-east-1:{ACCOUNT}:t"))
     assert "NoCredentialsError" in caught.value.detail
@@ -402,19 +392,12 @@ def test_make_confirmer_refuses_at_startup(confirm: Any, options: dict[str, Any]
 # --- UrlConfirmer over a real local server -----------------------------------------------------
 
 
-class SnsLikeServer(http.server.ThreadingHTTPServer):
+class SnsLikeServer(LocalHttpServer):
     """Answers GET /?...&Token=status-NNN with status NNN (302: a redirect elsewhere)."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), SnsLikeHandler)
+        super().__init__(SnsLikeHandler)
         self.requests: list[str] = []
-        self.stop = threading.Event()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class SnsLikeHandler(http.server.BaseHTTPRequestHandler):
@@ -438,35 +421,6 @@ class SnsLikeHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-
-class ForwardingAdapter(DeadlineAdapter):
-    """Sends requests for the SNS host to a local server instead, recording their URLs.
-
-    A :class:`DeadlineAdapter`, so certificate downloads through it keep their hard deadline
-    (for confirmations it behaves like a plain ``HTTPAdapter``)."""
-
-    def __init__(self, target_base: str) -> None:
-        super().__init__(max_retries=0)
-        self.target_base = target_base
-        self.sent: list[str] = []
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        self.sent.append(request.url)
-        request.url = self.target_base + request.path_url
-        return super().send(request, *args, **kwargs)
-
-
-class RefusingAdapter(HTTPAdapter):
-    """Catches every other URL: records it and never touches the network."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        self.sent.append(request.url)
-        raise requests.ConnectionError("this test never leaves 127.0.0.1")
 
 
 @pytest.fixture(scope="module")
@@ -544,7 +498,7 @@ def test_url_confirmer_status_mapping_and_no_redirects(
 
 
 def test_url_confirmer_connection_error_is_transient(kit_ca: TestCA) -> None:
-    forward = ForwardingAdapter(f"http://127.0.0.1:{closed_port()}")
+    forward = ForwardingAdapter(f"http://127.0.0.1:{free_port()}")
     with requests.Session() as http_session:
         http_session.mount("http://", RefusingAdapter())
         http_session.mount("https://", RefusingAdapter())

@@ -17,7 +17,6 @@ import functools
 import gzip
 import http.server
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,10 +40,10 @@ from snsmiddleware.devmode import sample_budget_alert
 from snsmiddleware.mail import FileOutbox, MailUnavailableError
 from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
-from ._hardening_helpers import RecordingStore, assert_answer, emails_in
-from ._net import LocalHttpServer, serving
+from ._answers import assert_answer
+from ._hardening_helpers import RecordingStore, emails_in
+from ._net import ForwardingAdapter, LocalHttpServer, RefusingAdapter, free_port, serving
 from .conftest import PATH, EchoApp
-from .test_confirm import ForwardingAdapter, RefusingAdapter
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 SNS_HOST = "https://sns.us-east-1.amazonaws.com/"
@@ -149,13 +148,6 @@ def gzip_bomb(certificate: bytes) -> bytes:
     return gzip.compress(certificate + b"\0" * 20_000_000)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nobody listens there any more
-
-
 @pytest.fixture(scope="module")
 def cert_host() -> Iterator[CertificateHost]:
     host = CertificateHost()
@@ -228,7 +220,7 @@ def test_certificate_host_fault_then_recovery(
     app = webtest.TestApp(middleware, lint=True)
     message = signer.notification("during an outage")
     if mode == "refused":
-        forward.target_base = f"http://127.0.0.1:{closed_port()}"
+        forward.target_base = f"http://127.0.0.1:{free_port()}"
     else:
         cert_host.mode = mode
 
@@ -259,7 +251,7 @@ def test_a_cached_certificate_outlives_a_later_outage(
     fetcher, forward, _ = routed
     app = webtest.TestApp(make_middleware(fetch_certificate=fetcher), lint=True)
     assert post_sns(app, PATH, signer.notification("before")).status_int == 200
-    forward.target_base = f"http://127.0.0.1:{closed_port()}"
+    forward.target_base = f"http://127.0.0.1:{free_port()}"
     assert post_sns(app, PATH, signer.notification("during")).status_int == 200
     assert len(forward.sent) == 1 and len(echo_app.calls) == 2
 

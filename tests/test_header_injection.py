@@ -44,7 +44,6 @@ from ._mail_helpers import (
     MotoSes,
     fresh_ses,
     parse_email,
-    running_moto_ses,
     smtp_server,
 )
 from .conftest import PATH, TOPIC
@@ -114,12 +113,6 @@ CASES = [pytest.param(name, "label", id=key) for key, name in HOSTILE_NAMES.item
 
 
 # --- the mail paths, each with a real receiving end ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoSes]:
-    with running_moto_ses() as server:
-        yield server
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,18 +29,18 @@ from typing import Any
 import pytest
 import webtest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from cryptography.x509.oid import NameOID
 
 from snsmiddleware import ConfigurationError, MemoryDedupeStore, SnsMiddleware
 from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, TestCA
 from snsmiddleware.verifier import utc_now
 
-from ._hardening_helpers import assert_answer, emails_in
+from ._answers import assert_answer
+from ._certificates import build_certificate
+from ._hardening_helpers import emails_in
+from ._hostile_urls import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS, V_TOKEN, V_TOPIC_ARN
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_policy import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS, V_TOKEN, V_TOPIC_ARN
 
 MakeMiddleware = Callable[..., SnsMiddleware]
 OTHER_ACCOUNT_TOPIC = "arn:aws:sns:us-east-1:999999999999:budget-alerts"
@@ -227,8 +227,7 @@ def relabelled_version(ctx: Ctx) -> Sent:
 
 
 def sha1_message(ctx: Ctx) -> Sent:
-    ctx.signer.signature_version = "1"
-    return as_sent(ctx.signer.notification("genuine"))
+    return as_sent(replace(ctx.signer, signature_version="1").notification("genuine"))
 
 
 def duplicate_key(ctx: Ctx) -> Sent:
@@ -350,42 +349,30 @@ def _leaf(ca: TestCA, **options: Any) -> bytes:
 
 
 def _custom_leaf(ca: TestCA, common_name: str, san: list[str] | None, key: Any) -> bytes:
-    now = utc_now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca.ca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-    )
-    if san is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in san]), False
+    return _pem(
+        build_certificate(
+            key=key,
+            issuer_key=ca.ca_key,
+            issuer_name=ca.ca_certificate.subject,
+            common_name=common_name,
+            san=san,
         )
-    return _pem(builder.sign(ca.ca_key, hashes.SHA256()))
+    )
 
 
 def _rewritten(ca: TestCA, old: bytes, new: bytes, *, issuer_alt_name: bool = False) -> bytes:
     """A certificate named sns.amazonaws.com whose DER has ``old`` replaced by ``new`` once
     (its signature no longer matches, which nobody checks: the URL is the trust anchor)."""
-    now = utc_now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")]))
-        .issuer_name(ca.ca_certificate.subject)
-        .public_key(ca.private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("sns.amazonaws.com")]), False)
+    extra = (
+        [x509.IssuerAlternativeName([x509.DNSName("issuer.example")])] if issuer_alt_name else []
     )
-    if issuer_alt_name:
-        builder = builder.add_extension(
-            x509.IssuerAlternativeName([x509.DNSName("issuer.example")]), False
-        )
-    der = builder.sign(ca.ca_key, hashes.SHA256()).public_bytes(Encoding.DER)
+    certificate = build_certificate(
+        key=ca.private_key,
+        issuer_key=ca.ca_key,
+        issuer_name=ca.ca_certificate.subject,
+        extensions=extra,
+    )
+    der = certificate.public_bytes(Encoding.DER)
     assert der.count(old) == 1
     body = base64.encodebytes(der.replace(old, new))
     return b"-----BEGIN CERTIFICATE-----\n" + body + b"-----END CERTIFICATE-----\n"

@@ -7,30 +7,11 @@ boto3 either (it only checks that boto3 is installed); the first confirmation do
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from ._project import modules_after
+
 HEAVY = ("boto3", "botocore", "s3transfer", "moto")
-
-
-def modules_after(code: str) -> set[str]:
-    """Run ``code`` in a fresh interpreter and return the top-level modules it loaded."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return {name.split(".")[0] for name in json.loads(result.stdout.splitlines()[-1])}
 
 
 @pytest.mark.parametrize(
@@ -73,3 +54,43 @@ def test_the_check_can_fail() -> None:
         "    pass"
     )
     assert "botocore" in loaded
+
+
+# A meta-path finder that makes every WebOb import fail, as in an environment without it.
+_BLOCK_WEBOB = (
+    "import sys\n"
+    "class _NoWebOb:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'webob' or name.startswith('webob.'):\n"
+    "            raise ImportError('webob is blocked for this test')\n"
+    "        return None\n"
+    "sys.meta_path.insert(0, _NoWebOb())\n"
+)
+
+
+def test_verifier_needs_no_webob() -> None:
+    """A Lambda function or a queue worker verifies messages without any WSGI stack."""
+    loaded = modules_after(
+        _BLOCK_WEBOB + "import snsmiddleware\n"
+        "from snsmiddleware import SnsVerifier\n"
+        "from snsmiddleware.signer import MessageSigner\n"
+        "signer = MessageSigner()\n"
+        "verifier = SnsVerifier(topics=[signer.topic_arn],\n"
+        "                       fetch_certificate=signer.fetch_certificate)\n"
+        "message = signer.notification('hello')\n"
+        "assert verifier.verify(message.body, message.headers).message == 'hello'\n"
+    )
+    assert "webob" not in loaded
+
+
+def test_the_webob_block_can_fail() -> None:
+    """The same block makes the WSGI names unavailable, so the test above proves something."""
+    loaded = modules_after(
+        _BLOCK_WEBOB + "try:\n"
+        "    from snsmiddleware import SnsMiddleware\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('SnsMiddleware imported without webob')\n"
+    )
+    assert "webob" not in loaded

@@ -88,14 +88,6 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return tls_contexts(tmp_path_factory.mktemp("tls"))
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoSes]:
-    server = MotoSes()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):

@@ -213,7 +213,7 @@ def test_duplicate_keys_at_any_depth(body: bytes) -> None:
         pytest.param({"Type": ...}, "unknown_type", id="no-type"),
     ],
 )
-def test_field_types(changes: dict[str, Any], code: str) -> None:
+def test_a_field_of_the_wrong_json_type_is_refused(changes: dict[str, Any], code: str) -> None:
     assert reason_of(body_of(**changes)) == code
 
 
@@ -337,7 +337,7 @@ def test_message_id_accepted(message_id: str) -> None:
         pytest.param("", id="empty"),
     ],
 )
-def test_bad_timestamps(timestamp: str) -> None:
+def test_malformed_timestamps_are_refused(timestamp: str) -> None:
     assert reason_of(body_of(Timestamp=timestamp)) == "bad_timestamp"
 
 

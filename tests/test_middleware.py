@@ -3,9 +3,9 @@ path with its status and reason, de-duplication, and what the wrapped app receiv
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,26 +26,22 @@ from snsmiddleware import (
 from snsmiddleware.errors import ConfirmationRejectedError, TransientError
 from snsmiddleware.testing import FrozenClock, MessageSigner, post_sns
 
+from ._answers import reason
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 
 MakeMiddleware = Callable[..., SnsMiddleware]
-
-
-def reason(response: webtest.TestResponse) -> str:
-    """The reason code, which the body and the X-SNS-Reason header both carry."""
-    code = response.text.split(":", 1)[0]
-    assert response.headers["X-SNS-Reason"] == code
-    return code
 
 
 # --- what reaches the app ----------------------------------------------------------------
 
 
 def test_notification_reaches_app_with_verified_message_and_body(
-    testapp: webtest.TestApp, signer: MessageSigner, echo_app: EchoApp, signature_version: str
+    testapp: webtest.TestApp,
+    versioned_signer: MessageSigner,
+    echo_app: EchoApp,
+    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
-    message = signer.notification("budget exceeded", Subject="AWS Budgets: x")
+    message = versioned_signer.notification("budget exceeded", Subject="AWS Budgets: x")
     response = post_sns(testapp, PATH, message)
     assert response.status_int == 200
     assert response.text == "app saw /sns/budgets"
@@ -91,13 +87,11 @@ def test_get_message_refuses_environ_without_middleware() -> None:
 
 def test_subscription_confirmation_is_confirmed_not_forwarded(
     testapp: webtest.TestApp,
-    signer: MessageSigner,
+    versioned_signer: MessageSigner,
     echo_app: EchoApp,
     confirmer: RecordingConfirmer,
-    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
-    message = signer.subscription_confirmation()
+    message = versioned_signer.subscription_confirmation()
     response = post_sns(testapp, PATH, message)
     assert response.status_int == 200
     assert reason(response) == "subscription_confirmed"
@@ -155,13 +149,11 @@ def test_confirmation_memory_only_after_verification_and_success(
 
 def test_unsubscribe_confirmation_is_acknowledged_never_confirmed(
     testapp: webtest.TestApp,
-    signer: MessageSigner,
+    versioned_signer: MessageSigner,
     echo_app: EchoApp,
     confirmer: RecordingConfirmer,
-    signature_version: str,
 ) -> None:
-    signer.signature_version = signature_version
-    response = post_sns(testapp, PATH, signer.unsubscribe_confirmation())
+    response = post_sns(testapp, PATH, versioned_signer.unsubscribe_confirmation())
     assert response.status_int == 200
     assert reason(response) == "unsubscribe_acknowledged"
     assert confirmer.confirmed == []
@@ -334,10 +326,10 @@ def test_require_signature_v2_refuses_sha1(
     make_middleware: MakeMiddleware, signer: MessageSigner, echo_app: EchoApp
 ) -> None:
     app = webtest.TestApp(make_middleware(require_signature_v2=True))
-    signer.signature_version = "1"
-    response = post_sns(app, PATH, signer.notification("x"))
+    sha1 = replace(signer, signature_version="1")
+    response = post_sns(app, PATH, sha1.notification("x"))
     assert (response.status_int, reason(response)) == (403, "signature_version_not_allowed")
-    signer.signature_version = "2"
+    assert signer.signature_version == "2"
     assert post_sns(app, PATH, signer.notification("x")).status_int == 200
     assert len(echo_app.calls) == 1
 
@@ -606,7 +598,9 @@ def test_bad_configuration_raises_at_startup(
         make_middleware(**options)
 
 
-def test_shared_verifier(signer: MessageSigner, clock: FrozenClock, echo_app: EchoApp) -> None:
+def test_one_verifier_serves_several_middlewares(
+    signer: MessageSigner, clock: FrozenClock, echo_app: EchoApp
+) -> None:
     verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=signer.fetch_certificate, clock=clock)
     apps = [
         webtest.TestApp(SnsMiddleware(echo_app, paths=[path], verifier=verifier, confirm="url"))
@@ -630,12 +624,14 @@ def test_decisions_are_logged_without_secrets(
         assert secret not in text
 
 
-def test_error_body_is_plain_text(testapp: webtest.TestApp) -> None:
+def test_error_body_is_one_short_printable_line(testapp: webtest.TestApp) -> None:
     response = testapp.post(
         PATH, b"{}", headers={"x-amz-sns-message-type": "x"}, expect_errors=True
     )
     assert response.content_type == "text/plain"
-    assert json.dumps(response.text)  # short, printable
+    text = response.text.rstrip("\n")
+    assert text.startswith(f"{reason(response)}: ")
+    assert text.isprintable() and len(text) < 500, text
     assert response.text.endswith("\n") and len(response.text) < 200
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from snsmiddleware.partitions import (
     signing_certificate_names,
 )
 
-from .test_import import modules_after
+from ._project import modules_after
 
 
 def botocore_partitions() -> dict[str, dict[str, object]]:
@@ -148,7 +149,9 @@ def test_reading_the_partition_data_imports_neither_botocore_nor_boto3() -> None
     assert "snsmiddleware" in loaded and not loaded & {"boto3", "botocore"}
 
 
-def test_the_data_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def partition_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[None]]:
+    """One entry per read of botocore's partition data, from a cleared cache on."""
     partitions_module.partitions.cache_clear()
     reads: list[None] = []
     real = partitions_module._botocore_partitions
@@ -159,11 +162,15 @@ def test_the_data_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(partitions_module, "_botocore_partitions", counting)
     try:
-        for _ in range(3):
-            assert partition("aws") is not None
-        assert len(reads) == 1
+        yield reads
     finally:
         partitions_module.partitions.cache_clear()
+
+
+def test_the_data_is_read_once(partition_reads: list[None]) -> None:
+    for _ in range(3):
+        assert partition("aws") is not None
+    assert len(partition_reads) == 1
 
 
 @pytest.mark.parametrize(
@@ -192,35 +199,21 @@ def test_without_usable_botocore_data_the_builtin_table_is_used(
         partitions_module.partitions.cache_clear()
 
 
-def test_the_data_is_read_at_start_up_not_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_data_is_read_at_start_up_not_per_request(partition_reads: list[None]) -> None:
     from snsmiddleware import InsecureConfigurationWarning, SnsVerifier
     from snsmiddleware.testing import FrozenClock, MessageSigner
 
-    partitions_module.partitions.cache_clear()
-    reads: list[None] = []
-    real = partitions_module._botocore_partitions
-
-    def counting() -> dict[str, tuple[str, str, frozenset[str]]]:
-        reads.append(None)
-        return real()
-
-    monkeypatch.setattr(partitions_module, "_botocore_partitions", counting)
-    try:
-        clock = FrozenClock()
-        served: list[MessageSigner] = []
-        with pytest.warns(InsecureConfigurationWarning):
-            verifier = SnsVerifier(
-                topics=["*"],
-                fetch_certificate=lambda url: served[0].fetch_certificate(url),
-                clock=clock,
-            )
-        assert len(reads) == 1  # while building, before any request
-        signer = MessageSigner.for_topic(
-            "arn:aws-eusc:sns:eusc-de-east-1:123456789012:t", clock=clock
+    clock = FrozenClock()
+    served: list[MessageSigner] = []
+    with pytest.warns(InsecureConfigurationWarning):
+        verifier = SnsVerifier(
+            topics=["*"],
+            fetch_certificate=lambda url: served[0].fetch_certificate(url),
+            clock=clock,
         )
-        served.append(signer)
-        for _ in range(3):
-            verifier.verify(signer.notification("x").body)
-        assert len(reads) == 1
-    finally:
-        partitions_module.partitions.cache_clear()
+    assert len(partition_reads) == 1  # while building, before any request
+    signer = MessageSigner.for_topic("arn:aws-eusc:sns:eusc-de-east-1:123456789012:t", clock=clock)
+    served.append(signer)
+    for _ in range(3):
+        verifier.verify(signer.notification("x").body)
+    assert len(partition_reads) == 1

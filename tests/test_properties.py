@@ -20,6 +20,7 @@ import json
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,8 @@ from snsmiddleware.mail import FileOutbox
 from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, TestCA
 
 from ._hardening_helpers import emails_in
+from ._hostile_urls import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
-from .test_policy import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = settings(
@@ -310,8 +311,7 @@ def _original(rig: Rig, which: str) -> SignedMessage:
         attributes = {"k": {"Type": "String", "Value": "v"}}
         return rig.signer.notification(text, MessageAttributes=attributes)
     if which == "v1":
-        rig.signer.signature_version = "1"
-        return rig.signer.notification(text, Subject="s")
+        return replace(rig.signer, signature_version="1").notification(text, Subject="s")
     return rig.signer.subscription_confirmation()
 
 

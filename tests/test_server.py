@@ -3,11 +3,7 @@ pserve), and refusing to start on bad configuration."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,37 +29,12 @@ from snsmiddleware.server import (
 )
 from snsmiddleware.testing import MessageSigner, post_sns
 
-from ._net import free_port, wait_for_port
+from ._hardening_helpers import emails_in
+from ._net import free_port
+from ._serve_helpers import SNS_PATH, Server, refuse_to_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 PASTE_INI = ROOT / "examples" / "paste.ini"
-SNS_PATH = "/sns/budgets"
-
-
-class Server:
-    """A server process started with a command line, stopped at teardown."""
-
-    def __init__(self, argv: list[str], cwd: Path, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}{SNS_PATH}"
-        self.log = cwd / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
-        try:
-            wait_for_port(port, self.process)
-        except RuntimeError as exc:
-            self.stop()
-            raise AssertionError(f"server did not start ({exc}):\n{self.log.read_text()}") from None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -77,13 +48,6 @@ def dev_server(tmp_path: Path) -> Iterator[Server]:
     )
     yield server
     server.stop()
-
-
-def emails_in(outbox: Path) -> list[email.message.EmailMessage]:
-    return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-        for path in sorted(outbox.glob("*.eml"))
-    ]
 
 
 def test_send_test_alert_to_dev_server_writes_one_email(
@@ -203,10 +167,6 @@ def test_embedded_defaults_build_budget_app_behind_middleware(
     assert isinstance(app.dedupe, SQLiteDedupeStore)
     assert app.dedupe.path == Path("var/dedupe.sqlite3")
     assert (tmp_path / "var" / "dedupe.sqlite3").is_file()
-
-
-def refuse_to_serve(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError("a bad configuration must stop the start before serving")
 
 
 @pytest.mark.parametrize(

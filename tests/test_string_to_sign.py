@@ -24,6 +24,7 @@ from snsmiddleware import SnsError, SnsVerifier
 from snsmiddleware.signing import string_to_sign
 from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, TestCA, post_sns
 
+from ._answers import reason
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 
 # Written out from AWS's documentation, not taken from snsmiddleware.signing.
@@ -38,10 +39,6 @@ def resplit(original: SignedMessage, **new_values: str) -> SignedMessage:
     """The attacker's message: ``original``'s signature and unsigned fields, other values."""
     fields = {key: original.fields[key] for key in UNSIGNED_KEYS if key in original.fields}
     return SignedMessage({**fields, **new_values})
-
-
-def reason(response: webtest.TestResponse) -> str:
-    return str(response.headers["X-SNS-Reason"])
 
 
 @pytest.mark.parametrize("subject", [None, "Budget alert"], ids=["no-subject", "subject"])

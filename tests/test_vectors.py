@@ -24,6 +24,7 @@ from snsmiddleware.message import parse_message, parse_timestamp
 from snsmiddleware.signing import signed_keys
 from snsmiddleware.testing import format_timestamp
 
+from ._answers import reason
 from ._vector_helpers import (
     SUBSCRIPTION_VECTOR,
     VECTOR_NAMES,
@@ -66,12 +67,6 @@ def make_app(name: str, certs: VectorCertificates, **options: Any) -> webtest.Te
 
 def post(app: webtest.TestApp, body: bytes) -> webtest.TestResponse:
     return app.post(PATH, body, headers=sns_headers(body), expect_errors=True)
-
-
-def reason(response: webtest.TestResponse) -> str:
-    code = response.text.split(":", 1)[0]
-    assert response.headers["X-SNS-Reason"] == code
-    return code
 
 
 # --- genuine messages verify ------------------------------------------------------------------
