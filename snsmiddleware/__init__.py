@@ -23,6 +23,7 @@ from .message import (
     parse_message,
 )
 from .policy import InsecureConfigurationWarning
+from .reasons import Reason
 from .verifier import SnsVerifier
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "InsecureConfigurationWarning",
     "MemoryDedupeStore",
     "Notification",
+    "Reason",
     "SnsError",
     "SnsMessage",
     "SnsMiddleware",

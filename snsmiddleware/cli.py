@@ -32,6 +32,7 @@ from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
 from .middleware import SnsMiddleware
 from .policy import accepted_signature_versions
+from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
 from .terminal import terminal_safe
 from .verifier import SnsVerifier, utc_now
@@ -213,10 +214,10 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
 #: What a server that does not trust the development CA answers to its messages.
 _UNTRUSTED_SIGNER_REASONS = frozenset(
     {
-        "certificate_name_mismatch",
-        "bad_signature",
-        "certificate_not_found",
-        "certificate_unavailable",
+        Reason.CERTIFICATE_NAME_MISMATCH,
+        Reason.BAD_SIGNATURE,
+        Reason.CERTIFICATE_NOT_FOUND,
+        Reason.CERTIFICATE_UNAVAILABLE,
     }
 )
 
@@ -280,7 +281,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         )
         if reason in _UNTRUSTED_SIGNER_REASONS:
             out.write("hint:  is the server running in development mode (serve --dev)?\n")
-        if reason == "unauthorized":
+        if reason == Reason.UNAUTHORIZED:
             out.write("hint:  the server wants Basic auth: http://user:password@host:port/path\n")
     return 0 if 200 <= response.status_code < 300 else 1
 

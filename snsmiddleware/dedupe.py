@@ -41,6 +41,7 @@ from typing import Final, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, TransientError
 from .policy import DEFAULT_FRESHNESS_WINDOW, SNS_ANSWER_DEADLINE, InsecureConfigurationWarning
+from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +497,7 @@ class DeliveryLedger:
         """Admit a delivery of message ``key``: first seen, or a duplicate; raises
         :class:`~snsmiddleware.errors.TransientError` when it must be retried later."""
         if self.draining:
-            raise TransientError("the server is shutting down", reason="shutting_down")
+            raise TransientError("the server is shutting down", reason=Reason.SHUTTING_DOWN)
         if self.backlog:  # commits the store refused earlier: retry, and honour them
             self.backlog.flush(self.store)
             if key in self.backlog:
@@ -506,13 +507,13 @@ class DeliveryLedger:
         except Exception as exc:
             log.exception("de-duplication store failed on claim")
             raise TransientError(
-                "the de-duplication store is unavailable", reason="dedupe_unavailable"
+                "the de-duplication store is unavailable", reason=Reason.DEDUPE_UNAVAILABLE
             ) from exc
         if claim.state is ClaimState.DONE:
             return Delivery(key, Admission.DUPLICATE)
         if claim.state is ClaimState.IN_PROGRESS:
             raise TransientError(
-                "this message is being processed; try again later", reason="in_progress"
+                "this message is being processed; try again later", reason=Reason.IN_PROGRESS
             )
         with self._lock:
             self._active[claim.token] = claim

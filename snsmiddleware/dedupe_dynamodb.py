@@ -55,6 +55,7 @@ from .dedupe import (
     new_token,
 )
 from .errors import ConfigurationError, TransientError
+from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class DynamoDBDedupeStore:
             if not self.fail_open:
                 raise TransientError(
                     f"DynamoDB table {self.table} is unavailable ({_error_code(exc)})",
-                    reason="dedupe_unavailable",
+                    reason=Reason.DEDUPE_UNAVAILABLE,
                 ) from exc
             log.warning(
                 "DynamoDB failed (%s): processing %s without de-duplication (fail_open)",

@@ -356,7 +356,7 @@ class SnsMiddleware:
         if delivery.duplicate:
             pending = " (commit pending)" if delivery.admission is Admission.COMMIT_PENDING else ""
             self._log(logging.INFO, f"duplicate delivery ignored{pending}", message)
-            return _answer(start_response, 200, "duplicate", "already processed")
+            return _answer(start_response, 200, Reason.DUPLICATE, "already processed")
         succeeded = False
         try:
             environ[MESSAGE_ENVIRON_KEY] = message
@@ -367,7 +367,7 @@ class SnsMiddleware:
             succeeded = 200 <= int(status[:3]) < 300
         except Exception:
             log.exception("the wrapped app failed message_id=%s", message.message_id)
-            return _answer(start_response, 500, "app_error", "the application failed")
+            return _answer(start_response, 500, Reason.APP_ERROR, "the application failed")
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
             self.ledger.finish(delivery, succeeded=succeeded)
         self._log(logging.INFO, f"delivered to the app ({status})", message)

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -146,3 +146,12 @@ def start_localstack(directory: Path) -> Iterator[str]:
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    """Poll ``condition`` until it holds (LocalStack delivers asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Modules that `import snsmiddleware` (and features that do not need AWS) must not load.
+HEAVY = ("boto3", "botocore", "s3transfer", "moto")
 
 
 def repository_url() -> str:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._project import modules_after
-
-HEAVY = ("boto3", "botocore", "s3transfer", "moto")
+from ._project import HEAVY, modules_after
 
 
 @pytest.mark.parametrize(

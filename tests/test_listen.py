@@ -29,7 +29,7 @@ from snsmiddleware.listen import (
 from snsmiddleware.policy import parse_topic_arn
 
 from ._net import free_port
-from .test_import import HEAVY, ROOT, modules_after
+from ._project import HEAVY, ROOT, modules_after
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"

@@ -29,8 +29,7 @@ from snsmiddleware.budget_app import BudgetApp
 from snsmiddleware.devmode import sample_budget_alert
 from snsmiddleware.mail import FileOutbox
 
-from ._localstack import start_localstack
-from .test_localstack import wait_for
+from ._localstack import start_localstack, wait_for
 
 pytestmark = pytest.mark.localstack
 PATH = "/sns/budgets"

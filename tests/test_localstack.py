@@ -19,7 +19,7 @@ from webtest.http import StopableWSGIServer
 from snsmiddleware import SnsMiddleware, get_message
 from snsmiddleware.message import Notification
 
-from ._localstack import start_localstack
+from ._localstack import start_localstack, wait_for
 
 pytestmark = pytest.mark.localstack
 PATH = "/sns"
@@ -74,14 +74,6 @@ class Endpoint:
     def saw(self, reason: str) -> bool:
         with self._lock:
             return any(answer_reason == reason for _, answer_reason in self.answers)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def pending(sns: Any, topic: str) -> bool:
