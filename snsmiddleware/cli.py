@@ -49,6 +49,7 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     if args.basic_auth_file is not None:
         # A file, not a flag value: a password on the command line shows in `ps` and history.
         options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+    options["workers"] = None if args.workers is None else str(args.workers)
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
     return {key: value for key, value in options.items() if value is not None}
@@ -61,11 +62,25 @@ def serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = Path(args.config) if args.config else None
-    assembly = assemble(_flag_options(args), os.environ, config)
+    flags = _flag_options(args)
+    assembly = assemble(flags, os.environ, config)
+    if assembly.settings.workers > 1:
+        return _serve_workers(assembly, lambda: assemble(flags, os.environ, config))
     graceful = make_server(assembly)
     _describe(assembly.app, assembly.settings.host, graceful.port, assembly.source)
     graceful.run()
     return 0
+
+
+def _serve_workers(assembly: Any, rebuild: Any) -> int:
+    """``serve --workers N``: N processes on one socket (see :mod:`snsmiddleware.prefork`)."""
+    from .prefork import Supervisor
+
+    def describe(checked: Any, port: int) -> None:
+        _describe(checked.app, checked.settings.host, port, checked.source)
+
+    supervisor = Supervisor(assembly, rebuild, workers=assembly.settings.workers, describe=describe)
+    return supervisor.run()
 
 
 def _describe(app: Any, host: str, port: int, source: str) -> None:
@@ -309,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--topic", action="append", help=f"allowed TopicArn (default {DEFAULT_TOPIC})"
+    )
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        help=f"server processes sharing the port and the de-duplication store (default "
+        f"{ServerSettings.workers}; one per core verifies in parallel)",
     )
     serve_cmd.add_argument(
         "--basic-auth-file",

@@ -22,11 +22,11 @@ is logged once with its reason code, never with a Token, SubscribeURL or Signatu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, Unpack
-
-from webob import Request
 
 from .answers import NOSNIFF as NOSNIFF  # defined there, kept importable
 from .answers import PlainTextAnswer
@@ -75,6 +75,9 @@ _SNS_HEADERS: Final = (
 )
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
+#: Accepted deliveries are logged one by one at DEBUG; at INFO, at most one line this often,
+#: saying how many there were since the last (see :attr:`SnsMiddleware.delivered`).
+DELIVERY_SUMMARY_SECONDS: Final = 60.0
 
 
 def _answer(start_response: StartResponse, code: int, reason: str, detail: str) -> list[bytes]:
@@ -139,8 +142,11 @@ def _announce_emulator(verifier: SnsVerifier) -> str | None:
 
 def _request_path(environ: WSGIEnvironment) -> str | None:
     # PATH_INFO is latin-1 "bytes as str" (PEP 3333); paths are configured as real text.
+    path = environ.get("PATH_INFO", "")
+    if type(path) is str and path.isascii():
+        return path  # the same text in both readings (every SNS path there is)
     try:
-        return str(environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8")
+        return str(path).encode("latin-1").decode("utf-8")
     except UnicodeError:
         return None
 
@@ -233,6 +239,10 @@ class SnsMiddleware:
         )
         window = verifier.freshness_window
         self.ledger = DeliveryLedger(store_for_window(dedupe, window), retention=window)
+        self._deliveries = itertools.count(1)  # next() is atomic: no lock on the hot path
+        self._delivered = 0
+        self._summarised = 0
+        self._next_summary = 0.0  # the first delivery is logged at INFO
         # (topic, token) digests of subscriptions confirmed within the freshness window: a
         # replayed SubscriptionConfirmation (verified again in full) is answered without a
         # second ConfirmSubscription call. Per process and bounded, like the default store.
@@ -256,6 +266,12 @@ class SnsMiddleware:
     @draining.setter
     def draining(self, value: bool) -> None:
         self.ledger.draining = value
+
+    @property
+    def delivered(self) -> int:
+        """How many notifications the app has answered with 2xx since this middleware was
+        built (each is logged at DEBUG; an INFO line sums them up at most once a minute)."""
+        return self._delivered
 
     @property
     def in_flight(self) -> int:
@@ -370,20 +386,63 @@ class SnsMiddleware:
             return _answer(start_response, 500, Reason.APP_ERROR, "the application failed")
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
             self.ledger.finish(delivery, succeeded=succeeded)
-        self._log(logging.INFO, f"delivered to the app ({status})", message)
+        if succeeded:
+            self._count_delivery(message, status)
+        else:  # released: SNS retries a 5xx, and drops a 4xx for good; either needs a look
+            self._log(logging.WARNING, f"the app refused the delivery ({status})", message)
         start_response(status, headers)
         return [app_body]
 
+    def _count_delivery(self, message: Notification, status: str) -> None:
+        """Count a delivery the app accepted; log it at DEBUG, and at INFO when it is the
+        first for :data:`DELIVERY_SUMMARY_SECONDS` (so a quiet server, a few alerts a day,
+        still logs each one) with how many came since the last such line.
+
+        One INFO line per delivery cost about as much as the rest of the middleware's own
+        work (formatting, the handler's lock, the write) on a busy server; refusals and
+        failures stay one line each, at INFO, WARNING or ERROR."""
+        self._delivered = count = next(self._deliveries)
+        now = time.monotonic()
+        if now >= self._next_summary:
+            self._next_summary = now + DELIVERY_SUMMARY_SECONDS
+            since, self._summarised = self._summarised, count
+            self._log(
+                logging.INFO,
+                f"delivered to the app ({status}); {count - since} since the last such line, "
+                f"{count} since start",
+                message,
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            self._log(logging.DEBUG, f"delivered to the app ({status})", message)
+
     def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Run the app to completion: drain and close its iterable exactly once."""
-        status, headers, app_iter = Request(environ).call_application(self.app)
+        """Run the app to completion: drain and close its iterable exactly once.
+
+        PEP 3333's whole protocol, without WebOb's Request on the hot path: output given to
+        ``write()`` comes first, the iterable after it; ``start_response`` may be called
+        while iterating; an ``exc_info`` re-raises (the app failed: 500 ``app_error``)."""
+        started: list[Any] = []
+        output: list[bytes] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            if exc_info is not None:
+                raise exc_info[1].with_traceback(exc_info[2])
+            started[:] = (status, headers)
+            return output.append
+
+        app_iter = self.app(environ, start_response)
         try:
-            app_body = b"".join(app_iter)
+            output.extend(app_iter)
         finally:
             close = getattr(app_iter, "close", None)
             if close is not None:
                 close()
-        return status, list(headers), app_body
+        if not started:
+            raise RuntimeError("the app returned without calling start_response")
+        status, headers = started
+        return status, list(headers), b"".join(output)
 
 
 def filter_app_factory(

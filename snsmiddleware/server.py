@@ -19,6 +19,7 @@ options given are passed on).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -57,6 +58,7 @@ SERVER_OPTIONS: Final = {
     "host": to_text,
     "port": to_positive_int,
     "threads": to_positive_int,
+    "workers": to_positive_int,
     "development": to_bool,
     "dev_ca": to_text,
     "shutdown_timeout": to_duration,
@@ -90,6 +92,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     threads: int = 4
+    #: processes (``serve --workers``, :mod:`snsmiddleware.prefork`); 1 serves in this one
+    workers: int = 1
     development: bool = False
     dev_ca: str | None = None
     #: how long in-flight deliveries may finish after SIGTERM (SNS's answer deadline)
@@ -170,7 +174,7 @@ def load_ini_application(
         server_conf = {}
     server = {
         key: server_conf[key]
-        for key in ("host", "port", "threads", "shutdown_timeout")
+        for key in ("host", "port", "threads", "workers", "shutdown_timeout")
         if key in server_conf
     }
     return app, server
@@ -241,15 +245,36 @@ def assemble(
     return Assembly(app, settings, source)
 
 
-def make_server(assembly: Assembly) -> GracefulServer:
-    """The graceful waitress server for ``assembly`` (bound, not yet running)."""
+def make_server(assembly: Assembly, **waitress_options: Any) -> GracefulServer:
+    """The graceful waitress server for ``assembly`` (bound, not yet running).
+
+    ``waitress_options`` go to waitress; ``sockets=[...]`` serves on sockets already bound
+    (the workers of :mod:`snsmiddleware.prefork`) instead of ``host`` and ``port``."""
     from . import graceful  # looked up at call time: tests stand in for the server
 
     settings = assembly.settings
+    where: dict[str, Any] = (
+        {} if "sockets" in waitress_options else {"host": settings.host, "port": settings.port}
+    )
     return graceful.GracefulServer(
         assembly.app,
         timeout=settings.shutdown_timeout,
-        host=settings.host,
-        port=settings.port,
         threads=settings.threads,
+        **where,
+        **waitress_options,
     )
+
+
+def make_app(config: str | None = None) -> WSGIApplication:
+    """The application ``snsmiddleware serve`` runs, for another WSGI server (a factory).
+
+    For gunicorn: ``gunicorn -w 2 'snsmiddleware.server:make_app()'`` (or
+    ``make_app("server.ini")``); settings come from the ``SNSMIDDLEWARE_*`` environment
+    variables (or the INI file), checked as ``serve`` checks them. Each worker process calls
+    it, after the fork, so each opens its own connection to the de-duplication store,
+    which the workers must share: the embedded default (SQLite, one host) or Redis. Server
+    settings (host, port, threads, workers) are the process manager's, not read here.
+    Development mode stays a ``serve --dev`` flag: it is never enabled here.
+    """
+    app: WSGIApplication = assemble({}, os.environ, Path(config) if config else None).app
+    return app
