@@ -505,6 +505,7 @@ class DeliveryLedger:
         self._active: dict[str, Claim] = {}
         self._lock = threading.Lock()
         self.draining = False
+        self._keeps_effects: tuple[object, bool] = (None, False)
 
     def __repr__(self) -> str:
         return f"DeliveryLedger({self.store!r})"
@@ -542,9 +543,12 @@ class DeliveryLedger:
 
     def effects(self, delivery: Delivery) -> MessageEffects | None:
         """The effect records of this delivery's message, when the store keeps them."""
-        if isinstance(self.store, EffectLedger):
-            return MessageEffects(self.store, delivery.key)
-        return None
+        store = self.store
+        known, keeps = self._keeps_effects
+        if known is not store:  # isinstance of a Protocol is slow: once per store
+            keeps = isinstance(store, EffectLedger)
+            self._keeps_effects = (store, keeps)
+        return MessageEffects(store, delivery.key) if keeps else None  # type: ignore[arg-type]
 
     def finish(self, delivery: Delivery, *, succeeded: bool) -> None:
         """Commit (``succeeded``) or release the claim of a first-seen delivery."""

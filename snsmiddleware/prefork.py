@@ -34,8 +34,10 @@ from .server import Assembly, make_server
 
 log = logging.getLogger("snsmiddleware.serve")
 
-#: A worker that dies sooner than this after its start is not restarted in a loop.
+#: Workers that die this soon after their start, this many times in a row, are not
+#: restarted in a loop: the server stops (a broken store, say, fails every start).
 _MIN_WORKER_LIFETIME_SECONDS: Final = 1.0
+_MAX_QUICK_DEATHS: Final = 3
 
 
 def check_shared_store(assembly: Assembly) -> None:
@@ -94,6 +96,7 @@ class Supervisor:
             describe(assembly, self.port)
         self._children: dict[int, float] = {}  # pid -> when it started
         self._stopping = False
+        self._quick_deaths = 0
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
@@ -152,10 +155,14 @@ class Supervisor:
             if self._stopping:
                 continue
             log.error("worker %d exited (status %d)", pid, os.waitstatus_to_exitcode(code))
-            if time.monotonic() - started < _MIN_WORKER_LIFETIME_SECONDS:
-                log.error("workers die as they start: stopping")
-                self._on_signal(signal.SIGTERM, None)
-                status = 1
-                continue
+            if time.monotonic() - started >= _MIN_WORKER_LIFETIME_SECONDS:
+                self._quick_deaths = 0
+            else:
+                self._quick_deaths += 1
+                if self._quick_deaths >= _MAX_QUICK_DEATHS:
+                    log.error("workers die as they start: stopping")
+                    self._on_signal(signal.SIGTERM, None)
+                    status = 1
+                    continue
             self._spawn()
         return status

@@ -16,11 +16,16 @@ SNS_PATH = "/sns/budgets"
 class Server:
     """A server process started with a command line, stopped at teardown."""
 
-    def __init__(self, argv: list[str], cwd: Path, port: int) -> None:
+    def __init__(
+        self, argv: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}{SNS_PATH}"
         self.log = cwd / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")},
+            **(env or {}),  # only the settings this server is given
+        }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
         try:
