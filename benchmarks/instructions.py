@@ -158,6 +158,7 @@ def measure(modes: list[str], count: int, pythonpath: str | None, corpus: Path) 
             ],
             check=True,
             env=env,
+            cwd=work,  # not this checkout: ``-m`` puts the working directory first on the path
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -5,7 +5,9 @@ several rounds, alternating the measured code and its baseline, and reports medi
 
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
-                                                  # http, budget, stores
+                                                  # http, budget, stores, realistic, sizes,
+                                                  # profile, serve, scaleout
+    .venv/bin/python -m benchmarks.instructions   # instruction counts (callgrind)
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
 """
@@ -532,6 +534,15 @@ def _for_threads(kind: str, thread_counts: Iterable[int]) -> None:
         bench_http(kind, threads=threads)
 
 
+def _product(name: str) -> Callable[[], None]:
+    def run() -> None:
+        from benchmarks import product
+
+        getattr(product, f"bench_{name}")(report)
+
+    return run
+
+
 PARTS: dict[str, Callable[[], None]] = {
     "verify": bench_verify,
     "certs": bench_certificates,
@@ -540,6 +551,12 @@ PARTS: dict[str, Callable[[], None]] = {
     "http": lambda: _for_threads("http", (4, 1)),
     "budget": lambda: bench_http("budget", threads=4),
     "stores": bench_stores,
+    # issue 17: the product around the verify core (benchmarks/product.py)
+    "realistic": _product("realistic"),
+    "sizes": _product("sizes"),
+    "profile": _product("profile"),
+    "serve": _product("serve"),
+    "scaleout": _product("scaleout"),
 }
 
 

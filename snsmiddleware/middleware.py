@@ -388,8 +388,8 @@ class SnsMiddleware:
             self.ledger.finish(delivery, succeeded=succeeded)
         if succeeded:
             self._count_delivery(message, status)
-        else:  # released: SNS retries a 5xx, and drops a 4xx for good; either needs a look
-            self._log(logging.WARNING, f"the app refused the delivery ({status})", message)
+        else:  # released: the app's own log says why (SNS retries a 5xx, drops a 4xx)
+            self._log(logging.INFO, f"delivered to the app ({status})", message)
         start_response(status, headers)
         return [app_body]
 
@@ -399,8 +399,8 @@ class SnsMiddleware:
         still logs each one) with how many came since the last such line.
 
         One INFO line per delivery cost about as much as the rest of the middleware's own
-        work (formatting, the handler's lock, the write) on a busy server; refusals and
-        failures stay one line each, at INFO, WARNING or ERROR."""
+        work (formatting, the handler's lock, the write) on a busy server; refusals,
+        failures and the app's non-2xx answers stay one line each, at INFO or above."""
         self._delivered = count = next(self._deliveries)
         now = time.monotonic()
         if now >= self._next_summary:

@@ -67,7 +67,7 @@ def test_the_next_delivery_after_a_quiet_minute_is_logged_at_info(
     assert "4 since the last such line, 5 since start" in summaries[1]
 
 
-def test_an_app_refusal_is_a_warning_and_not_counted(
+def test_an_app_refusal_stays_an_info_line_and_is_not_counted(
     make_middleware: MakeMiddleware, signer: MessageSigner, caplog: pytest.LogCaptureFixture
 ) -> None:
     def unavailable(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -76,13 +76,16 @@ def test_an_app_refusal_is_a_warning_and_not_counted(
 
     middleware = make_middleware(app=unavailable)
     caplog.set_level(logging.INFO, logger=LOGGER)
-    message = signer.notification("m")
-    response = post_sns(webtest.TestApp(middleware), PATH, message, expect_errors=True)
-    assert response.status_int == 503
+    messages = [signer.notification(f"m{index}") for index in range(2)]
+    for message in messages:
+        response = post_sns(webtest.TestApp(middleware), PATH, message, expect_errors=True)
+        assert response.status_int == 503
     assert middleware.delivered == 0
-    [warning] = _records(caplog, logging.WARNING)
-    assert "the app refused the delivery (503 Service Unavailable)" in warning
-    assert f"message_id={message.fields['MessageId']}" in warning
+    lines = _records(caplog, logging.INFO)  # every one, not once a minute
+    assert len(lines) == 2
+    for line, message in zip(lines, messages, strict=True):
+        assert "delivered to the app (503 Service Unavailable)" in line
+        assert f"message_id={message.fields['MessageId']}" in line
 
 
 def test_an_app_that_never_calls_start_response_is_500_and_its_claim_released(
