@@ -73,7 +73,9 @@ def _assert_exactly_once(answers: list[str], outbox: Path, count: int) -> None:
     assert len({str(email["X-SNS-Message-Id"]) for email in emails}) == count
 
 
-def test_serve_workers_share_the_sqlite_store_and_stop_on_sigterm(tmp_path: Path) -> None:
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[Server, MessageSigner]]:
+    """``serve --dev --workers 2`` on the embedded defaults (SQLite), and a signer it trusts."""
     port = free_port()
     server = Server(
         [sys.executable, "-m", "snsmiddleware", "serve", "--dev", "--workers", "2"]
@@ -82,8 +84,20 @@ def test_serve_workers_share_the_sqlite_store_and_stop_on_sigterm(tmp_path: Path
         port,
     )
     try:
+        yield (
+            server,
+            MessageSigner(load_or_create_dev_ca(tmp_path / "var" / "dev-ca"), topic_arn=TOPIC),
+        )
+    finally:
+        server.stop()
+
+
+def test_serve_workers_share_the_sqlite_store_and_stop_on_sigterm(
+    tmp_path: Path, two_workers: tuple[Server, MessageSigner]
+) -> None:
+    server, signer = two_workers
+    try:
         assert len(_children(server.process.pid)) == 2
-        signer = MessageSigner(load_or_create_dev_ca(tmp_path / "var" / "dev-ca"), topic_arn=TOPIC)
         answers = _post_each_twice_at_once(server.url, _alerts(signer, 12))
         _assert_exactly_once(answers, tmp_path / "outbox", 12)
         server.process.send_signal(signal.SIGTERM)
@@ -95,29 +109,21 @@ def test_serve_workers_share_the_sqlite_store_and_stop_on_sigterm(tmp_path: Path
     assert log.count("shut down in") == 2  # each worker drained on its own
 
 
-def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
-    port = free_port()
-    server = Server(
-        [sys.executable, "-m", "snsmiddleware", "serve", "--dev", "--workers", "2"]
-        + ["--port", str(port)],
-        tmp_path,
-        port,
-    )
-    try:
-        first = _children(server.process.pid)
-        os.kill(first[0], signal.SIGKILL)
-        signer = MessageSigner(load_or_create_dev_ca(tmp_path / "var" / "dev-ca"), topic_arn=TOPIC)
-        _post_each_twice_at_once(server.url, _alerts(signer, 4))
-        deadline_children: list[int] = []
-        for _ in range(200):
-            deadline_children = _children(server.process.pid)
-            if len(deadline_children) == 2 and first[0] not in deadline_children:
-                break
-            requests.get(f"http://127.0.0.1:{port}/", timeout=5).close()
-        assert len(deadline_children) == 2 and first[0] not in deadline_children
-        assert len(emails_in(tmp_path / "outbox")) == 4
-    finally:
-        server.stop()
+def test_a_worker_that_dies_is_started_again(
+    tmp_path: Path, two_workers: tuple[Server, MessageSigner]
+) -> None:
+    server, signer = two_workers
+    first = _children(server.process.pid)
+    os.kill(first[0], signal.SIGKILL)
+    _post_each_twice_at_once(server.url, _alerts(signer, 4))
+    children: list[int] = []
+    for _ in range(200):  # each request gives the supervisor time to notice and respawn
+        children = _children(server.process.pid)
+        if len(children) == 2 and first[0] not in children:
+            break
+        requests.get(f"http://127.0.0.1:{server.port}/", timeout=5).close()
+    assert len(children) == 2 and first[0] not in children
+    assert len(emails_in(tmp_path / "outbox")) == 4
 
 
 def test_workers_refuse_a_per_process_store(tmp_path: Path) -> None:
