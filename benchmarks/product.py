@@ -255,6 +255,28 @@ def bench_profile(report: Report, count: int = 1000) -> None:
     )
 
 
+def bench_wal(report: Report, count: int = 1000) -> None:
+    """Bytes the SQLite store writes to its WAL per delivery (claim + commit): the kernel
+    work callgrind does not count; repeatable (automatic checkpoints off)."""
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+    work = Path(tempfile.mkdtemp(prefix="snsbench-wal-"))
+    try:
+        store = SQLiteDedupeStore(work / "wal.sqlite3")
+        store._connection().execute("PRAGMA wal_autocheckpoint=0")
+        for index in range(50):
+            store.commit(store.claim(f"warm-{index}"))
+        wal = work / "wal.sqlite3-wal"
+        before = wal.stat().st_size
+        for index in range(count):
+            store.commit(store.claim(f"{index:08x}-0000-4000-8000-000000000000"))
+        written = (wal.stat().st_size - before) / count
+        store.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report("sqlite_wal_per_delivery", bytes=written, pages=written / (4096 + 24))
+
+
 # --- over HTTP -------------------------------------------------------------------------
 
 

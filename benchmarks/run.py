@@ -6,7 +6,7 @@ several rounds, alternating the measured code and its baseline, and reports medi
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
                                                   # http, budget, stores, realistic, sizes,
-                                                  # profile, serve, scaleout
+                                                  # profile, wal, serve, scaleout
     .venv/bin/python -m benchmarks.instructions   # instruction counts (callgrind)
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
@@ -555,6 +555,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "realistic": _product("realistic"),
     "sizes": _product("sizes"),
     "profile": _product("profile"),
+    "wal": _product("wal"),
     "serve": _product("serve"),
     "scaleout": _product("scaleout"),
 }
