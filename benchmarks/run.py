@@ -6,8 +6,9 @@ several rounds, alternating the measured code and its baseline, and reports medi
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
                                                   # http, budget, stores, realistic, sizes,
-                                                  # profile, wal, serve, scaleout
-    .venv/bin/python -m benchmarks.instructions   # instruction counts (callgrind)
+                                                  # profile, wal, serve, scaleout,
+                                                  # instructions (callgrind; or run
+                                                  # python -m benchmarks.instructions)
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
 """
@@ -543,6 +544,25 @@ def _product(name: str) -> Callable[[], None]:
     return run
 
 
+def bench_instructions(count: int = 100) -> None:
+    """Instruction counts per message under callgrind (repeatable on a busy machine)."""
+    from benchmarks import instructions
+
+    if shutil.which("valgrind") is None:
+        print("instructions: skipped, valgrind is not installed (scripts/bench installs it)")
+        return
+    corpus = Path(tempfile.mkdtemp(prefix="snsbench-corpus-"))
+    instructions.prepare(corpus, count)
+    per_message = instructions.measure(list(instructions.MODES), count, None, corpus)
+    shutil.rmtree(corpus, ignore_errors=True)
+    for mode, value in per_message.items():
+        report(
+            f"instructions_{mode}",
+            per_message=value,
+            ratio_to_rsa=per_message["rsa"] / value,
+        )
+
+
 PARTS: dict[str, Callable[[], None]] = {
     "verify": bench_verify,
     "certs": bench_certificates,
@@ -556,6 +576,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "sizes": _product("sizes"),
     "profile": _product("profile"),
     "wal": _product("wal"),
+    "instructions": bench_instructions,
     "serve": _product("serve"),
     "scaleout": _product("scaleout"),
 }
