@@ -386,34 +386,33 @@ class SnsMiddleware:
             return _answer(start_response, 500, Reason.APP_ERROR, "the application failed")
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
             self.ledger.finish(delivery, succeeded=succeeded)
-        if succeeded:
-            self._count_delivery(message, status)
-        else:  # released: the app's own log says why (SNS retries a 5xx, drops a 4xx)
-            self._log(logging.INFO, f"delivered to the app ({status})", message)
+        self._log(*self._delivery_line(status, succeeded=succeeded), message)
         start_response(status, headers)
         return [app_body]
 
-    def _count_delivery(self, message: Notification, status: str) -> None:
-        """Count a delivery the app accepted; log it at DEBUG, and at INFO when it is the
-        first for :data:`DELIVERY_SUMMARY_SECONDS` (so a quiet server, a few alerts a day,
-        still logs each one) with how many came since the last such line.
+    def _delivery_line(self, status: str, *, succeeded: bool) -> tuple[int, str]:
+        """The level and text of the line logging a delivery the app answered; counts it
+        (:attr:`delivered`) when the app accepted it.
 
-        One INFO line per delivery cost about as much as the rest of the middleware's own
-        work (formatting, the handler's lock, the write) on a busy server; refusals,
-        failures and the app's non-2xx answers stay one line each, at INFO or above."""
+        Accepted deliveries are logged at DEBUG, and at INFO when one is the first for
+        :data:`DELIVERY_SUMMARY_SECONDS` (so a quiet server, a few alerts a day, still logs
+        each one), with how many came since the last such line. One INFO line per delivery
+        cost about as much as the rest of the middleware's own work (formatting, the
+        handler's lock, the write) on a busy server. The app's non-2xx answers (the claim is
+        released: SNS retries a 5xx, drops a 4xx) stay one INFO line each, like refusals."""
+        text = f"delivered to the app ({status})"
+        if not succeeded:
+            return logging.INFO, text
         self._delivered = count = next(self._deliveries)
         now = time.monotonic()
-        if now >= self._next_summary:
-            self._next_summary = now + DELIVERY_SUMMARY_SECONDS
-            since, self._summarised = self._summarised, count
-            self._log(
-                logging.INFO,
-                f"delivered to the app ({status}); {count - since} since the last such line, "
-                f"{count} since start",
-                message,
-            )
-        elif log.isEnabledFor(logging.DEBUG):
-            self._log(logging.DEBUG, f"delivered to the app ({status})", message)
+        if now < self._next_summary:
+            return logging.DEBUG, text
+        self._next_summary = now + DELIVERY_SUMMARY_SECONDS
+        since, self._summarised = self._summarised, count
+        return (
+            logging.INFO,
+            f"{text}; {count - since} since the last such line, {count} since start",
+        )
 
     def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
         """Run the app to completion: drain and close its iterable exactly once.
