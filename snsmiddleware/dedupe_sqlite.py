@@ -38,6 +38,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -125,6 +126,20 @@ def _migrate(connection: sqlite3.Connection) -> None:
             raise
 
 
+#: Every open store, so that a forked child (gunicorn ``--preload``, ``os.fork``) opens
+#: connections of its own: SQLite forbids using a connection across a fork.
+_STORES: Final[weakref.WeakSet[SQLiteDedupeStore]] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for store in list(_STORES):
+        store._local = threading.local()
+        store._connections = []  # the parent's: neither used nor closed here
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
 class SQLiteDedupeStore:
     """De-duplication in a SQLite file, shared by the threads and processes of one host.
 
@@ -153,6 +168,7 @@ class SQLiteDedupeStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._next_purge = 0.0
+        _STORES.add(self)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _migrate(self._connection())  # fail at startup, not on an alert

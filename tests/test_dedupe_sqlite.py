@@ -176,3 +176,29 @@ def test_tokens_are_unique_and_a_forked_child_names_itself() -> None:
         os.write(release, b"x")
         os.waitpid(pid, 0)
     assert holder_is_dead(token)
+
+
+def test_a_store_opened_before_a_fork_opens_its_own_connection_in_the_child(
+    tmp_path: Path,
+) -> None:
+    """gunicorn --preload builds the app (and opens the store) before forking its workers."""
+    store = SQLiteDedupeStore(tmp_path / "d.sqlite3")
+    store.commit(store.claim("before"))
+    inherited = store._connection()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ok = store._connection() is not inherited
+        ok = ok and store.claim("before").state is ClaimState.DONE
+        claim = store.claim("child")
+        store.commit(claim)
+        os.write(write, b"1" if ok and claim.state is ClaimState.CLAIMED else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert store._connection() is inherited  # the parent's own is untouched
+    assert store.claim("child").state is ClaimState.DONE
+    store.close()
