@@ -21,10 +21,11 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -297,6 +298,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
 # --- send-test-alert: which kind of Budgets alert -------------------------------------------
 
 _CENT = Decimal("0.01")
+_AMOUNT = re.compile(r"\d{1,12}(?:\.\d{1,2})?", re.ASCII)
 _DEFAULT_BUDGETED = Decimal("100.00")
 #: Budgets sends an absolute threshold; a test alert's default is 90% of the budgeted amount.
 _DEFAULT_THRESHOLD_PERCENT = Decimal("90")
@@ -305,15 +307,11 @@ _DEFAULT_AMOUNT_PERCENT = Decimal("93.17")
 
 
 def _amount(text: str) -> Decimal:
-    """An amount in dollars (``93.17``, ``$1,234.5``): non-negative, at most cents."""
+    """An amount in dollars (``93.17``, ``$1,234.5``): digits, at most cents."""
     cleaned = text.strip().removeprefix("$").replace(",", "")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount like 93.17") from None
-    if not value.is_finite() or value < 0 or value != value.quantize(_CENT) or value > 10**12:
+    if _AMOUNT.fullmatch(cleaned) is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an amount like 93.17")
-    return value.quantize(_CENT)
+    return Decimal(cleaned).quantize(_CENT)
 
 
 def _threshold(text: str) -> tuple[Decimal, bool]:
