@@ -283,23 +283,15 @@ class BudgetApp:
         probe = EmailMessage()
         probe["Subject"] = LiteralHeader("Subject", single_line(self.subject_prefix))
         probe["From"] = self.sender
-        for rule in self.rules:
-            probe["To"] = rule.addresses
-            try:
-                verify_headers(probe)
-            except UnsafeHeaderError as exc:
-                raise ConfigurationError(
-                    f"recipients[{rule.key!r}] cannot be written safely: {exc}"
-                ) from None
-            del probe["To"]
+        lists = [(f"recipients[{rule.key!r}]", rule.addresses) for rule in self.rules]
         if self.admin_recipients:
-            probe["To"] = self.admin_recipients
+            lists.append(("admin_recipients", self.admin_recipients))
+        for what, addresses in lists:
+            probe["To"] = addresses
             try:
                 verify_headers(probe)
             except UnsafeHeaderError as exc:
-                raise ConfigurationError(
-                    f"admin_recipients cannot be written safely: {exc}"
-                ) from None
+                raise ConfigurationError(f"{what} cannot be written safely: {exc}") from None
             del probe["To"]
         if self.default_recipients:
             probe["To"] = self.default_recipients
