@@ -255,7 +255,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     else:
         subject, text = _sample_alert(args)
         message = signer.notification(text, Subject=subject)
-        what = f"Budgets alert for {args.budget!r}"
+        what = f"{_alert_kind_label(args)} Budgets alert for {args.budget!r}"
     try:
         response = requests.post(
             args.url,
@@ -391,6 +391,13 @@ def _sample_alert(args: argparse.Namespace) -> tuple[str, str]:
         )
     except ValueError as exc:  # --forecasted --period DAILY
         raise ConfigurationError(str(exc)) from None
+
+
+def _alert_kind_label(args: argparse.Namespace) -> str:
+    """``FORECASTED QUARTERLY ($2710.40 of $2500.00, threshold $2000.00)``."""
+    budgeted, threshold, amount = _alert_amounts(args)
+    kind = "FORECASTED" if args.forecasted else "ACTUAL"
+    return f"{kind} {args.period} (${amount} of ${budgeted}, threshold ${threshold})"
 
 
 def _alert_kind_notes(args: argparse.Namespace) -> list[str]:

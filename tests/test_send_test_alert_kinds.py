@@ -72,16 +72,25 @@ def usd(amount: str) -> Money:
 @pytest.mark.parametrize("forecasted", [False, True], ids=["actual", "forecasted"])
 @pytest.mark.parametrize("period", list(_PERIODS))
 def test_every_kind_is_read_by_the_server_into_the_right_fields(
-    server: tuple[str, Parsing], tmp_path: Path, period: str, forecasted: bool
+    server: tuple[str, Parsing],
+    tmp_path: Path,
+    period: str,
+    forecasted: bool,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url, parsing = server
     flags = ["--period", period, "--budgeted", "2500", "--actual", "2710.40"]
     flags += ["--threshold", "80%", "--budget", "prod-web"]
     if forecasted and period == "DAILY":
         assert send(url, tmp_path, *flags, "--forecasted") == 2  # Budgets has no such alert
+        assert "no forecasted alerts for daily budgets" in capsys.readouterr().err
         assert parsing.alerts == []
         return
     assert send(url, tmp_path, *flags, *(["--forecasted"] if forecasted else [])) == 0
+    kind = "FORECASTED" if forecasted else "ACTUAL"
+    assert f"sent   {kind} {period} ($2710.40 of $2500.00, threshold $2000.00)" in (
+        capsys.readouterr().out
+    )
     [alert] = parsing.alerts
     assert alert.complete, alert.unparsed
     assert alert.alert_type is (AlertType.FORECASTED if forecasted else AlertType.ACTUAL)
