@@ -37,7 +37,7 @@ from typing import Final
 from .budgets import AlertType, BudgetAlert, BudgetPeriod
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import PolicyError
-from .message import Notification
+from .message import Notification, SnsMessage
 from .policy import parse_topic_arn
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ def _proven_single_line(message: EmailMessage, untrusted: Sequence[str]) -> Emai
 
 def build_dead_letter(
     email: EmailMessage,
-    notification: Notification,
+    notification: SnsMessage,
     *,
     reason: str,
     detail: str,
@@ -296,7 +296,9 @@ def build_dead_letter(
     error_code: str | None = None,
 ) -> EmailMessage:
     """A copy of ``email`` for the dead-letter outbox, with what went wrong and everything
-    needed to resend it: the reason in headers, and the notification as a JSON attachment."""
+    needed to resend it: the reason in headers, and the notification as a JSON attachment
+    (``snsmiddleware replay`` reads it back; ``notification`` may be another verified
+    message, such as the UnsubscribeConfirmation of an admin notice)."""
     letter = copy.deepcopy(email)
     letter["X-Dead-Letter-Reason"] = LiteralHeader("X-Dead-Letter-Reason", single_line(reason, 100))
     letter["X-Dead-Letter-Detail"] = LiteralHeader("X-Dead-Letter-Detail", single_line(detail, 500))
@@ -310,7 +312,7 @@ def build_dead_letter(
             "MessageId": notification.message_id,
             "TopicArn": notification.topic_arn,
             "Timestamp": notification.timestamp,
-            "Subject": notification.subject,
+            "Subject": getattr(notification, "subject", None),
             "Message": notification.message,
         },
     }

@@ -286,6 +286,7 @@ def to_recipients(value: str) -> dict[str, list[str]]:
 BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
     "recipients": to_recipients,
     "default_recipients": to_addresses,
+    "admin_recipients": to_addresses,
     "sender": to_text,
     "subject_prefix": to_text,
     "dead_letter_after": to_duration,
