@@ -255,7 +255,7 @@ class RecipientMatch:
     def reason(self) -> str:
         """Why this recipient got the alert, as a phrase."""
         if not self.rules:
-            return "it is a default recipient (no recipients entry matched this alert)"
+            return "no recipients entry matched this alert, and this address is a default recipient"
         return "the recipients entry for " + " and ".join(self.rules) + " matched this alert"
 
 
@@ -367,21 +367,22 @@ class BudgetFacts:
         )
 
     def subline(self) -> str | None:
+        """The overage (``0.39 USD over budget``) or what is left; else the threshold."""
         alert = self.alert
+        when = _PERIOD_END.get(alert.period) if alert.period is not None else None
+        when = when or "by the end of the period"
         if self.overage is not None:
-            if self.forecast:
-                when = _PERIOD_END.get(alert.period) if alert.period else None
-                return f"{self.overage} over budget {when or 'by the end of the period'}"
-            return f"{self.overage} over budget"
-        if alert.threshold is not None:
-            crossed = "above" if not self.forecast else "forecast above"
-            limit = (
-                f"{format_percent(alert.threshold_percent)} alert threshold ({alert.threshold})"
-                if alert.threshold_percent is not None
-                else f"alert threshold of {alert.threshold}"
+            return (
+                f"{self.overage} over budget {when}"
+                if self.forecast
+                else (f"{self.overage} over budget")
             )
-            left = f"; {self.remaining} left" if self.remaining is not None else ""
-            return f"{crossed.capitalize()} the {limit}{left}"
+        if self.remaining is not None and alert.budgeted_amount is not None:
+            if self.forecast:
+                return f"{self.remaining} under budget {when}"
+            return f"{self.remaining} of {alert.budgeted_amount} left"
+        if alert.threshold is not None:
+            return f"Alert threshold: {alert.threshold}"
         return None
 
     def summary(self) -> str:
@@ -449,7 +450,7 @@ class BudgetFacts:
         rows = _rows(self.alert, self.signed_account)
         if self.used_percent is not None:
             used = f"{format_share(self.used_percent)} of the budgeted amount"
-            rows.insert(7, ("Forecast use" if self.forecast else "Budget used", used))
+            rows.insert(7, ("Forecast vs budget" if self.forecast else "Budget used", used))
         if self.overage is not None:
             rows.insert(8, ("Over budget by", str(self.overage)))
         return rows
@@ -461,15 +462,17 @@ def _footer(
     topic_arn: str | None,
 ) -> tuple[str, ...]:
     paragraphs = []
-    if routing:
-        if len(routing) == 1:
-            paragraphs.append(f"Why you got this: {routing[0].reason}.")
-        else:
-            paragraphs.append(
-                "Why you got this: "
-                + "; ".join(f"{match.address.addr_spec}: {match.reason}" for match in routing)
-                + "."
-            )
+    if routing is not None and len(routing) == 1:
+        paragraphs.append(f"Why you got this: {routing[0].reason}.")
+    elif routing:
+        groups: dict[str, list[str]] = {}
+        for match in routing:
+            groups.setdefault(match.reason, []).append(match.address.addr_spec)
+        paragraphs.append(
+            "Why you got this: "
+            + "; ".join(f"{reason} ({', '.join(who)})" for reason, who in groups.items())
+            + "."
+        )
     source = f" on the topic {topic_arn}" if topic_arn is not None else ""
     paragraphs.append(
         "To change who gets these alerts, change the recipients setting of the alert server "

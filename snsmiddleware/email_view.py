@@ -13,8 +13,13 @@ The HTML is written for mail clients, which are not browsers:
   positioning, flexbox or grid;
 * the card is fluid (``width="100%"`` with a ``max-width``), so it fits a 375 px phone, and
   long unbroken text (budget names, URLs in the raw message) wraps instead of widening it;
-* every text sits on a background colour of its own (``bgcolor`` and ``background-color``),
-  chosen to stay readable whether a client keeps the colours or inverts them for dark mode;
+* dark mode: every text sits on a background colour of its own (``bgcolor`` and
+  ``background-color``), every pair at least 4.5:1. A dark palette of its own would need a
+  ``<style>`` media query, which clients strip, so the email declares ``color-scheme:
+  light``: clients that honour it (Apple Mail, Chromium-based ones) show these colours, and
+  clients that force dark mode anyway (Gmail's and Outlook's apps invert light backgrounds)
+  get mid-tone fills and dark inks that stay readable inverted (the bar's mark is drawn as a
+  stripe on the track colour, in the bar and in its legend, so it shows either way);
 * the raw message is collapsed in ``<details>``; a client without ``<details>`` (Outlook,
   Gmail's web client) shows it expanded under its heading, after everything else.
 
@@ -229,18 +234,20 @@ def _bar_html(bar: Bar) -> str:
         f'font-size:0;line-height:0">&nbsp;</td>'
         for width, is_filled, border in _bar_segments(bar)
     )
-    legend = [(bar.tone.fill, bar.value_label)]
+    # Each legend entry has a swatch drawn like its part of the bar: the mark is a stripe on
+    # the track colour, so it reads the same whether a client keeps or inverts the colours.
+    legend = [(bar.tone.fill, "", bar.value_label)]
     if bar.marker_label is not None:
-        legend.append((MARKER, bar.marker_label))
-    legend.append((TRACK, bar.scale_label))
+        legend.append((TRACK, f"border-left:3px solid {MARKER};", bar.marker_label))
+    legend.append((TRACK, "", bar.scale_label))
     legend_rows = "".join(
         '<tr><td width="14" style="width:14px;padding:3px 8px 3px 0;vertical-align:middle">'
         f'<table role="presentation" cellpadding="0" cellspacing="0" border="0"><tr>'
         f'<td width="12" height="12" bgcolor="{colour}" style="width:12px;height:12px;'
-        f'background-color:{colour};font-size:0;line-height:0">&nbsp;</td></tr></table></td>'
-        f'<td style="{_FONT};font-size:14px;line-height:20px;color:{INK};{_WRAP}">'
+        f'background-color:{colour};{border}font-size:0;line-height:0">&nbsp;</td></tr></table>'
+        f'</td><td style="{_FONT};font-size:14px;line-height:20px;color:{INK};{_WRAP}">'
         f"{_e(text)}</td></tr>"
-        for colour, text in legend
+        for colour, border, text in legend
     )
     return (
         '<table role="presentation" class="bar" width="100%" cellpadding="0" cellspacing="0" '
@@ -390,8 +397,8 @@ def render_html(view: EmailView) -> str:
         "<!DOCTYPE html>\n"
         '<html><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="color-scheme" content="light dark">'
-        '<meta name="supported-color-schemes" content="light dark">'
+        '<meta name="color-scheme" content="light">'
+        '<meta name="supported-color-schemes" content="light">'
         f"<title>{_e(view.title)}</title></head>\n"
         f'<body bgcolor="{SURROUND}" style="margin:0;padding:0;background-color:{SURROUND}">\n'
         f'<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
@@ -447,7 +454,7 @@ def render_text(view: EmailView) -> str:
         lines.append(f"  # {bar.value_label}")
         if bar.marker_label is not None:
             lines.append(f"  | {bar.marker_label}")
-        lines.append(f"  [ ] {bar.scale_label} (the whole bar)")
+        lines.append(f"  - {bar.scale_label} (the whole bar)")
         lines.append("")
     for note in view.notes:
         lines += [f"NOTE: {note}", ""]
