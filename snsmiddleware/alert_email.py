@@ -12,11 +12,19 @@ writes the rest. So:
   (``=?utf-8?q?x=0D=0ABcc=3A...?=``) stays the literal text it is instead of becoming a line
   break or a ``Bcc:`` header; and every finished email (the dead-letter copy too) is checked
   by :func:`~snsmiddleware.email_headers.verify_headers` before anyone can send it;
-* every value in the HTML part goes through :func:`html.escape`, attributes included, and
-  the only link is the AWS console (the message's own link is used only when
-  :mod:`snsmiddleware.budgets` recognised it as a console URL);
-* the raw message text is always included (as text, escaped in HTML), so a reader can check
-  the parsed figures and nothing is lost when the template drifts.
+* every value in the HTML part is escaped by :mod:`snsmiddleware.email_view`, attributes
+  included, and the only links are the AWS console: this budget's page, built here from a
+  name AWS would accept (URL-encoded whole) for the partition of the *signed* TopicArn, and
+  the list of budgets (the message's own link only when :mod:`snsmiddleware.budgets`
+  recognised it as a console URL);
+* the raw message text is always included (as text, escaped and collapsed in HTML), so a
+  reader can check the parsed figures and nothing is lost when the template drifts.
+
+The email is computed once as :class:`BudgetFacts` (percentage used, overage, console link),
+turned into an :class:`~snsmiddleware.email_view.EmailView` by :func:`budget_alert_view`,
+and rendered to both parts from that, so they cannot disagree. Who receives it and why
+(:class:`RecipientMatch`, from :meth:`snsmiddleware.budget_app.BudgetApp.route`) gives the
+greeting and the footer.
 """
 
 from __future__ import annotations

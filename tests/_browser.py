@@ -9,7 +9,6 @@ and pages are loaded from ``file://``: nothing is served, nothing is fetched.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -110,8 +109,7 @@ def chromium(*, force_dark: bool = False) -> Iterator[Browser]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    # Selenium Manager would try to download a driver: ours is given, and nothing is fetched.
-    os.environ.setdefault("SE_OFFLINE", "true")
+    # Both paths are given, so Selenium Manager (which would download a driver) never runs.
     profile = Path(tempfile.mkdtemp(prefix="snsmiddleware-chromium-"))
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
