@@ -63,6 +63,7 @@ from webob.dec import wsgify
 from .admin_email import build_unsubscribe_email, resubscribe_command, unsubscribe_summary
 from .alert_email import (
     DEFAULT_SUBJECT_PREFIX,
+    RecipientMatch,
     build_alert_email,
     build_dead_letter,
     single_line,
@@ -170,6 +171,14 @@ class RecipientRule:
         if name == self.key:
             return True
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
+
+    def describe(self) -> str:
+        """How this entry reads in an email's footer (``the budget name "Test Budget"``)."""
+        if self.is_account:
+            return f"the account {self.key}"
+        if _GLOB_CHARS & set(self.key):
+            return f'the budget name pattern "{single_line(self.key, 100)}"'
+        return f'the budget name "{single_line(self.key, 100)}"'
 
 
 def _about(message: SnsMessage) -> str:
@@ -316,13 +325,24 @@ class BudgetApp:
                 DeprecationWarning,
                 stacklevel=2,
             )
-        matched = [
-            address
-            for rule in self.rules
-            if rule.matches(alert, account)
-            for address in rule.addresses
-        ]
-        return _unique(matched or self.default_recipients)
+        return [match.address for match in self._route(alert, account)]
+
+    def route(self, alert: BudgetAlert, *, topic_arn: str) -> list[RecipientMatch]:
+        """Like :meth:`recipients_for`, with the entries that chose each recipient (for the
+        email's greeting and its "why you got this" footer); no entries: a default recipient.
+        """
+        return self._route(alert, topic_account(topic_arn))
+
+    def _route(self, alert: BudgetAlert, account: str | None) -> list[RecipientMatch]:
+        chosen: dict[str, tuple[Address, list[str]]] = {}
+        for rule in self.rules:
+            if rule.matches(alert, account):
+                for address in rule.addresses:
+                    entry = chosen.setdefault(address.addr_spec.lower(), (address, []))
+                    entry[1].append(rule.describe())
+        if chosen:
+            return [RecipientMatch(address, tuple(rules)) for address, rules in chosen.values()]
+        return [RecipientMatch(address) for address in _unique(self.default_recipients)]
 
     @wsgify
     def __call__(self, request: Request) -> Response:
@@ -365,13 +385,15 @@ class BudgetApp:
                 signed_account,
                 about,
             )
-        recipients = self.recipients_for(alert, topic_arn=message.topic_arn)
+        routing = self.route(alert, topic_arn=message.topic_arn)
+        recipients = [match.address for match in routing]
         email = build_alert_email(
             alert,
             message,
             sender=self.sender,
             recipients=recipients,
             subject_prefix=self.subject_prefix,
+            routing=routing,
         )
         if not recipients:
             name = "(no name found)" if alert.budget_name is None else excerpt(alert.budget_name)
