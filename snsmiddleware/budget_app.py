@@ -198,6 +198,14 @@ def _answer(code: int, reason: str, detail: str) -> Response:
     return _response(PlainTextAnswer(code, reason, detail))
 
 
+def _check_writable(probe: EmailMessage, what: str) -> None:
+    """Raise ConfigurationError when ``probe``'s headers do not read back as written."""
+    try:
+        verify_headers(probe)
+    except UnsafeHeaderError as exc:
+        raise ConfigurationError(f"{what} cannot be written safely: {exc}") from None
+
+
 class BudgetApp:
     """Email AWS Budgets alerts; put :class:`~snsmiddleware.SnsMiddleware` in front of it.
 
@@ -297,19 +305,11 @@ class BudgetApp:
             lists.append(("admin_recipients", self.admin_recipients))
         for what, addresses in lists:
             probe["To"] = addresses
-            try:
-                verify_headers(probe)
-            except UnsafeHeaderError as exc:
-                raise ConfigurationError(f"{what} cannot be written safely: {exc}") from None
+            _check_writable(probe, what)
             del probe["To"]
         if self.default_recipients:
             probe["To"] = self.default_recipients
-        try:
-            verify_headers(probe)
-        except UnsafeHeaderError as exc:
-            raise ConfigurationError(
-                f"sender, subject_prefix or default_recipients cannot be written safely: {exc}"
-            ) from None
+        _check_writable(probe, "sender, subject_prefix or default_recipients")
 
     def recipients_for(self, alert: BudgetAlert, *, topic_arn: str | None = None) -> list[Address]:
         """Everyone configured for this alert, else the defaults (possibly nobody).
