@@ -174,6 +174,17 @@ class SQLiteDedupeStore:
         row = self._connection().execute(_STATE, (effect_key(key, effect),)).fetchone()
         return row is not None and bool(row[0]) and row[2] > self._clock()
 
+    def ping(self) -> bool:
+        """True when the file takes a write lock now (for health endpoints): a read-only,
+        vanished or locked-up database fails here as a claim would."""
+        try:
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return self.path.is_file()
+
     def _maybe_purge(self, connection: sqlite3.Connection, now: float) -> None:
         if now < self._next_purge:
             return

@@ -188,8 +188,7 @@ class FileOutbox:
         if not self.directory.is_dir():
             raise ConfigurationError(f"the outbox {str(self.directory)!r} is not a directory")
         try:  # fail at startup, not on the first alert (os.access lies for root)
-            with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
-                pass
+            self._probe()
         except OSError as exc:
             raise ConfigurationError(
                 f"the outbox directory {str(self.directory)!r} is not writable: {exc}"
@@ -199,6 +198,19 @@ class FileOutbox:
 
     def __repr__(self) -> str:
         return f"FileOutbox({str(self.directory)!r})"
+
+    def _probe(self) -> None:
+        """Create and remove a file in the directory (raises ``OSError`` if it cannot)."""
+        with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
+            pass
+
+    def ping(self) -> bool:
+        """True when a file can be created in the directory now (for health endpoints)."""
+        try:
+            self._probe()
+        except OSError:
+            return False
+        return True
 
     def send(self, message: EmailMessage) -> None:
         self.write(message)
@@ -410,6 +422,22 @@ class SmtpMailer:
         return smtplib.SMTP(
             self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
         )
+
+    def ping(self) -> bool:
+        """True when the server answers a connection, TLS as configured and NOOP (for health
+        endpoints). It does not log in: a probe every few seconds must not look like a
+        password-guessing client to the mail server."""
+        try:
+            smtp = self._connect()
+            try:
+                if self.security == "starttls":
+                    smtp.starttls(context=self._context())
+                code, _ = smtp.noop()
+            finally:
+                _hang_up(smtp)
+        except (OSError, smtplib.SMTPException):
+            return False
+        return code == 250
 
     def send(self, message: EmailMessage) -> None:
         sender = envelope_sender(message)

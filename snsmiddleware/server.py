@@ -18,6 +18,7 @@ options given are passed on).
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from .middleware import SnsMiddleware
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from .frontdoor import FrontDoor
     from .graceful import GracefulServer
 
 log = logging.getLogger(__name__)
@@ -241,15 +243,103 @@ def assemble(
     return Assembly(app, settings, source)
 
 
+def front_door(app: WSGIApplication) -> FrontDoor:
+    """``app`` behind the server's own answers: ``/healthz``, ``/readyz``, and 404 for every
+    other path when ``app`` is the budget app behind SnsMiddleware (which can only refuse
+    them); an INI pipeline around an app of one's own keeps its other paths."""
+    from .frontdoor import FrontDoor
+    from .graceful import find_middlewares
+
+    middleware = next(find_middlewares(app), None)
+    return FrontDoor(app, middleware=middleware, not_found=serves_only_sns(app))
+
+
+def serves_only_sns(app: object) -> bool:
+    """Whether ``app`` answers nothing but its SNS paths: the budget app right behind
+    SnsMiddleware (the embedded defaults, ``examples/paste.ini``)."""
+    return isinstance(app, SnsMiddleware) and isinstance(app.app, BudgetApp)
+
+
+def request_body_limit(app: object) -> int | None:
+    """waitress's ``max_request_body_size`` for ``app``: the outermost SnsMiddleware's
+    ``max_body_bytes``, so a larger body is refused as its headers arrive instead of being
+    buffered in full before the middleware could say 413 (waitress reads every body before
+    it calls the app). waitress refuses sizes at or above its limit, hence the + 1."""
+    from .graceful import find_middlewares
+
+    middleware = next(find_middlewares(app), None)
+    return None if middleware is None else middleware.max_body_bytes + 1
+
+
 def make_server(assembly: Assembly) -> GracefulServer:
-    """The graceful waitress server for ``assembly`` (bound, not yet running)."""
+    """The graceful waitress server for ``assembly`` (bound, not yet running).
+
+    A port that cannot be bound is a :class:`ConfigurationError` saying so in one line."""
     from . import graceful  # looked up at call time: tests stand in for the server
 
     settings = assembly.settings
-    return graceful.GracefulServer(
-        assembly.app,
-        timeout=settings.shutdown_timeout,
-        host=settings.host,
-        port=settings.port,
-        threads=settings.threads,
+    limits = {}
+    if (limit := request_body_limit(assembly.app)) is not None:
+        limits["max_request_body_size"] = limit
+    try:
+        return graceful.GracefulServer(
+            front_door(assembly.app),
+            timeout=settings.shutdown_timeout,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            **limits,
+        )
+    except OSError as exc:
+        raise ConfigurationError(_bind_failure(exc, settings.host, settings.port)) from None
+
+
+def _bind_failure(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use; pick another with --port"
+    if exc.errno == errno.EACCES:
+        return f"port {port} on {host} needs privileges this process lacks; pick one above 1023"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine; pick another with --host"
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def summary(assembly: Assembly, port: int) -> list[str]:
+    """What ``snsmiddleware serve`` says once at start, one fact a line: where it listens,
+    what it accepts, where state and mail go, and which safety switches are on. Never a
+    secret: Basic auth shows its user names, stores and mailers their own ``repr``."""
+    from ._version import __version__
+    from .frontdoor import HEALTH_PATH, READY_PATH
+
+    settings, app = assembly.settings, assembly.app
+    base = f"http://{settings.host}:{port}"
+    lines = [f"snsmiddleware {__version__} serving {base} ({assembly.source})"]
+    middleware = app if isinstance(app, SnsMiddleware) else None
+    if middleware is not None:
+        lines += [f"  SNS endpoint   {base}{path}" for path in sorted(middleware.paths)]
+        lines.append(f"  topics         {', '.join(middleware.verifier.topics.entries)}")
+        lines.append(f"  dedupe         {middleware.dedupe!r}")
+        inner = middleware.app
+        if (mailer := getattr(inner, "mailer", None)) is not None:
+            lines.append(f"  mailer         {mailer!r}")
+        if (dead_letter := getattr(inner, "dead_letter", None)) is not None:
+            lines.append(f"  dead letters   {dead_letter!r}")
+        auth = middleware.basic_auth
+        lines.append(
+            "  basic auth     off"
+            if auth is None
+            else f"  basic auth     on: users {', '.join(auth.users)}, realm {auth.realm!r}"
+        )
+        lines.append(f"  body limit     {middleware.max_body_bytes} bytes (larger POSTs get 413)")
+    lines.append(
+        "  development    ON: the local development CA is trusted (never expose this server)"
+        if settings.development
+        else "  development    off: only AWS-signed messages are trusted"
     )
+    lines.append(
+        f"  health         {base}{HEALTH_PATH} (liveness), {base}{READY_PATH} (readiness); "
+        "GET/HEAD, no auth"
+    )
+    if serves_only_sns(app):
+        lines.append("  other paths    404 not_found")
+    return lines
