@@ -47,7 +47,13 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     options["topics"] = " ".join(args.topic) if args.topic else None
     if args.basic_auth_file is not None:
         # A file, not a flag value: a password on the command line shows in `ps` and history.
-        options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        try:
+            options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigurationError(
+                f"--basic-auth-file {args.basic_auth_file}: cannot be read "
+                f"({getattr(exc, 'strerror', None) or exc})"
+            ) from None
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
     return {key: value for key, value in options.items() if value is not None}

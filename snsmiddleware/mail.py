@@ -432,6 +432,7 @@ class SmtpMailer:
             try:
                 if self.security == "starttls":
                     smtp.starttls(context=self._context())
+                    smtp.ehlo()
                 code, _ = smtp.noop()
             finally:
                 _hang_up(smtp)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,15 +33,18 @@ from .config import (
     MIDDLEWARE_OPTIONS,
     budget_app_options,
     convert_options,
+    did_you_mean,
     middleware_options,
     to_bool,
     to_duration,
     to_positive_int,
     to_text,
+    unknown_names,
 )
 from .errors import ConfigurationError
 from .graceful import DEFAULT_SHUTDOWN_TIMEOUT
 from .middleware import SnsMiddleware
+from .terminal import terminal_safe
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -116,12 +120,78 @@ def options_from_env(environ: Mapping[str, str]) -> dict[str, str]:
                 f"{FLAG_ONLY_OPTIONS[key]} flag of snsmiddleware serve"
             )
         if key not in known:
-            raise ConfigurationError(
-                f"unknown environment variable {name}; known: "
-                + ", ".join(ENV_PREFIX + k.upper() for k in sorted(known))
-            )
+            names = sorted(env_name(k) for k in known)
+            hint = did_you_mean(name, names) or "; known: " + ", ".join(names)
+            # Refused, not ignored: a misspelt SNSMIDDLEWARE_REQUIRE_SIGNATURE_V2 would
+            # otherwise switch a safety setting off without a word.
+            raise ConfigurationError(f"unknown environment variable {name}{hint}")
         options[key] = value
     return options
+
+
+def env_name(key: str) -> str:
+    """``dedupe_lease`` -> ``SNSMIDDLEWARE_DEDUPE_LEASE``."""
+    return ENV_PREFIX + key.upper()
+
+
+#: The ``serve`` flag that sets each option given by flag (errors name the flag).
+FLAG_OF_OPTION: Final = {
+    "host": "--host",
+    "port": "--port",
+    "topics": "--topic",
+    "basic_auth": "--basic-auth-file",
+    "development": "--dev",
+    "dev_ca": "--dev-ca",
+}
+#: Options whose values are secrets: an error names the option, never repeats the value.
+SECRET_OPTIONS: Final = frozenset({"basic_auth", "smtp_password"})
+_CONVERTERS: Final = {**SERVER_OPTIONS, **MIDDLEWARE_OPTIONS, **BUDGET_APP_OPTIONS}
+
+
+def _shown(key: str, value: str) -> str:
+    if key in SECRET_OPTIONS:
+        return "***"
+    text = value if len(value) <= 80 else value[:80] + "..."
+    return terminal_safe(text)
+
+
+def check_values(options: Mapping[str, str], label: Callable[[str, str], str]) -> None:
+    """Convert each option given on one surface on its own, so a bad value is reported in
+    that surface's words: ``label(key, value)`` is how the surface names it
+    (``SNSMIDDLEWARE_DEDUPE_LEASE=abc``, ``--port 0``, ``server.ini [server:main] port``)."""
+    for key, value in options.items():
+        converter = _CONVERTERS.get(key)
+        if converter is None or not isinstance(value, str):
+            continue  # unknown keys are reported by settings_from, with a "did you mean"
+        try:
+            converter(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{label(key, value)}: {exc}") from None
+
+
+def env_label(key: str, value: str) -> str:
+    return f"{env_name(key)}={_shown(key, value)}"
+
+
+def flag_label(key: str, value: str) -> str:
+    flag = FLAG_OF_OPTION.get(key, f"--{key.replace('_', '-')}")
+    return flag if key in SECRET_OPTIONS else f"{flag} {_shown(key, value)}"
+
+
+#: How errors of the constructors name an option that is not their own key.
+_MENTIONED_AS: Final = {"topics": "TopicArn"}
+
+
+def _with_origins(exc: ConfigurationError, origins: Mapping[str, str]) -> ConfigurationError:
+    """``exc`` with where each option it names was set: an error about two options
+    (``smtp_host do not apply to mailer = file``) names the variables or flags to change."""
+    text = str(exc)
+    named = [
+        f"{key} from {origin}"
+        for key, origin in sorted(origins.items())
+        if re.search(rf"(?<![\w-]){re.escape(_MENTIONED_AS.get(key, key))}(?![\w-])", text)
+    ]
+    return ConfigurationError(f"{text} ({'; '.join(named)})") if named else exc
 
 
 def settings_from(options: Mapping[str, str]) -> ServerSettings:
@@ -132,7 +202,7 @@ def settings_from(options: Mapping[str, str]) -> ServerSettings:
     settings.budgets = {k: v for k, v in options.items() if k in BUDGET_APP_OPTIONS}
     unknown = set(options) - set(server) - set(settings.sns) - set(settings.budgets)
     if unknown:
-        raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        raise ConfigurationError(f"unknown option(s): {unknown_names(unknown, _CONVERTERS)}")
     return settings
 
 
@@ -165,17 +235,43 @@ def load_ini_application(
         raise ConfigurationError(f"no such configuration file: {path}")
     uri = f"config:{path.resolve()}"
     global_conf = options_from_env(environ)
-    app = loadapp(uri, global_conf=global_conf)
+    try:
+        app = loadapp(uri, global_conf=global_conf)
+    except ConfigurationError as exc:  # from our factories: say which file
+        raise ConfigurationError(f"{path}: {exc}") from None
     try:
         server_conf = loadcontext(SERVER, uri, global_conf=global_conf).local_conf
     except LookupError:  # no [server:main]: the defaults and flags decide
         server_conf = {}
-    server = {
-        key: server_conf[key]
-        for key in ("host", "port", "threads", "shutdown_timeout")
-        if key in server_conf
-    }
+    server = {key: server_conf[key] for key in INI_SERVER_OPTIONS if key in server_conf}
+    _warn_unread(path, server_conf, global_conf)
     return app, server
+
+
+#: What ``serve`` reads from an INI's ``[server:main]`` (pserve hands the rest to waitress).
+INI_SERVER_OPTIONS: Final = ("host", "port", "threads", "shutdown_timeout")
+
+
+def _warn_unread(path: Path, server_conf: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """Warn about what an INI start silently ignores: ``[server:main]`` keys other than
+    :data:`INI_SERVER_OPTIONS` (waitress settings that pserve would apply), and
+    ``SNSMIDDLEWARE_*`` variables the file never interpolates (``%(topics)s``). Warned, not
+    refused: the same file also serves pserve, and a variable may be meant for another
+    process; the warning makes neither silent."""
+    for key in sorted(set(server_conf) - set(INI_SERVER_OPTIONS) - {"use"}):
+        log.warning(
+            "%s [server:main] %s is not read by snsmiddleware serve%s (it reads %s)",
+            path,
+            key,
+            did_you_mean(key, INI_SERVER_OPTIONS),
+            ", ".join(INI_SERVER_OPTIONS),
+        )
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for key in sorted(env):
+        if key not in SERVER_OPTIONS and f"%({key})s" not in text:
+            log.warning(
+                "%s is set but %s never uses %%(%s)s: it has no effect", env_name(key), path, key
+            )
 
 
 def enable_development_mode(app: WSGIApplication, dev_ca: str | None) -> None:
@@ -219,9 +315,26 @@ def assemble(
         defaults (which ``--topic`` and ``--basic-auth-file`` then cannot change).
     """
     env = options_from_env(environ)
+    check_values(env, env_label)
+    check_values(flags, flag_label)
+    origins = {key: env_name(key) for key in env}
+    origins.update({key: FLAG_OF_OPTION.get(key, key) for key in flags})
+    try:
+        return _assemble(flags, env, environ, config)
+    except ConfigurationError as exc:
+        raise _with_origins(exc, origins) from None
+
+
+def _assemble(
+    flags: Mapping[str, str],
+    env: Mapping[str, str],
+    environ: Mapping[str, str],
+    config: Path | None,
+) -> Assembly:
     app: Any
     if config is not None:
         app, server = load_ini_application(config, environ)
+        check_values(server, lambda key, value: f"{config} [server:main] {key}")
         if "topics" in flags:
             raise ConfigurationError(
                 "--topic applies to the embedded defaults; set topics in the INI"
