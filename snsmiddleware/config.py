@@ -99,10 +99,16 @@ def one_of(*choices: str) -> Converter:
     return convert
 
 
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` is most probably a typo of, if any is close enough."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean topics?)`` for the known name closest to ``name``, or nothing."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]}?)" if close else ""
+    match = closest(name, known)
+    return f" (did you mean {match}?)" if match else ""
 
 
 def unknown_names(names: Iterable[str], known: Iterable[str]) -> str:

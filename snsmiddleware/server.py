@@ -18,6 +18,7 @@ options given are passed on).
 
 from __future__ import annotations
 
+import configparser
 import errno
 import logging
 import re
@@ -32,6 +33,7 @@ from .config import (
     BUDGET_APP_OPTIONS,
     MIDDLEWARE_OPTIONS,
     budget_app_options,
+    closest,
     convert_options,
     did_you_mean,
     middleware_options,
@@ -120,8 +122,13 @@ def options_from_env(environ: Mapping[str, str]) -> dict[str, str]:
                 f"{FLAG_ONLY_OPTIONS[key]} flag of snsmiddleware serve"
             )
         if key not in known:
-            names = sorted(env_name(k) for k in known)
-            hint = did_you_mean(name, names) or "; known: " + ", ".join(names)
+            # Compared without the shared prefix, which would make every name look close.
+            match = closest(key, known)
+            hint = (
+                f" (did you mean {env_name(match)}?)"
+                if match
+                else "; known: " + ", ".join(sorted(map(env_name, known)))
+            )
             # Refused, not ignored: a misspelt SNSMIDDLEWARE_REQUIRE_SIGNATURE_V2 would
             # otherwise switch a safety setting off without a word.
             raise ConfigurationError(f"unknown environment variable {name}{hint}")
@@ -220,9 +227,9 @@ def load_ini_application(
 ) -> tuple[WSGIApplication, dict[str, str]]:
     """Load ``[app:main]`` (or ``[pipeline:main]``) with PasteDeploy, and ``[server:main]``.
 
-    ``SNSMIDDLEWARE_*`` environment variables are offered to the file as ``%(name)s``
-    defaults. Returns the application and the server section's host/port/threads/
-    shutdown_timeout (strings).
+    ``SNSMIDDLEWARE_*`` environment variables are offered to the file for interpolation as
+    ``%(SNSMIDDLEWARE_NAME)s`` (see :func:`ini_defaults`). Returns the application and the
+    server section's host/port/threads/shutdown_timeout (strings).
     """
     try:
         from paste.deploy import loadapp
@@ -234,18 +241,65 @@ def load_ini_application(
     if not path.is_file():
         raise ConfigurationError(f"no such configuration file: {path}")
     uri = f"config:{path.resolve()}"
-    global_conf = options_from_env(environ)
+    env = options_from_env(environ)
+    global_conf = ini_defaults(path, env)
     try:
         app = loadapp(uri, global_conf=global_conf)
     except ConfigurationError as exc:  # from our factories: say which file
+        raise ConfigurationError(f"{path}: {exc}") from None
+    except (configparser.Error, LookupError) as exc:  # a bad %(name)s, no [app:main]...
         raise ConfigurationError(f"{path}: {exc}") from None
     try:
         server_conf = loadcontext(SERVER, uri, global_conf=global_conf).local_conf
     except LookupError:  # no [server:main]: the defaults and flags decide
         server_conf = {}
+    except configparser.Error as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
     server = {key: server_conf[key] for key in INI_SERVER_OPTIONS if key in server_conf}
-    _warn_unread(path, server_conf, global_conf)
+    _warn_unread(path, server_conf, env)
     return app, server
+
+
+def _ini_options(path: Path) -> dict[str, tuple[str, str]]:
+    """Every option of the file's sections (not ``[DEFAULT]``): name -> (section, raw value)."""
+    parser = configparser.RawConfigParser(strict=False, default_section="DEFAULT")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # as PasteDeploy's
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeError) as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+    defaults = set(parser.defaults())
+    return {
+        option: (section, parser.get(section, option))
+        for section in parser.sections()
+        for option in parser.options(section)
+        if option not in defaults
+    }
+
+
+def ini_defaults(path: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The ``SNSMIDDLEWARE_*`` values offered to an INI file for interpolation.
+
+    Each is offered under its variable's name (``%(SNSMIDDLEWARE_BASIC_AUTH)s``) and, for
+    compatibility, as ``<name>`` when no option of the file has that name. PasteDeploy
+    drops every option named like a default it is given, so ``basic_auth =
+    %(basic_auth)s`` with SNSMIDDLEWARE_BASIC_AUTH set used to lose the line and serve
+    without Basic auth, in silence; that form is now refused with the fix. Values are
+    escaped (``%`` -> ``%%``): a password may contain ``%``.
+    """
+    options = _ini_options(path)
+    for key in env:
+        if key in options and f"%({key})s" in options[key][1].lower():
+            section, value = options[key]
+            raise ConfigurationError(
+                f"{path}: [{section}] {key} = {value.strip()} cannot take {env_name(key)} "
+                f"(PasteDeploy drops an option named like a value it is given); write "
+                f"{key} = %({env_name(key)})s"
+            )
+    escaped = {key: value.replace("%", "%%") for key, value in env.items()}
+    offered = {env_name(key): value for key, value in escaped.items()}
+    offered.update({key: value for key, value in escaped.items() if key not in options})
+    return offered
 
 
 #: What ``serve`` reads from an INI's ``[server:main]`` (pserve hands the rest to waitress).
@@ -266,9 +320,10 @@ def _warn_unread(path: Path, server_conf: Mapping[str, Any], env: Mapping[str, s
             did_you_mean(key, INI_SERVER_OPTIONS),
             ", ".join(INI_SERVER_OPTIONS),
         )
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8", errors="replace").lower()
     for key in sorted(env):
-        if key not in SERVER_OPTIONS and f"%({key})s" not in text:
+        used = f"%({key})s" in text or f"%({env_name(key).lower()})s" in text
+        if key not in SERVER_OPTIONS and not used:
             log.warning(
                 "%s is set but %s never uses %%(%s)s: it has no effect", env_name(key), path, key
             )
