@@ -423,16 +423,26 @@ class SmtpMailer:
             self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
         )
 
+    def _open(self) -> smtplib.SMTP:
+        """A connection, upgraded with STARTTLS when that is the security (never in clear
+        then: starttls raises when the server does not offer it)."""
+        smtp = self._connect()
+        if self.security == "starttls":
+            try:
+                smtp.starttls(context=self._context())
+                smtp.ehlo()
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
+
     def ping(self) -> bool:
         """True when the server answers a connection, TLS as configured and NOOP (for health
         endpoints). It does not log in: a probe every few seconds must not look like a
         password-guessing client to the mail server."""
         try:
-            smtp = self._connect()
+            smtp = self._open()
             try:
-                if self.security == "starttls":
-                    smtp.starttls(context=self._context())
-                    smtp.ehlo()
                 code, _ = smtp.noop()
             finally:
                 _hang_up(smtp)
@@ -447,11 +457,8 @@ class SmtpMailer:
             raise MailRejectedError("the email has no recipients", reason=Reason.NO_RECIPIENTS)
         # (send_message never transmits Bcc headers; the envelope still includes them.)
         try:
-            smtp = self._connect()
+            smtp = self._open()
             try:
-                if self.security == "starttls":
-                    smtp.starttls(context=self._context())
-                    smtp.ehlo()
                 if self.username is not None and self._password is not None:
                     smtp.login(self.username, self._password)
                 refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)

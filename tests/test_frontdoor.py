@@ -7,8 +7,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from snsmiddleware.mail import FileOutbox, SmtpMailer
 from snsmiddleware.server import front_door
 
 from ._hardening_helpers import emails_in
+from ._localstack import wait_for
 from ._mail_helpers import LOCALHOST, smtp_server, tls_contexts
 from ._net import free_port
 from ._redis_helpers import start_redis
@@ -48,14 +48,6 @@ def get(url: str, method: str = "GET", **kwargs: object) -> tuple[int, str, str]
     """Status, X-SNS-Reason and body of one request (the response is closed)."""
     with requests.request(method, url, timeout=10, **kwargs) as response:  # type: ignore[arg-type]
         return response.status_code, response.headers.get("X-SNS-Reason", ""), response.text
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 # --- 404 off the SNS paths ------------------------------------------------------------------
@@ -140,7 +132,7 @@ def test_readyz_says_503_while_the_outbox_is_unusable_and_200_once_it_is_back(
         assert get(running.base + "/readyz")[0] == 200
         shutil.rmtree(outbox)
         outbox.write_text("a file where the outbox directory was")  # unusable, even for root
-        wait_until(lambda: get(running.base + "/readyz")[0] == 503, "/readyz to say 503")
+        wait_for(lambda: get(running.base + "/readyz")[0] == 503, "/readyz to say 503")
         assert get(running.base + "/readyz") == (
             503,
             "not_ready",
@@ -149,7 +141,7 @@ def test_readyz_says_503_while_the_outbox_is_unusable_and_200_once_it_is_back(
         assert get(running.base + "/healthz")[0] == 200  # alive all the same
         outbox.unlink()
         (outbox / "dead-letter").mkdir(parents=True)
-        wait_until(lambda: get(running.base + "/readyz")[0] == 200, "/readyz to recover")
+        wait_for(lambda: get(running.base + "/readyz")[0] == 200, "/readyz to recover")
     finally:
         running.stop()
     log = running.log.read_text()
@@ -165,7 +157,7 @@ def test_readyz_says_503_when_redis_stops_answering(tmp_path: Path) -> None:
     try:
         assert get(running.base + "/readyz") == (200, "ok", "ok: ready\n")
         redis.close()  # kills redis-server
-        wait_until(lambda: get(running.base + "/readyz")[0] == 503, "/readyz to say 503")
+        wait_for(lambda: get(running.base + "/readyz")[0] == 503, "/readyz to say 503")
         assert get(running.base + "/readyz")[2] == (
             "not_ready: not usable: the de-duplication store\n"
         )
