@@ -372,7 +372,9 @@ def assemble(
     env = options_from_env(environ)
     check_values(env, env_label)
     check_values(flags, flag_label)
-    origins = {key: env_name(key) for key in env}
+    # (In INI mode only the server's own variables apply directly; the others are the file's
+    # business, through interpolation, and its errors name the file.)
+    origins = {key: env_name(key) for key in env if config is None or key in SERVER_OPTIONS}
     origins.update({key: FLAG_OF_OPTION.get(key, key) for key in flags})
     try:
         return _assemble(flags, env, environ, config)
@@ -429,14 +431,15 @@ def serves_only_sns(app: object) -> bool:
 
 
 def request_body_limit(app: object) -> int | None:
-    """waitress's ``max_request_body_size`` for ``app``: the outermost SnsMiddleware's
-    ``max_body_bytes``, so a larger body is refused as its headers arrive instead of being
-    buffered in full before the middleware could say 413 (waitress reads every body before
-    it calls the app). waitress refuses sizes at or above its limit, hence the + 1."""
+    """waitress's ``max_request_body_size`` for ``app``: the largest ``max_body_bytes`` of
+    its SnsMiddleware instances, so a larger body is refused as its headers arrive instead
+    of being buffered in full before a middleware could say 413 (waitress reads every body
+    before it calls the app). waitress refuses sizes at or above its limit, hence the + 1.
+    ``None`` (waitress's own 1 GB) for an app without the middleware."""
     from .graceful import find_middlewares
 
-    middleware = next(find_middlewares(app), None)
-    return None if middleware is None else middleware.max_body_bytes + 1
+    limits = [middleware.max_body_bytes for middleware in find_middlewares(app)]
+    return max(limits) + 1 if limits else None
 
 
 def make_server(assembly: Assembly) -> GracefulServer:
