@@ -215,6 +215,8 @@ def test_mailer_and_store_pings(tmp_path: Path) -> None:
     assert not outbox.ping()
     store = SQLiteDedupeStore(tmp_path / "d.sqlite3")
     assert store.ping()
+    (tmp_path / "d.sqlite3").unlink()  # the open connection writes to a file nobody sees
+    assert not store.ping()
     store.close()
     tls = tls_contexts(tmp_path)
     with smtp_server("starttls", tls) as smtp:
