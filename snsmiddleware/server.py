@@ -488,7 +488,12 @@ def summary(assembly: Assembly, port: int) -> list[str]:
     middleware = app if isinstance(app, SnsMiddleware) else None
     if middleware is not None:
         lines += [f"  SNS endpoint   {base}{path}" for path in sorted(middleware.paths)]
-        lines.append(f"  topics         {', '.join(middleware.verifier.topics.entries)}")
+        verifier = middleware.verifier
+        lines.append(f"  topics         {', '.join(verifier.topics.entries)}")
+        versions = " and ".join(sorted(verifier.signature_versions))
+        lines.append(f"  signatures     SignatureVersion {versions}")
+        if verifier.emulator is not None:
+            lines.append(f"  EMULATOR       trusting {verifier.emulator.base} instead of AWS")
         lines.append(f"  dedupe         {middleware.dedupe!r}")
         inner = middleware.app
         if (mailer := getattr(inner, "mailer", None)) is not None:

@@ -274,6 +274,7 @@ def test_serve_says_once_what_it_serves_and_no_secret(tmp_path: Path) -> None:
         f"serving {base} (embedded defaults)",
         f"SNS endpoint   {base}{SNS_PATH}",
         f"topics         {TOPIC}",
+        "signatures     SignatureVersion 1 and 2",
         "dedupe         SQLiteDedupeStore('var/dedupe.sqlite3')",
         f"mailer         FileOutbox('{tmp_path}/outbox')",
         "basic auth     on: users sns, realm 'snsmiddleware'",
@@ -303,3 +304,17 @@ def test_a_taken_port_is_one_clear_line_and_exit_status_2(tmp_path: Path) -> Non
         f"snsmiddleware serve: port {port} on 127.0.0.1 is in use; pick another with --port"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_the_summary_says_when_an_emulator_or_sha1_refusal_is_configured() -> None:
+    from snsmiddleware.server import assemble, summary
+
+    environ = {
+        "SNSMIDDLEWARE_EMULATOR": "http://127.0.0.1:4566",
+        "SNSMIDDLEWARE_REQUIRE_SIGNATURE_V2": "true",
+        "SNSMIDDLEWARE_DEDUPE": "memory",
+    }
+    lines = summary(assemble({}, environ), 8080)
+    assert "  signatures     SignatureVersion 2" in lines
+    assert "  EMULATOR       trusting http://127.0.0.1:4566 instead of AWS" in lines
+    assert lines[0].endswith("serving http://127.0.0.1:8080 (embedded defaults + environment)")
