@@ -112,8 +112,10 @@ class Readiness:
         last = self._failed
         if last is not None and self._clock() < self._checked_at + self._cache_for:
             return last
-        if not self._lock.acquire(blocking=last is None):
-            return last if last is not None else ()  # (mypy: last is set when non-blocking)
+        if last is not None and not self._lock.acquire(blocking=False):
+            return last  # a check is running: its predecessor's answer, without waiting
+        if last is None:
+            self._lock.acquire()  # the very first answer: wait for it
         try:
             failed = tuple(check.part for check in self.checks if not check.passes())
             self._log_change(last, failed)

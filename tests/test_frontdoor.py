@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -318,3 +319,29 @@ def test_the_summary_says_when_an_emulator_or_sha1_refusal_is_configured() -> No
     assert "  signatures     SignatureVersion 2" in lines
     assert "  EMULATOR       trusting http://127.0.0.1:4566 instead of AWS" in lines
     assert lines[0].endswith("serving http://127.0.0.1:8080 (embedded defaults + environment)")
+
+
+def test_a_probe_during_a_slow_check_gets_the_previous_answer_and_runs_no_check() -> None:
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    now = [0.0]
+
+    def check() -> bool:
+        calls.append(1)
+        if len(calls) > 1:  # the second check hangs (an SMTP server that stopped answering)
+            started.set()
+            release.wait(30)
+        return True
+
+    readiness = Readiness(
+        [ReadinessCheck("the part", check)], cache_for=timedelta(seconds=1), clock=lambda: now[0]
+    )
+    assert readiness.failing() == ()
+    now[0] = 5.0  # the answer is stale: the next probe checks again
+    slow = threading.Thread(target=readiness.failing)
+    slow.start()
+    assert started.wait(30)
+    assert readiness.failing() == ()  # the previous answer, from a probe that did not wait
+    release.set()
+    slow.join(30)
+    assert len(calls) == 2
