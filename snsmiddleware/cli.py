@@ -34,7 +34,6 @@ from .devmode import BUDGET_PERIOD_WORDING, DEFAULT_DEV_CA_DIR
 from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
-from .middleware import SnsMiddleware
 from .policy import accepted_signature_versions
 from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
@@ -52,7 +51,13 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     options["topics"] = " ".join(args.topic) if args.topic else None
     if args.basic_auth_file is not None:
         # A file, not a flag value: a password on the command line shows in `ps` and history.
-        options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        try:
+            options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigurationError(
+                f"--basic-auth-file {args.basic_auth_file}: cannot be read "
+                f"({getattr(exc, 'strerror', None) or exc})"
+            ) from None
     if args.admin_recipient:  # one address per flag
         options["admin_recipients"] = "\n".join(args.admin_recipient)
     options["development"] = "true" if args.dev else None
@@ -69,30 +74,17 @@ def serve(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else None
     assembly = assemble(_flag_options(args), os.environ, config)
     graceful = make_server(assembly)
-    _describe(assembly.app, assembly.settings.host, graceful.port, assembly.source)
+    _describe(assembly, graceful.port)
     graceful.run()
     return 0
 
 
-def _describe(app: Any, host: str, port: int, source: str) -> None:
+def _describe(assembly: Any, port: int) -> None:
     """One line per fact a person checks at start: where, what, and where the mail goes."""
-    log.info("snsmiddleware serving http://%s:%d (%s)", host, port, source)
-    if isinstance(app, SnsMiddleware):
-        for path in sorted(app.paths):
-            log.info("  SNS endpoint  http://%s:%d%s", host, port, path)
-        log.info("  topics        %s", app.verifier.topics)
-        log.info("  dedupe        %r", app.dedupe)
-        if app.basic_auth is not None:  # user names and realm only, never a password
-            log.info(
-                "  basic auth    users %s, realm %r",
-                ", ".join(app.basic_auth.users),
-                app.basic_auth.realm,
-            )
-        inner = app.app
-        mailer = getattr(inner, "mailer", None)
-        if mailer is not None:
-            log.info("  mailer        %r", mailer)
-            log.info("  dead letters  %r", getattr(inner, "dead_letter", None))
+    from .server import summary
+
+    for line in summary(assembly, port):
+        log.info("%s", line)
 
 
 # --- verify ---------------------------------------------------------------------------------

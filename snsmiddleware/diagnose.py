@@ -103,6 +103,10 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.SMTP_UNSUPPORTED: None,
     Reason.SMTP_CERTIFICATE: None,
     Reason.SES_QUOTA_EXHAUSTED: None,
+    # the standalone server's own answers, off the SNS paths
+    Reason.OK: None,
+    Reason.NOT_READY: None,
+    Reason.NOT_FOUND: None,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,16 @@ SNS_PATH = "/sns/budgets"
 class Server:
     """A server process started with a command line, stopped at teardown."""
 
-    def __init__(self, argv: list[str], cwd: Path, port: int) -> None:
+    def __init__(
+        self, argv: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
+    ) -> None:
         self.port = port
-        self.url = f"http://127.0.0.1:{port}{SNS_PATH}"
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}{SNS_PATH}"
         self.log = cwd / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
+        # The caller's SNSMIDDLEWARE_* settings only (``env``), never the test runner's.
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
+        env = {**environ, **(env or {})}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
         try:
@@ -37,6 +43,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def serve_argv(*flags: str) -> list[str]:
+    """The command line of ``snsmiddleware serve`` with ``flags``, run by this Python."""
+    return [sys.executable, "-m", "snsmiddleware", "serve", *flags]
 
 
 def refuse_to_serve(*args: Any, **kwargs: Any) -> None:
