@@ -18,7 +18,8 @@ its answer (:meth:`SnsError.answer`, written by
 
 Every error class of the package lives here (the mail and Budgets ones included, still
 importable from :mod:`snsmiddleware.mail` and :mod:`snsmiddleware.budgets`), along with
-:class:`InsecureConfigurationWarning` and :class:`UnsafeHeaderError`.
+:class:`InsecureConfigurationWarning`, :class:`UnsafeHeaderError` and
+:class:`TopicPolicyError`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class InsecureConfigurationWarning(UserWarning):
 
 class UnsafeHeaderError(ValueError):
     """A header of a built email would not read back as the single line that was set."""
+
+
+class TopicPolicyError(ValueError):
+    """A topic's Policy attribute is not a JSON object with a list of statements
+    (:mod:`snsmiddleware.topic_policy`; ``doctor`` reports it, ``connect`` refuses to
+    rewrite a policy it cannot read)."""
 
 
 class SnsError(Exception):
