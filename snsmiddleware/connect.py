@@ -197,10 +197,11 @@ def _notification_text(notification: dict[str, Any]) -> str:
     operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
         notification.get("ComparisonOperator", ""), "?"
     )
-    return (
-        f"{notification.get('NotificationType', '?')} {operator} "
-        f"{notification.get('Threshold', '?')}{unit}"
-    )
+    try:
+        threshold = f"{float(notification.get('Threshold', '')):g}"  # 80.0 -> 80
+    except ValueError:
+        threshold = "?"
+    return f"{notification.get('NotificationType', '?')} {operator} {threshold}{unit}"
 
 
 def _only_keys(notification: dict[str, Any]) -> dict[str, Any]:
