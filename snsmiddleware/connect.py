@@ -54,6 +54,7 @@ _MARKS: Final = {
     "same": "[unchanged]",
     "fail": "[FAIL]     ",
     "warn": "[warn]     ",
+    "note": "           ",
 }
 
 
@@ -371,7 +372,7 @@ def _wire_subscription(printer: _Printer, sns: Any, plan: _Plan, options: Connec
         )
         if arn is not None and _is_pending(sns, arn):
             printer.line(
-                "same",
+                "note",
                 "  SNS has sent it a SubscriptionConfirmation: the server confirms it (then "
                 "doctor shows it confirmed)",
             )
@@ -486,7 +487,7 @@ def run_connect(
         _wire_subscription(printer, clients["sns"], plan, options)
         _wire_budget(printer, clients["budgets"], plan, options)
     except _Failed:
-        out.write(f"RESULT: FAILED after {_changes(printer)}\n")
+        out.write(f"RESULT: FAILED ({_changes(printer)})\n")
         return 1
     if printer.changes == 0:
         out.write("RESULT: nothing to change: already connected\n")
@@ -505,9 +506,11 @@ def run_connect(
 
 
 def _changes(printer: _Printer) -> str:
+    if printer.changes == 0:
+        return "nothing was changed"
     if printer.dry_run:
-        return f"{printer.changes} change(s) planned, none made"
-    return f"{printer.changes} change(s)"
+        return f"after {printer.changes} change(s) planned, none made"
+    return f"after {printer.changes} change(s) made"
 
 
 def _default_clients(options: ConnectOptions) -> dict[str, Any]:

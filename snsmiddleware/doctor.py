@@ -274,7 +274,8 @@ def _delivery_policy(attributes: dict[str, Any]) -> Check:
         )
     retries = retry.get("numRetries", 3)
     low, high = retry.get("minDelayTarget", 20), retry.get("maxDelayTarget", 20)
-    detail = f"{retries} retries, {low}-{high} s apart ({retry.get('backoffFunction', 'linear')})"
+    spacing = f"{low} s" if low == high else f"{low}-{high} s"
+    detail = f"{retries} retries, {spacing} apart ({retry.get('backoffFunction', 'linear')})"
     if not isinstance(retries, int) or retries < 3:
         return Check(
             "warn",
