@@ -74,6 +74,10 @@ PROBE_TIMEOUT: Final = (5.0, 15.0)
 SLOW_ANSWER_SECONDS: Final = 10.0
 #: Bytes of an answer body read (and shown, escaped): enough for our one-line answers.
 ANSWER_EXCERPT_BYTES: Final = 2048
+#: Where LocalStack serves the certificate it signs with (a fixed path in every version 3-4).
+EMULATOR_CERTIFICATE_PATH: Final = (
+    "/_aws/sns/SimpleNotificationService-6c6f63616c737461636b69736e696365.pem"
+)
 PROBE_SUBJECT: Final = "snsmiddleware doctor probe (its signature is wrong on purpose)"
 #: Refusals that only come after every check before the certificate passed.
 VERIFYING_REASONS: Final = frozenset(
@@ -381,6 +385,14 @@ def _certificate_base(options: DoctorOptions) -> str:
     return f"https://{options.topic.sns_host}"
 
 
+def _certificate_url(options: DoctorOptions) -> str:
+    if options.endpoint_url:
+        # LocalStack serves its one signing certificate here (moto answers 404): the probe
+        # then fails where a forgery must, at the signature itself.
+        return _certificate_base(options) + EMULATOR_CERTIFICATE_PATH
+    return f"{_certificate_base(options)}/SimpleNotificationService-{uuid.uuid4().hex}.pem"
+
+
 def probe_message(options: DoctorOptions, signature_version: str) -> SignedMessage:
     """A Notification of the audited topic, well shaped and fresh, whose signature cannot be
     valid (random bytes of the right length); nothing in it is a URL we would mind fetched."""
@@ -394,7 +406,7 @@ def probe_message(options: DoctorOptions, signature_version: str) -> SignedMessa
         "Timestamp": format_timestamp(utc_now()),
         "SignatureVersion": signature_version,
         "Signature": base64.b64encode(os.urandom(256)).decode("ascii"),
-        "SigningCertURL": f"{base}/SimpleNotificationService-{uuid.uuid4().hex}.pem",
+        "SigningCertURL": _certificate_url(options),
         "UnsubscribeURL": f"{base}/?Action=Unsubscribe&SubscriptionArn="
         f"{options.topic_arn}:{uuid.uuid4()}",
     }

@@ -111,7 +111,7 @@ def test_a_confirmed_subscription_to_our_server_passes_every_check(
     assert code == 0, output
     assert "[FAIL]" not in output and "[warn]" not in output, output
     assert f"[ok]   subscription: {url} confirmed" in output
-    assert "[ok]   endpoint: refused the forged probe with 403 " in output
+    assert "[ok]   endpoint: refused the forged probe with 403 bad_signature" in output
     assert not list((tmp_path / "outbox").glob("*.eml"))
 
 
