@@ -71,9 +71,28 @@ def explain_aws_error(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error", {})
-        text = f"{error.get('Code', type(exc).__name__)}: {error.get('Message', '')}".rstrip()
-        return terminal_safe(text.rstrip(":"))
+        text = f"{error.get('Code', type(exc).__name__)}: {error.get('Message', '')}"
+        return terminal_safe(text.rstrip().rstrip(":.").rstrip())
     return terminal_safe(f"{type(exc).__name__}: {exc}")
+
+
+#: The codes AWS answers for a missing permission.
+ACCESS_DENIED_CODES: Final = frozenset(
+    {"AuthorizationError", "AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+)
+
+
+def what_to_do(exc: BaseException, permission: str, policy_file: str) -> str:
+    """The fix line for a failed AWS call: a permission, the credentials, or the service."""
+    code = error_code(exc)
+    if code in ACCESS_DENIED_CODES:
+        return f"allow {permission} ({policy_file})"
+    if not code:  # no answer at all: credentials, network, endpoint
+        return "check credentials (AWS_PROFILE, aws configure), the region and --endpoint-url"
+    return (
+        "see AWS's message; an emulator may not implement this call (LocalStack's free "
+        "edition has no Budgets API)"
+    )
 
 
 def endpoint_key(url: str) -> tuple[str, str, str]:

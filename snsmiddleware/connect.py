@@ -40,6 +40,7 @@ from .aws_wiring import (
     is_true,
     partition_of,
     subscriptions_for,
+    what_to_do,
 )
 from .errors import ConfigurationError, SnsError, TopicPolicyError
 from .policy import parse_topic_arn
@@ -166,9 +167,7 @@ class _Printer:
 
 def _refused(printer: _Printer, what: str, exc: BaseException, permission: str) -> None:
     """Report an AWS read that failed, before anything was changed, and stop."""
-    fix = f"allow {permission} (examples/connect-iam-policy.json)"
-    if not error_code(exc):
-        fix = "check credentials (AWS_PROFILE, aws configure), --region and --endpoint-url"
+    fix = what_to_do(exc, permission, "examples/connect-iam-policy.json")
     printer.fail(f"could not {what}: {explain_aws_error(exc)}; nothing was changed", fix)
 
 

@@ -51,6 +51,7 @@ from .aws_wiring import (
     explain_aws_error,
     is_true,
     subscriptions_for,
+    what_to_do,
 )
 from .errors import ConfigurationError, SnsError, TopicPolicyError
 from .policy import TopicArn, parse_topic_arn
@@ -178,13 +179,7 @@ def doctor_options(
 
 
 def _aws_failure(title: str, exc: BaseException, permission: str) -> Check:
-    code = error_code(exc)
-    if code in {"AuthorizationError", "AccessDenied", "AccessDeniedException"}:
-        fix = f"allow {permission} (examples/doctor-iam-policy.json)"
-    elif code:
-        fix = "see AWS's message above"
-    else:  # no answer at all: credentials, network, endpoint
-        fix = "check credentials (AWS_PROFILE, aws configure), the region and --endpoint-url"
+    fix = what_to_do(exc, permission, "examples/doctor-iam-policy.json")
     return Check("fail", title, f"could not ask AWS: {explain_aws_error(exc)}", fix)
 
 

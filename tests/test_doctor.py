@@ -464,6 +464,17 @@ def test_a_production_server_refuses_a_development_alert(
     assert check.startswith("[FAIL] development alert: refused the development-CA alert (403 ")
 
 
+def test_aws_out_of_reach_is_a_failure_with_what_to_check() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    out = io.StringIO()
+    assert run_doctor(doctor_options(TOPIC, endpoint_url=url), out) == 1
+    check = line(out.getvalue(), "topic")
+    assert check.startswith("[FAIL] topic: could not ask AWS: EndpointConnectionError: ")
+    assert "fix: check credentials (AWS_PROFILE, aws configure), the region and --endpoint-url" in (
+        check
+    )
+
+
 # --- usage and imports --------------------------------------------------------------------
 
 

@@ -3,8 +3,10 @@ where moto cannot: an HTTP subscription stays *pending* until the endpoint confi
 LocalStack really POSTs the SubscriptionConfirmation. A subscription to an endpoint that is
 not there is reported PENDING CONFIRMATION; once our budget server (emulator mode,
 ``confirm="api"`` through LocalStack) has confirmed its own, every check passes, the forged
-probe included. ``connect`` needs the Budgets API, which LocalStack's free edition does not
-emulate: the user sees why, and nothing is changed. Select with -m localstack."""
+probe included (LocalStack serves the certificate it signs with, so the probe ends at the
+signature: ``403 bad_signature``). ``connect`` needs the Budgets API, which LocalStack's
+free edition does not emulate: the user sees why, and nothing is changed.
+Select with -m localstack."""
 
 from __future__ import annotations
 
@@ -126,8 +128,12 @@ def test_connect_explains_that_the_emulator_has_no_budgets(sns: Any, localstack:
     out = io.StringIO()
     assert run_connect(options, out) == 1
     output = out.getvalue()
-    assert "[FAIL]      could not read budget 'Monthly': " in output, output
-    assert "nothing was changed" in output
+    assert (
+        "[FAIL]      could not read budget 'Monthly': InternalFailure: The API for service "
+        "budgets is either not included in your current license plan or has not yet been "
+        "emulated by LocalStack; nothing was changed"
+    ) in output, output
+    assert "fix: see AWS's message; an emulator may not implement this call" in output
     assert sns.list_topics()["Topics"] == [] or all(
         t["TopicArn"] != topic for t in sns.list_topics()["Topics"]
     )
