@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ._net import free_port
+from ._net import MotoWsgiServer
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -128,24 +128,13 @@ def _report_signature_version() -> Any:
     return undo
 
 
-class MotoAws:
-    """moto's server mode on a free port of 127.0.0.1."""
+class MotoAws(MotoWsgiServer):
+    """moto's server mode on a free port of 127.0.0.1, with the additions above."""
+
+    _app: _WithBudgetSubscribers
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._app = _WithBudgetSubscribers(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            "127.0.0.1", self.port, self._app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_WithBudgetSubscribers)
 
     @property
     def calls(self) -> list[str]:
@@ -153,11 +142,10 @@ class MotoAws:
 
     def start(self) -> None:
         self._undo = _report_signature_version()
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
+        super().stop()
         self._undo()
 
     def client(self, service: str) -> Any:
@@ -191,6 +179,17 @@ class MotoAws:
 
         attributes: dict[str, Any] = sns_backends[ACCOUNT][REGION].subscriptions[arn].attributes
         return attributes
+
+
+def fresh_moto(server: MotoAws, monkeypatch: pytest.MonkeyPatch) -> MotoAws:
+    """``server`` emptied, with boto3 pointed at fake credentials only (``monkeypatch``:
+    pytest's fixture, so the environment is restored afterwards)."""
+    for name in CLEARED_AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    server.reset()
+    return server
 
 
 @contextmanager

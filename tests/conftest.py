@@ -14,6 +14,7 @@ from snsmiddleware import SnsMiddleware
 from snsmiddleware.message import SubscriptionConfirmation
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA
 
+from ._aws_wiring_helpers import MotoAws, fresh_moto, running_moto_aws
 from ._mail_helpers import MotoSes, running_moto_ses
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
@@ -72,6 +73,19 @@ def signature_version(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def signer(test_ca: TestCA, clock: FrozenClock) -> MessageSigner:
     return MessageSigner(test_ca, topic_arn=TOPIC, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def moto_aws_server() -> Iterator[MotoAws]:
+    """moto's server (SNS, STS, Budgets; doctor and connect) on 127.0.0.1, one per module."""
+    with running_moto_aws() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_aws_server: MotoAws, monkeypatch: pytest.MonkeyPatch) -> MotoAws:
+    """:func:`moto_aws_server`, emptied, with boto3 on fake credentials."""
+    return fresh_moto(moto_aws_server, monkeypatch)
 
 
 @pytest.fixture(scope="module")

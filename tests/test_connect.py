@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from snsmiddleware.cli import main
 from snsmiddleware.connect import connect_options, run_connect
 from snsmiddleware.doctor import doctor_options, run_doctor
 
-from ._aws_wiring_helpers import ACCOUNT, MotoAws, running_moto_aws
+from ._aws_wiring_helpers import ACCOUNT, MotoAws
 from ._project import ROOT
 
 ENDPOINT = "https://alerts.example.com/sns/budgets"
@@ -30,25 +29,6 @@ NOTIFICATION = {
     "ThresholdType": "PERCENTAGE",
 }
 EMAIL = {"SubscriptionType": "EMAIL", "Address": "ops@example.com"}
-
-
-@pytest.fixture(scope="module")
-def moto_module() -> Iterator[MotoAws]:
-    with running_moto_aws() as server:
-        yield server
-
-
-@pytest.fixture
-def moto(moto_module: MotoAws, monkeypatch: pytest.MonkeyPatch) -> MotoAws:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    moto_module.reset()
-    return moto_module
 
 
 def connect(moto: MotoAws, budget: str = "Monthly", **options: Any) -> tuple[int, str]:

@@ -28,32 +28,13 @@ from snsmiddleware.mail import FileOutbox
 from snsmiddleware.reasons import Reason
 from snsmiddleware.signer import TestCA
 
-from ._aws_wiring_helpers import ACCOUNT, MotoAws, running_moto_aws
+from ._aws_wiring_helpers import ACCOUNT, MotoAws
 from ._net import free_port
 from ._project import HEAVY, modules_after
 
 PATH = "/sns/budgets"
 TOPIC_NAME = "budget-alerts"
 TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT}:{TOPIC_NAME}"
-
-
-@pytest.fixture(scope="module")
-def moto_module() -> Iterator[MotoAws]:
-    with running_moto_aws() as server:
-        yield server
-
-
-@pytest.fixture
-def moto(moto_module: MotoAws, monkeypatch: pytest.MonkeyPatch) -> MotoAws:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    moto_module.reset()
-    return moto_module
 
 
 def _aws_not_found(url: str) -> bytes:
