@@ -7,10 +7,13 @@
 * ``send-test-alert``: post a Budgets alert signed by the development CA to a running server;
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
   server (:mod:`snsmiddleware.listen`).
+* ``doctor``: audit a topic's wiring to an endpoint, one line per check
+  (:mod:`snsmiddleware.doctor`); ``connect``: wire a budget to an endpoint through a topic,
+  idempotently (:mod:`snsmiddleware.connect`).
 
 Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
-1 the message did not verify (or the server refused the test alert), 2 bad usage or
-configuration (or the server could not be reached).
+1 the message did not verify (or the server refused the test alert, doctor found a FAIL,
+connect could not finish), 2 bad usage or configuration (or the server could not be reached).
 """
 
 from __future__ import annotations

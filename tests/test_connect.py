@@ -189,6 +189,24 @@ def test_existing_wiring_is_repaired_and_other_topics_left_alone(moto: MotoAws) 
     assert len(ours) == 1 and "Condition" in ours[0]
 
 
+def test_a_pending_subscription_is_asked_for_again(moto: MotoAws) -> None:
+    """moto confirms at once; AWS keeps an unconfirmed subscription pending (put moto's
+    record in that state): connect asks SNS for a new SubscriptionConfirmation."""
+    moto.create_budget("Monthly")
+    assert connect(moto)[0] == 0
+    sns = moto.client("sns")
+    arn = sns.list_subscriptions_by_topic(TopicArn=TOPIC)["Subscriptions"][0]["SubscriptionArn"]
+    moto.subscription_attributes(arn)["PendingConfirmation"] = "true"
+    moto.calls.clear()
+    code, output = connect(moto)
+    assert code == 0, output
+    assert lines(output, "[changed]") == [
+        f"ask SNS to send {ENDPOINT} the SubscriptionConfirmation again (the subscription is "
+        "still pending: is the server reachable?)"
+    ]
+    assert moto.calls.count("sns:Subscribe") == 1
+
+
 def test_an_http_endpoint_needs_allow_http(
     moto: MotoAws, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from snsmiddleware.aws_wiring import endpoint_key
 from snsmiddleware.errors import TopicPolicyError
 from snsmiddleware.topic_policy import (
     BUDGETS_PRINCIPAL,
@@ -156,3 +157,29 @@ def test_an_unreadable_policy_is_an_error(text: str) -> None:
 def test_no_policy_is_a_policy_without_statements() -> None:
     assert load_policy(None)["Statement"] == []
     assert load_policy('{"Statement": {"Effect": "Deny"}}')["Statement"] == [{"Effect": "Deny"}]
+
+
+@pytest.mark.parametrize(
+    ("typed", "listed"),
+    [
+        ("https://alerts.example.com/sns/budgets", "https://ALERTS.example.com:443/sns/budgets"),
+        ("https://ops:secret@alerts.example.com/sns", "https://ops:****@alerts.example.com/sns"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+    ],
+)
+def test_endpoints_compare_as_sns_lists_them(typed: str, listed: str) -> None:
+    """SNS masks the password of the Endpoint it lists: the rest must match."""
+    assert endpoint_key(typed) == endpoint_key(listed)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "https://alerts.example.com/sns/other",
+        "http://alerts.example.com/sns/budgets",
+        "https://alerts.example.com:8443/sns/budgets",
+        "https://someone@alerts.example.com/sns/budgets",
+    ],
+)
+def test_other_endpoints_differ(other: str) -> None:
+    assert endpoint_key("https://alerts.example.com/sns/budgets") != endpoint_key(other)
