@@ -48,6 +48,11 @@ from .terminal import terminal_safe, without_password
 from .topic_policy import PUBLISHERS, load_policy, with_publishers
 
 DEFAULT_TOPIC_NAME: Final = "budget-alerts"
+#: The IAM action behind each Budgets call connect makes (SNS calls are named as they are).
+_BUDGETS_WRITES: Final = {
+    "CreateSubscriber": "budgets:ModifyBudget",
+    "CreateNotification": "budgets:ModifyBudget",
+}
 DEFAULT_THRESHOLD: Final = "80"
 _MARKS: Final = {
     "changed": "[changed]  ",
@@ -144,9 +149,12 @@ class _Printer:
         try:
             result = action()
         except Exception as exc:  # noqa: BLE001 - reported, never a traceback
+            operation = str(getattr(exc, "operation_name", ""))
+            permission = _BUDGETS_WRITES.get(operation, f"sns:{operation}")
             self.fail(
                 f"could not {text}: {explain_aws_error(exc)}",
-                "the changes above were made; nothing after this one",
+                f"{what_to_do(exc, permission, 'examples/connect-iam-policy.json')}; the "
+                "changes above were made, none after this one",
             )
         self.changes += 1
         self.line("changed", text)
@@ -317,14 +325,14 @@ def _wire_topic(printer: _Printer, sns: Any, plan: _Plan, options: ConnectOption
             if made != arn:
                 raise ConfigurationError(f"AWS created {made}, not {arn}")
 
+        def allow_publishers() -> None:
+            # The new topic's default policy, with our statements added to it.
+            policy = load_policy(_topic_attributes(sns, arn).get("Policy"))
+            document, _added = with_publishers(policy, arn)
+            _set_topic_attribute(sns, arn, "Policy", json.dumps(document))
+
         printer.change(f"create topic {arn} with SignatureVersion 2", create)
-        attributes = {} if options.dry_run else _topic_attributes(sns, arn)
-        policy = load_policy(attributes.get("Policy"))
-        document, added = with_publishers(policy, arn)
-        printer.change(
-            f"let {publishers} publish to it {scope}",
-            lambda: _set_topic_attribute(sns, arn, "Policy", json.dumps(document)),
-        )
+        printer.change(f"let {publishers} publish to it {scope}", allow_publishers)
         return
     printer.same(f"topic {arn} exists")
     version = str(plan.topic_attributes.get("SignatureVersion") or "1")
@@ -384,7 +392,12 @@ def _wire_subscription(printer: _Printer, sns: Any, plan: _Plan, options: Connec
                 lambda: _subscribe(sns, plan, options),
             )
             continue
-        attributes = sns.get_subscription_attributes(SubscriptionArn=subscription.arn)["Attributes"]
+        attributes = _read(
+            printer,
+            "read the subscription's attributes",
+            functools.partial(sns.get_subscription_attributes, SubscriptionArn=subscription.arn),
+            "sns:GetSubscriptionAttributes",
+        )["Attributes"]
         printer.same(f"{shown} is subscribed and confirmed ({terminal_safe(subscription.arn)})")
         if is_true(attributes.get("RawMessageDelivery")):
             printer.change(

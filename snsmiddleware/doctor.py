@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from ._version import __version__
 from .aws_wiring import (
+    PENDING,
     aws_clients,
     error_code,
     explain_aws_error,
@@ -328,7 +329,7 @@ def _pending(endpoint: str, options: DoctorOptions) -> Check:
 
 def _check_subscription(sns: Any, arn: str, endpoint: str, options: DoctorOptions) -> list[Check]:
     shown = terminal_safe(endpoint)
-    if arn == "PendingConfirmation":  # listed without an ARN: nothing more to read
+    if arn == PENDING:  # listed without an ARN: nothing more to read
         return [_pending(shown, options)]
     try:
         attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]

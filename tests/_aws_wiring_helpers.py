@@ -49,6 +49,7 @@ class _WithBudgetSubscribers:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.calls: list[str] = []
+        self.refused: set[str] = set()
         self.lock = threading.Lock()
 
     def _answer(self, start_response: Any, status: str, document: dict[str, Any]) -> list[bytes]:
@@ -92,6 +93,12 @@ class _WithBudgetSubscribers:
             action = target[len(_BUDGETS) :]
             with self.lock:
                 self.calls.append(f"budgets:{action}")
+            if action in self.refused:
+                return self._answer(
+                    start_response,
+                    "400 Bad Request",
+                    {"__type": "AccessDeniedException", "Message": f"not allowed: {action}"},
+                )
             if action in {"CreateSubscriber", "DescribeSubscribersForNotification"}:
                 return self._budgets_extra(action, json.loads(body), start_response)
         else:
@@ -140,6 +147,11 @@ class MotoAws(MotoWsgiServer):
     def calls(self) -> list[str]:
         return self._app.calls
 
+    def refuse(self, budgets_action: str) -> None:
+        """Answer AccessDeniedException to every ``budgets_action`` call from now on."""
+        with self._app.lock:
+            self._app.refused.add(budgets_action)
+
     def start(self) -> None:
         self._undo = _report_signature_version()
         super().start()
@@ -159,6 +171,7 @@ class MotoAws(MotoWsgiServer):
         requests.post(f"{self.url}/moto-api/reset", timeout=5).raise_for_status()
         with self._app.lock:
             self._app.calls.clear()
+            self._app.refused.clear()
 
     def create_budget(self, name: str, notifications: list[dict[str, Any]] | None = None) -> None:
         self.client("budgets").create_budget(

@@ -207,6 +207,23 @@ def test_a_pending_subscription_is_asked_for_again(moto: MotoAws) -> None:
     assert moto.calls.count("sns:Subscribe") == 1
 
 
+def test_a_refused_change_stops_the_run_and_says_what_was_done(moto: MotoAws) -> None:
+    moto.create_budget("Monthly", [{"Notification": NOTIFICATION, "Subscribers": [EMAIL]}])
+    moto.refuse("CreateSubscriber")
+    code, output = connect(moto)
+    assert code == 1
+    assert len(lines(output, "[changed]")) == 3  # topic, policy, subscription
+    assert lines(output, "[FAIL]") == [
+        "could not make notification FORECASTED > 100% of budget 'Monthly' send to the topic: "
+        "AccessDeniedException: not allowed: CreateSubscriber"
+    ]
+    assert (
+        "fix: allow budgets:ModifyBudget (examples/connect-iam-policy.json); the changes "
+        "above were made, none after this one"
+    ) in output
+    assert output.splitlines()[-1] == "RESULT: FAILED (after 3 change(s) made)"
+
+
 def test_an_http_endpoint_needs_allow_http(
     moto: MotoAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
