@@ -8,11 +8,14 @@
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
   server (:mod:`snsmiddleware.listen`);
 * ``replay``: send dead-lettered emails again through the configured mailer, exactly once
-  each (:mod:`snsmiddleware.replay`).
+  each (:mod:`snsmiddleware.replay`);
+* ``doctor``: audit a topic's wiring to an endpoint, one line per check
+  (:mod:`snsmiddleware.doctor`); ``connect``: wire a budget to an endpoint through a topic,
+  idempotently (:mod:`snsmiddleware.connect`).
 
 Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
-1 the message did not verify (or the server refused the test alert), 2 bad usage or
-configuration (or the server could not be reached).
+1 the message did not verify (or the server refused the test alert, doctor found a FAIL,
+connect could not finish), 2 bad usage or configuration (or the server could not be reached).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from .message import parse_message, parse_timestamp
 from .policy import accepted_signature_versions
 from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
-from .terminal import terminal_safe
+from .terminal import terminal_safe, without_password
 from .verifier import SnsVerifier, utc_now
 
 log = logging.getLogger("snsmiddleware.serve")
@@ -220,17 +223,6 @@ _UNTRUSTED_SIGNER_REASONS = frozenset(
 )
 
 
-def _without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in its user information becomes ``***``."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
@@ -258,7 +250,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         )
     except requests.RequestException as exc:
         sys.stderr.write(
-            f"snsmiddleware send-test-alert: could not reach {_without_password(args.url)}: {exc}\n"
+            f"snsmiddleware send-test-alert: could not reach {without_password(args.url)}: {exc}\n"
         )
         return 2
     reason = response.headers.get("X-SNS-Reason")
@@ -276,7 +268,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         # The answer is the server's text: escape it, so it cannot drive the terminal.
         out.write(
             f"sent   {what} ({message.fields['MessageId']})\n"
-            f"to     {terminal_safe(_without_password(args.url))}\n"
+            f"to     {terminal_safe(without_password(args.url))}\n"
             f"answer {response.status_code} {terminal_safe(reason or '')}\n"
             f"       {terminal_safe(response.text.strip()[:200])}\n"
         )
@@ -489,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     _add_listen_parser(commands)
     _add_replay_parser(commands)
+    _add_doctor_parsers(commands)
     return parser
 
 
@@ -610,6 +603,96 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed else 0
 
 
+# --- doctor and connect ---------------------------------------------------------------------
+
+
+def _add_aws_arguments(command: Any) -> None:
+    command.add_argument("--region", help="AWS region (default: the topic's)")
+    command.add_argument(
+        "--endpoint-url", metavar="URL", help="an AWS emulator (moto server, LocalStack)"
+    )
+
+
+def _add_doctor_parsers(commands: Any) -> None:
+    doctor_cmd = commands.add_parser(
+        "doctor",
+        help="audit a topic's wiring to an endpoint and explain each finding (ok/warn/FAIL)",
+    )
+    doctor_cmd.add_argument("--topic", required=True, metavar="ARN", help="the SNS TopicArn")
+    doctor_cmd.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="the subscribed endpoint: its subscription is checked and it is sent a probe "
+        "with a forged signature, which it must refuse",
+    )
+    doctor_cmd.add_argument(
+        "--dev-ca",
+        metavar="DIR",
+        help="also send a Budgets alert signed by this development CA (serve --dev accepts it)",
+    )
+    _add_aws_arguments(doctor_cmd)
+    connect_cmd = commands.add_parser(
+        "connect",
+        help="create or reuse the topic, subscribe the endpoint and add the topic to the "
+        "budget's notifications (idempotent)",
+    )
+    connect_cmd.add_argument("--budget", required=True, metavar="NAME", help="the budget's name")
+    connect_cmd.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="URL",
+        help="e.g. https://alerts.example.com/sns/budgets",
+    )
+    connect_cmd.add_argument(
+        "--topic",
+        metavar="ARN",
+        help="the topic to use (default: budget-alerts, created if need be)",
+    )
+    connect_cmd.add_argument(
+        "--threshold",
+        default="80",
+        metavar="PERCENT",
+        help="for a budget without notifications: alert above this percentage of the "
+        "budgeted amount (ACTUAL; default 80)",
+    )
+    connect_cmd.add_argument(
+        "--dry-run", action="store_true", help="print the changes without making them"
+    )
+    connect_cmd.add_argument(
+        "--allow-http", action="store_true", help="allow an http:// endpoint (local development)"
+    )
+    _add_aws_arguments(connect_cmd)
+
+
+def doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from .doctor import doctor_options, run_doctor
+
+    options = doctor_options(
+        args.topic,
+        endpoint=args.endpoint,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        dev_ca=args.dev_ca,
+    )
+    return run_doctor(options, out)
+
+
+def connect(args: argparse.Namespace, out: TextIO) -> int:
+    from .connect import connect_options, run_connect
+
+    options = connect_options(
+        args.budget,
+        args.endpoint,
+        topic_arn=args.topic,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        dry_run=args.dry_run,
+        allow_http=args.allow_http,
+        threshold=args.threshold,
+    )
+    return run_connect(options, out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -621,6 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return listen(args, sys.stdout)
         if args.command == "replay":
             return replay(args, sys.stdout)
+        if args.command in {"doctor", "connect"}:
+            return (doctor if args.command == "doctor" else connect)(args, sys.stdout)
         return verify(args, sys.stdout)
     except (ConfigurationError, SnsError, OSError) as exc:
         sys.stderr.write(f"snsmiddleware {args.command}: {exc}\n")
