@@ -158,3 +158,13 @@ def test_every_example_policy_is_checked_here() -> None:
     source = Path(__file__).read_text(encoding="utf-8")
     for policy in sorted(EXAMPLES.glob("iam-policy-*.json")):
         assert f'"{policy.name}"' in source, f"{policy.name} has no test of its actions"
+
+
+def test_readme_names_each_policy_and_its_actions() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    deploy = readme[readme.index("### IAM: what the server calls") :]
+    deploy = deploy[: deploy.index("\n### ", 1)]
+    for policy in sorted(EXAMPLES.glob("iam-policy-*.json")):
+        assert f"examples/{policy.name}" in deploy
+        for action in policy_actions(policy.name):
+            assert action.split(":")[1] in deploy, f"{action} of {policy.name}"

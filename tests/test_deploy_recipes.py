@@ -40,6 +40,7 @@ from snsmiddleware.errors import ConfigurationError
 from snsmiddleware.server import (
     DEFAULT_PROXY_HEADERS,
     PROXY_HEADERS,
+    PROXY_OPTIONS,
     Assembly,
     ServerSettings,
     assemble,
@@ -390,3 +391,11 @@ def test_our_proxy_header_names_are_waitress_own() -> None:
     from waitress.adjustments import KNOWN_PROXY_HEADERS
 
     assert frozenset(KNOWN_PROXY_HEADERS) == PROXY_HEADERS
+
+
+def test_readme_documents_each_proxy_setting() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### TLS in front of waitress") :]
+    for name in PROXY_OPTIONS:
+        assert f"| `{name}` | `SNSMIDDLEWARE_{name.upper()}` |" in section, name
+    assert f"| `{' '.join(sorted(DEFAULT_PROXY_HEADERS))}` |" in section
