@@ -33,6 +33,7 @@ from .conftest import PATH, TOPIC
 EXAMPLES = ROOT / "examples"
 ALERT = (EXAMPLES / "budget-alert.txt").read_text(encoding="utf-8")
 ALERT_SUBJECT = "AWS Budgets: Test Budget has exceeded your alert threshold"
+MakeMiddleware = Callable[..., SnsMiddleware]
 
 
 def policy_actions(name: str) -> set[str]:
@@ -72,19 +73,9 @@ def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
     return fresh_ses(moto_server, monkeypatch)
 
 
-def alert_app(signer: MessageSigner, mailer: SesMailer, **options: Any) -> webtest.TestApp:
-    app = BudgetApp(
+def budget_app(mailer: SesMailer) -> BudgetApp:
+    return BudgetApp(
         recipients={}, default_recipients="ops@example.com", sender=VERIFIED_SENDER, mailer=mailer
-    )
-    return webtest.TestApp(
-        SnsMiddleware(
-            app,
-            paths=[PATH],
-            topics=[TOPIC],
-            fetch_certificate=signer.fetch_certificate,
-            confirm=lambda message: None,
-            **options,
-        )
     )
 
 
@@ -93,37 +84,34 @@ def send_alert(app: webtest.TestApp, signer: MessageSigner) -> None:
     assert response.status_int == 200, response.text
 
 
-def test_confirm_policy_is_what_confirm_api_calls(ses: MotoSes, signer: MessageSigner) -> None:
+def test_confirm_policy_is_what_confirm_api_calls(
+    ses: MotoSes, signer: MessageSigner, make_middleware: MakeMiddleware
+) -> None:
     import boto3
 
     sns = boto3.session.Session().client("sns", region_name="us-east-1", endpoint_url=ses.url)
     assert sns.create_topic(Name="budget-alerts")["TopicArn"] == TOPIC
-    app = webtest.TestApp(
-        SnsMiddleware(
-            lambda environ, start_response: [],
-            paths=[PATH],
-            topics=[TOPIC],
-            fetch_certificate=signer.fetch_certificate,
-            confirm="api",
-            confirm_endpoint_url=ses.url,
-        )
-    )
+    app = webtest.TestApp(make_middleware(confirm="api", confirm_endpoint_url=ses.url))
     with recorded_aws_calls() as calls:
         response = post_sns(app, PATH, signer.subscription_confirmation())
     assert response.status_int == 200, response.text
     assert calls == policy_actions("iam-policy-confirm.json") == {"sns:ConfirmSubscription"}
 
 
-def test_ses_policy_is_what_both_ses_apis_call(ses: MotoSes, signer: MessageSigner) -> None:
+def test_ses_policy_is_what_both_ses_apis_call(
+    ses: MotoSes, signer: MessageSigner, make_middleware: MakeMiddleware
+) -> None:
     with recorded_aws_calls() as calls:
         for api in ("v2", "v1"):
             mailer = SesMailer(region=SES_REGION, endpoint_url=ses.url, api=api)
-            send_alert(alert_app(signer, mailer), signer)
+            send_alert(webtest.TestApp(make_middleware(app=budget_app(mailer))), signer)
     assert len(ses.sent()) == 2, "each API sent its email"
     assert calls == policy_actions("iam-policy-ses.json")
 
 
-def test_dynamodb_policy_is_what_the_store_calls(ses: MotoSes, signer: MessageSigner) -> None:
+def test_dynamodb_policy_is_what_the_store_calls(
+    ses: MotoSes, signer: MessageSigner, make_middleware: MakeMiddleware
+) -> None:
     """Claim, effect record and commit of an alert sent through SES; the release after an
     app that failed; the health check."""
     table = "iam-dedupe"
@@ -132,21 +120,13 @@ def test_dynamodb_policy_is_what_the_store_calls(ses: MotoSes, signer: MessageSi
         store = DynamoDBDedupeStore(table, region=SES_REGION, endpoint_url=ses.url)
         assert store.ping()
         mailer = SesMailer(region=SES_REGION, endpoint_url=ses.url)
-        send_alert(alert_app(signer, mailer, dedupe=store), signer)
+        send_alert(webtest.TestApp(make_middleware(app=budget_app(mailer), dedupe=store)), signer)
 
         def failing(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"try again"]
 
-        unavailable = webtest.TestApp(
-            SnsMiddleware(
-                failing,
-                paths=[PATH],
-                topics=[TOPIC],
-                fetch_certificate=signer.fetch_certificate,
-                dedupe=store,
-            )
-        )
+        unavailable = webtest.TestApp(make_middleware(app=failing, dedupe=store))
         response = post_sns(unavailable, PATH, signer.notification("x"))
         assert response.status_int == 503
     dynamodb = {call for call in calls if call.startswith("dynamodb:")}
