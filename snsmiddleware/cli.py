@@ -69,12 +69,14 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .server import assemble, make_server
+    from .server import assemble, configure_logging, make_server
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = Path(args.config) if args.config else None
+    if config is not None:
+        configure_logging(config)  # the INI's [loggers] sections, as pserve applies them
     assembly = assemble(_flag_options(args), os.environ, config)
     graceful = make_server(assembly)
     _describe(assembly, graceful.port)

@@ -60,6 +60,49 @@ ENV_PREFIX: Final = "SNSMIDDLEWARE_"
 DEFAULT_TOPIC: Final = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 DEFAULT_PATH: Final = "/sns/budgets"
 
+# --- behind a TLS proxy -----------------------------------------------------------------------
+
+#: The server options that describe the TLS-terminating proxy in front (ALB, nginx, Caddy).
+#: Same names as waitress's, so one ``[server:main]`` reads the same under ``pserve``.
+PROXY_OPTIONS: Final = ("trusted_proxy", "trusted_proxy_headers", "trusted_proxy_count")
+
+#: The forwarding headers waitress can take from a trusted proxy (its ``KNOWN_PROXY_HEADERS``).
+PROXY_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-by",
+        "forwarded",
+    }
+)
+
+#: What an ALB, Caddy and the usual nginx ``proxy_set_header`` lines send: the client's
+#: address and the scheme it used. (waitress alone would trust only X-Forwarded-Proto, with a
+#: deprecation warning.)
+DEFAULT_PROXY_HEADERS: Final = frozenset({"x-forwarded-for", "x-forwarded-proto"})
+
+
+def to_proxy_headers(value: str) -> frozenset[str]:
+    """``x-forwarded-for x-forwarded-proto`` (spaces or commas): names waitress knows.
+
+    Checked here rather than by waitress, whose ``ValueError`` would come as a traceback
+    after the start-up checks."""
+    names = frozenset(name.lower() for name in value.replace(",", " ").split())
+    if not names:
+        raise ValueError("must name at least one header")
+    unknown = names - PROXY_HEADERS
+    if unknown:
+        raise ValueError(
+            f"unknown header(s) {', '.join(sorted(unknown))}; known: "
+            + ", ".join(sorted(PROXY_HEADERS))
+        )
+    if "forwarded" in names and len(names) > 1:
+        raise ValueError("Forwarded and the X-Forwarded-* headers exclude each other: trust one")
+    return names
+
+
 #: Options of the server itself (not of the middleware or the app).
 SERVER_OPTIONS: Final = {
     "host": to_text,
@@ -68,6 +111,9 @@ SERVER_OPTIONS: Final = {
     "development": to_bool,
     "dev_ca": to_text,
     "shutdown_timeout": to_duration,
+    "trusted_proxy": to_text,
+    "trusted_proxy_headers": to_proxy_headers,
+    "trusted_proxy_count": to_positive_int,
 }
 
 #: Server options only a command-line flag may set. Development trust (``--dev``) makes the
@@ -102,9 +148,16 @@ class ServerSettings:
     dev_ca: str | None = None
     #: how long in-flight deliveries may finish after SIGTERM (SNS's answer deadline)
     shutdown_timeout: timedelta = DEFAULT_SHUTDOWN_TIMEOUT
+    #: the TLS proxy in front (waitress's settings of the same names; see proxy_options)
+    trusted_proxy: str | None = None
+    trusted_proxy_headers: frozenset[str] = frozenset()
+    trusted_proxy_count: int | None = None
     # Raw strings that can hold secrets (basic_auth, smtp_password): kept out of the repr.
     sns: dict[str, str] = field(default_factory=dict, repr=False)
     budgets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        check_proxy_settings(self)
 
 
 def options_from_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -305,7 +358,7 @@ def ini_defaults(path: Path, env: Mapping[str, str]) -> dict[str, str]:
 
 
 #: What ``serve`` reads from an INI's ``[server:main]`` (pserve hands the rest to waitress).
-INI_SERVER_OPTIONS: Final = ("host", "port", "threads", "shutdown_timeout")
+INI_SERVER_OPTIONS: Final = ("host", "port", "threads", "shutdown_timeout", *PROXY_OPTIONS)
 
 
 def _warn_unread(path: Path, server_conf: Mapping[str, Any], env: Mapping[str, str]) -> None:
@@ -490,6 +543,7 @@ def make_server(assembly: Assembly) -> GracefulServer:
             port=settings.port,
             threads=settings.threads,
             **limits,
+            **proxy_options(settings),
         )
     except OSError as exc:
         raise ConfigurationError(_bind_failure(exc, settings.host, settings.port)) from None
@@ -549,3 +603,75 @@ def summary(assembly: Assembly, port: int) -> list[str]:
     if serves_only_sns(app):
         lines.append("  other paths    404 not_found")
     return lines
+
+
+def check_proxy_settings(settings: ServerSettings) -> None:
+    """Headers or a hop count without a proxy to trust mean a misunderstanding: refuse them
+    (waitress would, with a traceback); a proxy without headers trusts the default ones."""
+    if settings.trusted_proxy is None:
+        given = [
+            name
+            for name in ("trusted_proxy_headers", "trusted_proxy_count")
+            if getattr(settings, name)
+        ]
+        if given:
+            raise ConfigurationError(
+                f"{' and '.join(given)} mean nothing without trusted_proxy (the address of "
+                "the proxy in front, or * when only the proxy can reach this port)"
+            )
+    elif not settings.trusted_proxy_headers:
+        settings.trusted_proxy_headers = DEFAULT_PROXY_HEADERS
+
+
+def proxy_options(settings: ServerSettings) -> dict[str, Any]:
+    """waitress's keyword arguments for the proxy in front; none when there is none.
+
+    Only what waitress does with them changes: ``REMOTE_ADDR`` becomes the client's address
+    and ``wsgi.url_scheme`` the scheme it used; headers from any other peer are removed.
+    SNS verification uses neither (a message is genuine by its signature, not its origin).
+    """
+    if settings.trusted_proxy is None:
+        return {}
+    options: dict[str, Any] = {
+        "trusted_proxy": settings.trusted_proxy,
+        "trusted_proxy_headers": set(settings.trusted_proxy_headers),
+    }
+    if settings.trusted_proxy_count is not None:
+        options["trusted_proxy_count"] = settings.trusted_proxy_count
+    return options
+
+
+# --- logging from the INI file --------------------------------------------------------------
+
+
+def configure_logging(config: Path) -> bool:
+    """Apply the ``[loggers]``, ``[handlers]`` and ``[formatters]`` sections of ``config``,
+    as ``pserve`` does with the same file; False when it has none (the defaults stay).
+
+    Loggers that exist already are kept enabled (``disable_existing_loggers=False``): the
+    library's loggers are created at import, before the file is read, and would otherwise
+    fall silent. ``%(here)s`` is the file's directory, as under PasteDeploy.
+    """
+    import configparser
+    import logging.config
+
+    if not config.is_file():
+        return False  # assemble() names the missing file
+    sections = configparser.RawConfigParser(strict=False)
+    try:
+        sections.read(config, encoding="utf-8")
+    except configparser.Error as exc:
+        raise ConfigurationError(f"{config}: {exc}") from None
+    if not sections.has_section("loggers"):
+        return False
+    where = config.resolve()
+    try:
+        logging.config.fileConfig(
+            where,
+            defaults={"here": str(where.parent), "__file__": str(where)},
+            disable_existing_loggers=False,
+            encoding="utf-8",
+        )
+    except (KeyError, ValueError, TypeError, ImportError, configparser.Error) as exc:
+        raise ConfigurationError(f"the logging sections of {config}: {exc!r}") from None
+    return True

@@ -90,6 +90,7 @@ def dynamodb() -> Iterator[MotoDynamoDB]:
         yield server
 
 
+@pytest.fixture(scope="module")
 def moto_aws_server() -> Iterator[MotoAws]:
     """moto's server (SNS, STS, Budgets; doctor and connect) on 127.0.0.1, one per module."""
     with running_moto_aws() as server:
