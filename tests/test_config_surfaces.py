@@ -167,7 +167,8 @@ def test_what_an_ini_start_ignores_is_warned_about(
     warnings = [record.getMessage() for record in caplog.records]
     assert warnings == [
         f"{ini} [server:main] thread is not read by snsmiddleware serve (did you mean "
-        "threads?) (it reads host, port, threads, shutdown_timeout)",
+        "threads?) (it reads host, port, threads, shutdown_timeout, trusted_proxy, "
+        "trusted_proxy_headers, trusted_proxy_count)",
         f"SNSMIDDLEWARE_TOPICS is set but {ini} never uses %(topics)s: it has no effect",
     ]
 
