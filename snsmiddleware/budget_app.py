@@ -38,6 +38,7 @@ outbox, and never keeps per-request state on ``self`` (servers call it from many
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
@@ -67,6 +68,7 @@ from .budgets import BudgetAlert, NotABudgetAlertError, parse_budget_alert
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, excerpt
+from .hooks import HookGuard
 from .mail import FileOutbox, Mailer
 from .message import Notification, is_topic_verification
 from .middleware import get_effects, get_message
@@ -166,6 +168,43 @@ class RecipientRule:
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
 
 
+class MailOutcome(enum.Enum):
+    """What became of one alert's email (see :class:`MailEvent`).
+
+    .. versionadded:: 1.1
+    """
+
+    #: handed to the mailer
+    SENT = "sent"
+    #: an earlier attempt sent it (recorded in the de-duplication store): not sent again
+    ALREADY_SENT = "already_sent"
+    #: kept in the dead-letter outbox (``reason`` says why); SNS is answered 200
+    DEAD_LETTERED = "dead_lettered"
+    #: not sent yet, and not dead-lettered: 503, SNS retries (``reason`` says why)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class MailEvent:
+    """One alert's email outcome, for :class:`BudgetApp`'s ``observer``.
+
+    :param outcome: what happened.
+    :param reason: the reason code of a ``DEAD_LETTERED`` or ``FAILED`` outcome (the
+        dead-letter reason, or the mailer's error), else ``None``.
+    :param topic_arn: the TopicArn of the verified notification the alert came in.
+
+    .. versionadded:: 1.1
+    """
+
+    outcome: MailOutcome
+    reason: str | None
+    topic_arn: str
+
+
+#: ``event -> None``; see :class:`MailEvent`.
+MailObserver = Callable[[MailEvent], object]
+
+
 def _about(message: Notification) -> str:
     """The log fields naming a notification (the TopicArn cut short: ``handle()`` can be
     called without the middleware's allowlist in front)."""
@@ -204,6 +243,10 @@ class BudgetApp:
         retrying for this long (measured from its Timestamp), keep it in the dead-letter
         outbox and answer 200 ``dead_lettered`` instead of 503; ``None``: always 503.
     :param clock: the current aware datetime (the middleware's ``clock``, in tests).
+    :param observer: called with a :class:`MailEvent` for every alert it emails,
+        dead-letters or fails to send (for metrics: :mod:`snsmiddleware.metrics`); what it
+        raises is logged (rate-limited) and never changes the answer. Settable later as the
+        ``observer`` attribute.
 
     Example::
 
@@ -225,8 +268,11 @@ class BudgetApp:
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
         dead_letter_after: timedelta | None = DEFAULT_DEAD_LETTER_AFTER,
         clock: Callable[[], datetime] = utc_now,
+        observer: MailObserver | None = None,
     ) -> None:
         self.clock = clock
+        self.observer = observer
+        self._observer_guard = HookGuard("the BudgetApp observer")
         if dead_letter_after is not None and dead_letter_after <= timedelta(0):
             raise ConfigurationError("dead_letter_after must be positive (or None)")
         self.dead_letter_after = dead_letter_after
@@ -369,6 +415,7 @@ class BudgetApp:
         ledger = None if getattr(self.mailer, "idempotent", False) else effects
         if ledger is not None and self._recorded(ledger, about):
             log.warning("an earlier attempt sent this alert; not sending it again %s", about)
+            self._notify(MailOutcome.ALREADY_SENT, None, message)
             return _answer(200, Reason.ALREADY_SENT, "emailed by an earlier attempt")
         try:
             self.mailer.send(email)
@@ -390,7 +437,13 @@ class BudgetApp:
                 # Sent: the answer stays 200. Only a crash before the commit would resend.
                 log.exception("the send could not be recorded %s", about)
         log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
+        self._notify(MailOutcome.SENT, None, message)
         return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
+
+    def _notify(self, outcome: MailOutcome, reason: str | None, message: Notification) -> None:
+        observer = self.observer
+        if observer is not None:
+            self._observer_guard.call(observer, MailEvent(outcome, reason, message.topic_arn))
 
     def _not_sent_yet(
         self,
@@ -416,6 +469,7 @@ class BudgetApp:
         log.error(
             "email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, _about(message)
         )
+        self._notify(MailOutcome.FAILED, exc.reason, message)
         return _response(exc.answer("the email could not be sent yet; SNS will retry"))
 
     @staticmethod
@@ -457,12 +511,14 @@ class BudgetApp:
                 exc.detail,
                 about,
             )
+            self._notify(MailOutcome.FAILED, exc.reason, message)
             return _response(
                 exc.answer(
                     f"not emailed ({reason}) and the dead-letter outbox failed; SNS will retry"
                 )
             )
         log.error("alert dead-lettered (%s: %s) to %s %s", reason, detail, path, about)
+        self._notify(MailOutcome.DEAD_LETTERED, reason, message)
         return _answer(
             200, Reason.DEAD_LETTERED, f"not emailed ({reason}); kept in the dead-letter outbox"
         )

@@ -32,6 +32,7 @@ from .config import (
     budget_app_options,
     convert_options,
     middleware_options,
+    one_of,
     to_bool,
     to_duration,
     to_positive_int,
@@ -39,12 +40,14 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .graceful import DEFAULT_SHUTDOWN_TIMEOUT
+from .logformat import LOG_FORMATS
 from .middleware import SnsMiddleware
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
     from .graceful import GracefulServer
+    from .metrics import MetricsServer, SnsMetrics
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,21 @@ SERVER_OPTIONS: Final = {
     "development": to_bool,
     "dev_ca": to_text,
     "shutdown_timeout": to_duration,
+    # Prometheus metrics on a port of their own (never the SNS port), and the log format.
+    "metrics_port": to_positive_int,
+    "metrics_host": to_text,
+    "log_format": one_of(*LOG_FORMATS),
 }
+#: The server options an INI file's ``[server:main]`` may set.
+INI_SERVER_OPTIONS: Final = (
+    "host",
+    "port",
+    "threads",
+    "shutdown_timeout",
+    "metrics_port",
+    "metrics_host",
+    "log_format",
+)
 
 #: Server options only a command-line flag may set. Development trust (``--dev``) makes the
 #: server accept messages signed by a key that sits unencrypted on disk; an environment
@@ -94,6 +111,13 @@ class ServerSettings:
     dev_ca: str | None = None
     #: how long in-flight deliveries may finish after SIGTERM (SNS's answer deadline)
     shutdown_timeout: timedelta = DEFAULT_SHUTDOWN_TIMEOUT
+    #: serve Prometheus metrics on this port (``None``: no metrics); needs the extra
+    metrics_port: int | None = None
+    #: the metrics port's address: loopback, whatever ``host`` is (scrapers are local or
+    #: reach it through a private network the operator opens on purpose)
+    metrics_host: str = "127.0.0.1"
+    #: ``plain`` text lines or ``json`` (one object per line, decision fields included)
+    log_format: str = "plain"
     # Raw strings that can hold secrets (basic_auth, smtp_password): kept out of the repr.
     sns: dict[str, str] = field(default_factory=dict, repr=False)
     budgets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -149,8 +173,8 @@ def load_ini_application(
     """Load ``[app:main]`` (or ``[pipeline:main]``) with PasteDeploy, and ``[server:main]``.
 
     ``SNSMIDDLEWARE_*`` environment variables are offered to the file as ``%(name)s``
-    defaults. Returns the application and the server section's host/port/threads/
-    shutdown_timeout (strings).
+    defaults. Returns the application and the server section's
+    :data:`INI_SERVER_OPTIONS` (strings).
     """
     try:
         from paste.deploy import loadapp
@@ -168,11 +192,7 @@ def load_ini_application(
         server_conf = loadcontext(SERVER, uri, global_conf=global_conf).local_conf
     except LookupError:  # no [server:main]: the defaults and flags decide
         server_conf = {}
-    server = {
-        key: server_conf[key]
-        for key in ("host", "port", "threads", "shutdown_timeout")
-        if key in server_conf
-    }
+    server = {key: server_conf[key] for key in INI_SERVER_OPTIONS if key in server_conf}
     return app, server
 
 
@@ -204,6 +224,8 @@ class Assembly:
     app: Any
     settings: ServerSettings
     source: str
+    #: the metrics the app is instrumented with (``metrics_port`` set), else ``None``
+    metrics: SnsMetrics | None = None
 
 
 def assemble(
@@ -238,7 +260,44 @@ def assemble(
         source = "embedded defaults" + (" + environment" if env else "")
     if settings.development:
         enable_development_mode(app, settings.dev_ca)
-    return Assembly(app, settings, source)
+    return Assembly(app, settings, source, instrument_for_metrics(app, settings))
+
+
+def instrument_for_metrics(app: WSGIApplication, settings: ServerSettings) -> SnsMetrics | None:
+    """Metrics for ``app`` (an SnsMiddleware) when ``metrics_port`` is set, else ``None``.
+
+    The metrics port is never the SNS port: what it shows (topics, reason codes, traffic) is
+    for the operator, not for whoever can reach the endpoint SNS posts to.
+    """
+    if settings.metrics_port is None:
+        return None
+    if settings.metrics_port == settings.port:
+        raise ConfigurationError(
+            f"metrics_port {settings.metrics_port} is the SNS port: give the metrics a port "
+            "of their own (they are for the operator, not for the internet)"
+        )
+    from .metrics import SnsMetrics
+
+    if not isinstance(app, SnsMiddleware):
+        raise ConfigurationError("metrics need SnsMiddleware as the outermost app")
+    metrics = SnsMetrics()
+    metrics.instrument(app)
+    return metrics
+
+
+def start_metrics_server(assembly: Assembly) -> MetricsServer | None:
+    """Serve ``assembly``'s metrics on ``metrics_host:metrics_port`` (a background thread),
+    or nothing when it has none."""
+    settings = assembly.settings
+    if assembly.metrics is None or settings.metrics_port is None:
+        return None
+    try:
+        return assembly.metrics.serve(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from None
 
 
 def make_server(assembly: Assembly) -> GracefulServer:
