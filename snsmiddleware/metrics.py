@@ -120,6 +120,12 @@ class SnsMetrics:
         max_topics: int = DEFAULT_MAX_TOPICS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if directory and not os.path.isdir(directory):
+            raise ConfigurationError(
+                f"{MULTIPROCESS_ENV}={directory!r} is not a directory: create it (empty) "
+                "before the processes start, or unset it"
+            )
         prometheus = _prometheus()
         self._prometheus = prometheus
         self.registry: CollectorRegistry = (

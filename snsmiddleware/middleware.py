@@ -152,10 +152,13 @@ Observer = Callable[[Decision], object]
 
 def as_reason(code: str) -> Reason | str:
     """``code`` as its :class:`Reason` member, or unchanged when it is not catalogued."""
-    return Reason._value2member_map_.get(code, code)  # type: ignore[return-value]
+    try:
+        return Reason(code)
+    except ValueError:
+        return code
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and never leaves this module
 class _Verdict:
     """One decision, before it is answered, logged and observed."""
 

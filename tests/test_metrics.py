@@ -9,15 +9,16 @@ import http.server
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import webtest
 from prometheus_client.parser import text_string_to_metric_families
 
-from snsmiddleware import ConfigurationError
+from snsmiddleware import ConfigurationError, SnsMiddleware
 from snsmiddleware.budget_app import MailEvent, MailOutcome
 from snsmiddleware.certs import CertificateEvent, CertificateEventKind
 from snsmiddleware.cli import main
@@ -28,12 +29,12 @@ from snsmiddleware.middleware import Decision
 from snsmiddleware.reasons import Reason
 from snsmiddleware.server import assemble
 from snsmiddleware.signer import SignedMessage
-from snsmiddleware.testing import MessageSigner, TestCA
+from snsmiddleware.testing import MessageSigner, TestCA, post_sns
 
 from ._net import LocalHttpServer, free_port, serving, wait_for_port
 from ._project import modules_after
 from ._serve_helpers import SNS_PATH, Server, refuse_to_serve
-from .conftest import TOPIC
+from .conftest import PATH, TOPIC, EchoApp
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -157,6 +158,32 @@ def test_certificate_dedupe_and_email_events_are_counted() -> None:
         value(found, "snsmiddleware_emails_total", outcome="dead_lettered", reason="no_recipients")
         == 1
     )
+
+
+def test_instrument_keeps_an_observer_already_set_even_one_that_raises(
+    make_middleware: Callable[..., SnsMiddleware], signer: MessageSigner
+) -> None:
+    seen: list[Decision] = []
+
+    def raising(decision: Decision) -> None:
+        seen.append(decision)
+        raise RuntimeError("the user's observer is broken")
+
+    metrics = SnsMetrics()
+    app = metrics.instrument(make_middleware(observer=raising))
+    assert post_sns(webtest.TestApp(app), PATH, signer.notification("x")).status_int == 200
+    assert len(seen) == 1  # ran first
+    assert decisions(samples(metrics.exposition().decode()), reason="delivered") == 1
+    with pytest.raises(ConfigurationError, match="instrument an SnsMiddleware"):
+        metrics.instrument(EchoApp())  # type: ignore[arg-type]
+
+
+def test_a_missing_multiprocess_directory_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ConfigurationError, match="is not a directory: create it"):
+        SnsMetrics()
 
 
 def test_metrics_without_prometheus_client_name_the_extra(
