@@ -169,10 +169,7 @@ class RecipientRule:
 
 
 class MailOutcome(enum.Enum):
-    """What became of one alert's email (see :class:`MailEvent`).
-
-    .. versionadded:: 1.1
-    """
+    """What became of one alert's email (see :class:`MailEvent`)."""
 
     #: handed to the mailer
     SENT = "sent"
@@ -192,8 +189,6 @@ class MailEvent:
     :param reason: the reason code of a ``DEAD_LETTERED`` or ``FAILED`` outcome (the
         dead-letter reason, or the mailer's error), else ``None``.
     :param topic_arn: the TopicArn of the verified notification the alert came in.
-
-    .. versionadded:: 1.1
     """
 
     outcome: MailOutcome

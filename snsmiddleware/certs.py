@@ -328,8 +328,6 @@ class CertificateEvent:
 
     :param kind: what happened.
     :param reason: the reason code of a ``FAILURE`` or ``REFUSAL_REMEMBERED``, else ``None``.
-
-    .. versionadded:: 1.1
     """
 
     kind: CertificateEventKind
@@ -400,9 +398,6 @@ class CertificateStore:
         refusal remembered) and every download's end (download, failure), from the
         request's thread or the download's; what it raises is logged (rate-limited) and
         changes nothing. Settable later as the ``observer`` attribute.
-
-    .. versionchanged:: 1.1
-       ``observer``.
     """
 
     def __init__(

@@ -441,10 +441,7 @@ class Admission(enum.Enum):
 
 
 class DedupeEvent(enum.Enum):
-    """What :class:`DeliveryLedger` did with one delivery's claim (for its ``observer``).
-
-    .. versionadded:: 1.1
-    """
+    """What :class:`DeliveryLedger` did with one delivery's claim (for its ``observer``)."""
 
     #: first seen: the claim is this delivery's
     CLAIMED = "claimed"
@@ -505,9 +502,6 @@ class DeliveryLedger:
     :param retention: how long a commit the store refused is remembered here.
     :param observer: called with a :class:`DedupeEvent` for each claim's outcome; what it
         raises is logged (rate-limited) and changes nothing. Settable as ``observer``.
-
-    .. versionchanged:: 1.1
-       ``observer``.
     """
 
     def __init__(

@@ -122,8 +122,6 @@ class Decision:
         ``UnsubscribeConfirmation`` of a verified message, else ``None``.
     :param message_id: the verified message's MessageId, else ``None``.
     :param topic_arn: the verified message's TopicArn, else ``None``.
-
-    .. versionadded:: 1.1
     """
 
     reason: Reason | str
