@@ -134,6 +134,9 @@ class SnsMetrics:
         self.max_topics = max_topics
         self._clock = clock
         self._topics: set[str] = set()
+        # (status, reason, type, topic) -> the labelled children a decision updates; bounded
+        # like the labels themselves.
+        self._decision_children: dict[tuple[int, str, str | None, str], tuple[Any, Any, Any]] = {}
         self._topics_lock = threading.Lock()
         common = {"namespace": namespace, "registry": self.registry}
         counter, gauge = prometheus.Counter, prometheus.Gauge
@@ -188,6 +191,7 @@ class SnsMetrics:
             ["outcome"],
             **common,
         )
+        self._dedupe_children = {event: self.dedupe.labels(event.value) for event in DedupeEvent}
         self.emails = counter(
             "emails",
             "Budget alert emails: sent, already sent, dead-lettered, failed (SNS retries)",
@@ -210,19 +214,29 @@ class SnsMetrics:
         return topic_arn
 
     def observe_decision(self, decision: Decision) -> None:
-        """The middleware's observer."""
-        outcome = outcome_of(decision.status)
+        """The middleware's observer (it runs in the request: the labelled children are
+        looked up once per label set, then taken from a plain dict)."""
         topic = self.topic_label(decision.topic_arn)
-        self.decisions.labels(
-            outcome,
-            str(decision.status),
-            _reason_label(decision.reason),
-            decision.message_type or "",
-            topic,
-        ).inc()
-        self.latency.labels(outcome).observe(decision.elapsed)
-        if decision.genuine_notification:
-            self.last_notification.labels(topic).set(self._clock())
+        key = (decision.status, decision.reason, decision.message_type, topic)
+        children = self._decision_children.get(key)
+        if children is None:
+            children = self._decision_children[key] = self._children_for(*key)
+        counter, latency, last_notification = children
+        counter.inc()
+        latency.observe(decision.elapsed)
+        if last_notification is not None:
+            last_notification.set(self._clock())
+
+    def _children_for(
+        self, status: int, reason: str, message_type: str | None, topic: str
+    ) -> tuple[Any, Any, Any]:
+        outcome = outcome_of(status)
+        counter = self.decisions.labels(
+            outcome, str(status), _reason_label(reason), message_type or "", topic
+        )
+        genuine = message_type == "Notification"
+        last = self.last_notification.labels(topic) if genuine else None
+        return counter, self.latency.labels(outcome), last
 
     def observe_certificate(self, event: CertificateEvent) -> None:
         """The certificate cache's observer."""
@@ -240,7 +254,7 @@ class SnsMetrics:
 
     def observe_dedupe(self, event: DedupeEvent) -> None:
         """The de-duplication ledger's observer."""
-        self.dedupe.labels(event.value).inc()
+        self._dedupe_children[event].inc()
 
     def observe_mail(self, event: MailEvent) -> None:
         """The budget app's observer."""
