@@ -58,7 +58,13 @@ from .errors import (
     UnauthorizedError,
 )
 from .hooks import HookGuard
-from .message import Notification, SnsMessage, SubscriptionConfirmation, is_topic_verification
+from .message import (
+    Notification,
+    SnsMessage,
+    SubscriptionConfirmation,
+    UnsubscribeConfirmation,
+    is_topic_verification,
+)
 from .reasons import Reason
 from .verifier import SnsVerifier, VerifierOptions, build_verifier, given_verifier_options
 from .wsgibody import read_body, restore_body
@@ -83,6 +89,10 @@ _SNS_HEADERS: Final = (
 )
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
+
+#: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
+#: (its return value is ignored).
+UnsubscribeHook = Callable[[UnsubscribeConfirmation], object]
 
 
 #: The ``extra=`` fields of every decision log line (see :mod:`snsmiddleware.logformat`).
@@ -313,6 +323,18 @@ class SnsMiddleware:
         the answer is decided (for metrics: :mod:`snsmiddleware.metrics`). It runs in the
         request's thread, so keep it quick; whatever it raises is logged (at most once a
         minute) and never changes the answer. ``None`` (the default) costs one ``if``.
+    :param on_unsubscribe: called with each verified :class:`UnsubscribeConfirmation` of an
+        allowed topic (this endpoint's subscription was deleted: deliveries stop), at most
+        once per MessageId: the call is claimed and committed in the de-duplication store
+        like a notification, so SNS's redeliveries answer 200 ``duplicate``. It returns:
+        200 ``unsubscribe_acknowledged``. It raises a transient :class:`SnsError`
+        (:class:`TransientError`, a mailer's ``MailUnavailableError``): its 503, and the
+        claim is released, so a redelivery calls it again (a retry is worth more than a
+        notice lost; SNS retries this message like any other under the subscription's
+        delivery policy, if it still applies to a deleted subscription). A permanent
+        :class:`SnsError`: its 4xx, the claim committed (retrying cannot help). Anything
+        else: logged with its traceback, 500 ``app_error``, the claim released. No
+        traceback is ever answered. Without a hook the confirmation is logged as a WARNING.
 
     ``topics``, ``fetch_certificate``, ``clock``, ``require_signature_v2``, ``max_age``,
     ``clock_skew`` and ``emulator`` are the :class:`~snsmiddleware.verifier.VerifierOptions`,
@@ -338,6 +360,7 @@ class SnsMiddleware:
         basic_auth: BasicAuthCredentials | None = None,
         basic_auth_realm: str | None = None,
         observer: Observer | None = None,
+        on_unsubscribe: UnsubscribeHook | None = None,
         **verifier_options: Unpack[VerifierOptions],
     ) -> None:
         self.app = app
@@ -346,6 +369,9 @@ class SnsMiddleware:
         #: see the ``observer`` parameter; settable
         self.observer: Observer | None = observer
         self._observer_guard = HookGuard("the SnsMiddleware observer")
+        if on_unsubscribe is not None and not callable(on_unsubscribe):
+            raise ConfigurationError("on_unsubscribe must be a callable (or None)")
+        self.on_unsubscribe = on_unsubscribe
         self.basic_auth = BasicAuth.optional(basic_auth, realm=basic_auth_realm)
         self.paths = _check_paths(paths)
         if max_body_bytes < 1:
@@ -500,15 +526,10 @@ class SnsMiddleware:
     def _dispatch(self, message: SnsMessage, body: bytes, environ: WSGIEnvironment) -> _Verdict:
         if isinstance(message, SubscriptionConfirmation):
             return self._confirm(message)
-        if not isinstance(message, Notification):
-            return _answer(
-                200,
-                Reason.UNSUBSCRIBE_ACKNOWLEDGED,
-                "acknowledged",
-                level=logging.INFO,
-                text="unsubscribe confirmation acknowledged",
-                message=message,
-            )
+        if isinstance(message, UnsubscribeConfirmation):
+            return self._unsubscribed(message)
+        if not isinstance(message, Notification):  # pragma: no cover - three types exist
+            raise SnsError("unknown message type", reason=Reason.UNKNOWN_TYPE)
         if self.answer_budgets_verification and is_topic_verification(message):
             return _answer(
                 200,
@@ -550,6 +571,60 @@ class SnsMiddleware:
             "subscription confirmed",
             level=logging.INFO,
             text="confirmed subscription",
+            message=message,
+        )
+
+    def _unsubscribed(self, message: UnsubscribeConfirmation) -> _Verdict:
+        """This endpoint's subscription was deleted: tell :attr:`on_unsubscribe` once per
+        MessageId (see the class docstring for how its failures are answered)."""
+        hook = self.on_unsubscribe
+        if hook is None:
+            return _answer(
+                200,
+                Reason.UNSUBSCRIBE_ACKNOWLEDGED,
+                "acknowledged",
+                level=logging.WARNING,
+                text="unsubscribe confirmation acknowledged: deliveries from this topic stop",
+                message=message,
+            )
+        delivery = self.ledger.claim(message.message_id)
+        if delivery.duplicate:
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "already processed",
+                level=logging.INFO,
+                text="duplicate unsubscribe confirmation ignored",
+                message=message,
+            )
+        done = False
+        try:
+            hook(message)
+            done = True
+        except SnsError as exc:
+            done = not exc.transient  # permanent: a redelivery could not do better
+            level = logging.ERROR if exc.transient else logging.WARNING
+            return _render(
+                exc.answer(), level, f"on_unsubscribe failed: {exc.reason} ({exc.detail})", message
+            )
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.APP_ERROR,
+                "the unsubscribe hook failed",
+                level=logging.ERROR,
+                text="the on_unsubscribe hook failed",
+                message=message,
+                failure=exc,
+            )
+        finally:
+            self.ledger.finish(delivery, succeeded=done)
+        return _answer(
+            200,
+            Reason.UNSUBSCRIBE_ACKNOWLEDGED,
+            "acknowledged",
+            level=logging.INFO,
+            text="unsubscribe confirmation handed to on_unsubscribe",
             message=message,
         )
 
@@ -615,8 +690,13 @@ def filter_app_factory(
     """PasteDeploy ``paste.filter_app_factory``: ``[filter:sns] use = egg:snsmiddleware#sns``.
 
     Every option is a string converted strictly (see :mod:`snsmiddleware.config`); unknown
-    keys fail at startup.
+    keys fail at startup. A wrapped app with an ``on_unsubscribe`` method (such as
+    :class:`~snsmiddleware.budget_app.BudgetApp`) gets it as the ``on_unsubscribe`` hook: a
+    callable cannot be written in an INI file.
     """
     from .config import middleware_options
 
-    return SnsMiddleware(app, **middleware_options(local_conf))
+    hook = getattr(app, "on_unsubscribe", None)
+    return SnsMiddleware(
+        app, on_unsubscribe=hook if callable(hook) else None, **middleware_options(local_conf)
+    )
