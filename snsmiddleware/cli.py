@@ -65,22 +65,61 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
         options["admin_recipients"] = "\n".join(args.admin_recipient)
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
+    options.update(_observability_flags(args))
     return {key: value for key, value in options.items() if value is not None}
 
 
-def serve(args: argparse.Namespace) -> int:
-    from .server import assemble, configure_logging, make_server
+def _observability_flags(args: argparse.Namespace) -> dict[str, str | None]:
+    port = args.metrics_port
+    return {
+        "metrics_port": None if port is None else str(port),
+        "metrics_host": args.metrics_host,
+        "log_format": args.log_format,
+    }
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+
+def _configure_logging(args: argparse.Namespace) -> logging.Handler:
+    """INFO to stderr, in the format the flag or ``SNSMIDDLEWARE_LOG_FORMAT`` names (an
+    INI's ``log_format`` applies once the file is read: see :func:`_apply_log_format`)."""
+    from .logformat import LOG_FORMATS, make_formatter
+
+    wanted = args.log_format or os.environ.get("SNSMIDDLEWARE_LOG_FORMAT", "").strip()
+    handler = logging.StreamHandler()
+    # A misspelt variable is refused by assemble(), naming it; until then: plain.
+    handler.setFormatter(make_formatter(wanted if wanted in LOG_FORMATS else "plain"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    return handler
+
+
+def _apply_log_format(handler: logging.Handler, log_format: str) -> None:
+    from .logformat import make_formatter
+
+    handler.setFormatter(make_formatter(log_format))
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .server import assemble, configure_logging, make_server, start_metrics_server
+
+    handler = _configure_logging(args)
     config = Path(args.config) if args.config else None
     if config is not None:
         configure_logging(config)  # the INI's [loggers] sections, as pserve applies them
     assembly = assemble(_flag_options(args), os.environ, config)
+    _apply_log_format(handler, assembly.settings.log_format)
     graceful = make_server(assembly)
+    metrics_server = start_metrics_server(assembly)
     _describe(assembly, graceful.port)
-    graceful.run()
+    if metrics_server is not None:
+        log.info(
+            "  metrics       http://%s:%d/metrics",
+            assembly.settings.metrics_host,
+            metrics_server.port,
+        )
+    try:
+        graceful.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
     return 0
 
 
@@ -439,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--dev-ca", metavar="DIR", help=f"development CA directory (default {DEFAULT_DEV_CA_DIR})"
     )
+    _add_observability_flags(serve_cmd)
 
     verify_cmd = commands.add_parser(
         "verify", help="check a captured SNS message and explain which check fails"
@@ -485,6 +525,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay_parser(commands)
     _add_doctor_parsers(commands)
     return parser
+
+
+def _add_observability_flags(serve_cmd: argparse.ArgumentParser) -> None:
+    serve_cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port, never the SNS port (needs "
+        "snsmiddleware[prometheus]; default: no metrics)",
+    )
+    serve_cmd.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help=f"address of the metrics port (default {ServerSettings.metrics_host})",
+    )
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        help=f"log lines as text or one JSON object each (default {ServerSettings.log_format})",
+    )
 
 
 # --- listen ---------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.UNSUBSCRIBE_ACKNOWLEDGED: None,
     Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED: None,
     Reason.DUPLICATE: None,
+    Reason.DELIVERED: None,
     Reason.CONFIRMATION_REJECTED: None,
     Reason.CONFIRMATION_FAILED: None,
     Reason.DEDUPE_UNAVAILABLE: None,

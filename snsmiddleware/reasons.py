@@ -27,6 +27,9 @@ class Reason(enum.StrEnum):
     BUDGETS_VERIFICATION_ACKNOWLEDGED = "budgets_verification_acknowledged"
     DUPLICATE = "duplicate"
 
+    # --- the wrapped app answered, with its own status (logs and observers only) ----------
+    DELIVERED = "delivered"
+
     # --- the request itself, before any parsing ---------------------------------------------
     UNAUTHORIZED = "unauthorized"  # 401
     METHOD_NOT_ALLOWED = "method_not_allowed"  # 405

@@ -37,6 +37,7 @@ from .config import (
     convert_options,
     did_you_mean,
     middleware_options,
+    one_of,
     to_bool,
     to_duration,
     to_positive_int,
@@ -45,6 +46,7 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .graceful import DEFAULT_SHUTDOWN_TIMEOUT
+from .logformat import LOG_FORMATS
 from .middleware import SnsMiddleware
 from .terminal import terminal_safe
 
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 
     from .frontdoor import FrontDoor
     from .graceful import GracefulServer
+    from .metrics import MetricsServer, SnsMetrics
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,22 @@ SERVER_OPTIONS: Final = {
     "trusted_proxy": to_text,
     "trusted_proxy_headers": to_proxy_headers,
     "trusted_proxy_count": to_positive_int,
+    # Prometheus metrics on a port of their own (never the SNS port), and the log format.
+    "metrics_port": to_positive_int,
+    "metrics_host": to_text,
+    "log_format": one_of(*LOG_FORMATS),
 }
+#: The server options an INI file's ``[server:main]`` may set.
+INI_SERVER_OPTIONS: Final = (
+    "host",
+    "port",
+    "threads",
+    "shutdown_timeout",
+    "metrics_port",
+    "metrics_host",
+    "log_format",
+    *PROXY_OPTIONS,
+)
 
 #: Server options only a command-line flag may set. Development trust (``--dev``) makes the
 #: server accept messages signed by a key that sits unencrypted on disk; an environment
@@ -152,6 +170,13 @@ class ServerSettings:
     trusted_proxy: str | None = None
     trusted_proxy_headers: frozenset[str] = frozenset()
     trusted_proxy_count: int | None = None
+    #: serve Prometheus metrics on this port (``None``: no metrics); needs the extra
+    metrics_port: int | None = None
+    #: the metrics port's address: loopback, whatever ``host`` is (scrapers are local or
+    #: reach it through a private network the operator opens on purpose)
+    metrics_host: str = "127.0.0.1"
+    #: ``plain`` text lines or ``json`` (one object per line, decision fields included)
+    log_format: str = "plain"
     # Raw strings that can hold secrets (basic_auth, smtp_password): kept out of the repr.
     sns: dict[str, str] = field(default_factory=dict, repr=False)
     budgets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -284,7 +309,7 @@ def load_ini_application(
 
     ``SNSMIDDLEWARE_*`` environment variables are offered to the file for interpolation as
     ``%(SNSMIDDLEWARE_NAME)s`` (see :func:`ini_defaults`). Returns the application and the
-    server section's host/port/threads/shutdown_timeout (strings).
+    server section's :data:`INI_SERVER_OPTIONS` (strings).
     """
     try:
         from paste.deploy import loadapp
@@ -358,9 +383,6 @@ def ini_defaults(path: Path, env: Mapping[str, str]) -> dict[str, str]:
 
 
 #: What ``serve`` reads from an INI's ``[server:main]`` (pserve hands the rest to waitress).
-INI_SERVER_OPTIONS: Final = ("host", "port", "threads", "shutdown_timeout", *PROXY_OPTIONS)
-
-
 def _warn_unread(path: Path, server_conf: Mapping[str, Any], env: Mapping[str, str]) -> None:
     """Warn about what an INI start silently ignores: ``[server:main]`` keys other than
     :data:`INI_SERVER_OPTIONS` (waitress settings that pserve would apply), and
@@ -412,6 +434,8 @@ class Assembly:
     app: Any
     settings: ServerSettings
     source: str
+    #: the metrics the app is instrumented with (``metrics_port`` set), else ``None``
+    metrics: SnsMetrics | None = None
 
 
 def assemble(
@@ -470,7 +494,44 @@ def _assemble(
         source = "embedded defaults" + (" + environment" if env else "")
     if settings.development:
         enable_development_mode(app, settings.dev_ca)
-    return Assembly(app, settings, source)
+    return Assembly(app, settings, source, instrument_for_metrics(app, settings))
+
+
+def instrument_for_metrics(app: WSGIApplication, settings: ServerSettings) -> SnsMetrics | None:
+    """Metrics for ``app`` (an SnsMiddleware) when ``metrics_port`` is set, else ``None``.
+
+    The metrics port is never the SNS port: what it shows (topics, reason codes, traffic) is
+    for the operator, not for whoever can reach the endpoint SNS posts to.
+    """
+    if settings.metrics_port is None:
+        return None
+    if settings.metrics_port == settings.port:
+        raise ConfigurationError(
+            f"metrics_port {settings.metrics_port} is the SNS port: give the metrics a port "
+            "of their own (they are for the operator, not for the internet)"
+        )
+    from .metrics import SnsMetrics
+
+    if not isinstance(app, SnsMiddleware):
+        raise ConfigurationError("metrics need SnsMiddleware as the outermost app")
+    metrics = SnsMetrics()
+    metrics.instrument(app)
+    return metrics
+
+
+def start_metrics_server(assembly: Assembly) -> MetricsServer | None:
+    """Serve ``assembly``'s metrics on ``metrics_host:metrics_port`` (a background thread),
+    or nothing when it has none."""
+    settings = assembly.settings
+    if assembly.metrics is None or settings.metrics_port is None:
+        return None
+    try:
+        return assembly.metrics.serve(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from None
 
 
 #: How deep :func:`budget_app_from` looks through a pipeline's layers (``.app``) for BudgetApp.

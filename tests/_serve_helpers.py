@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,28 @@ SNS_PATH = "/sns/budgets"
 
 
 class Server:
-    """A server process started with a command line, stopped at teardown."""
+    """A server process started with a command line, stopped at teardown.
+
+    ``env``: variables added to the test's environment (from which every ``SNSMIDDLEWARE_*``
+    variable is removed first); ``log``: the file its output goes to (``cwd/server.log``).
+    """
 
     def __init__(
-        self, argv: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
+        self,
+        argv: list[str],
+        cwd: Path,
+        port: int,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
     ) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.url = f"{self.base}{SNS_PATH}"
-        self.log = cwd / "server.log"
-        # The caller's SNSMIDDLEWARE_* settings only (``env``), never the test runner's.
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
-        env = {**environ, **(env or {})}
+        self.log = log if log is not None else cwd / "server.log"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")},
+            **(env or {}),
+        }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
         try:

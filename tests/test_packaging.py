@@ -143,7 +143,10 @@ def test_wheel_metadata(dist: Dist) -> None:
     assert urls["Source"] == repository_url()
     assert {"Documentation", "Issues", "Security policy"} <= set(urls)
     assert "sns" in (metadata["Keywords"] or "").split(",")
-    assert 'pastedeploy>=3; extra == "paste"' in (metadata.get_all("Requires-Dist") or [])
+    requires = metadata.get_all("Requires-Dist") or []
+    assert 'pastedeploy>=3; extra == "paste"' in requires
+    assert 'prometheus_client>=0.20; extra == "prometheus"' in requires
+    assert not any(r.startswith("prometheus") and "extra" not in r for r in requires)
     # The PyPI page is the README, rendered as Markdown (test_long_description.py checks
     # that its links work there).
     assert metadata["Description-Content-Type"] == "text/markdown"
