@@ -13,7 +13,7 @@ import pytest
 
 from snsmiddleware.cli import main
 from snsmiddleware.config import to_duration
-from snsmiddleware.server import assemble
+from snsmiddleware.server import INI_SERVER_OPTIONS, assemble
 
 from ._project import ROOT
 from ._serve_helpers import refuse_to_serve
@@ -167,8 +167,7 @@ def test_what_an_ini_start_ignores_is_warned_about(
     warnings = [record.getMessage() for record in caplog.records]
     assert warnings == [
         f"{ini} [server:main] thread is not read by snsmiddleware serve (did you mean "
-        "threads?) (it reads host, port, threads, shutdown_timeout, trusted_proxy, "
-        "trusted_proxy_headers, trusted_proxy_count)",
+        f"threads?) (it reads {', '.join(INI_SERVER_OPTIONS)})",
         f"SNSMIDDLEWARE_TOPICS is set but {ini} never uses %(topics)s: it has no effect",
     ]
 
