@@ -246,22 +246,48 @@ def build_alert_email(
     envelope was parsed), so a duplicate that slipped through anyway carries the same id and
     mail clients and people can recognise it.
     """
+    return compose_alert_email(
+        notification,
+        subject=alert_subject(alert, single_line(subject_prefix)),
+        text=alert_text(alert, topic_arn=notification.topic_arn),
+        html=alert_html(alert, topic_arn=notification.topic_arn),
+        sender=sender,
+        recipients=recipients,
+    )
+
+
+def compose_alert_email(
+    notification: Notification,
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    sender: Address,
+    recipients: Sequence[Address],
+    kind: str = "budget-alert",
+) -> EmailMessage:
+    """The email every kind of alert becomes, around its own subject, text and HTML.
+
+    ``subject`` must already be one line (:func:`single_line`); it is written literally
+    and, like every header made from message text, proven to read back as it was set.
+    ``kind`` (a plain token) starts the Message-ID: ``<kind.MessageId@sender's domain>``.
+    """
     message = EmailMessage()
-    message["Subject"] = LiteralHeader("Subject", alert_subject(alert, single_line(subject_prefix)))
+    message["Subject"] = LiteralHeader("Subject", subject)
     message["From"] = sender
     if recipients:
         message["To"] = tuple(recipients)
     message["Date"] = format_datetime(notification.sent_at)
     domain = sender.domain if sender.domain.isascii() else "localhost"
-    message["Message-ID"] = f"<budget-alert.{notification.message_id}@{domain}>"
+    message["Message-ID"] = f"<{kind}.{notification.message_id}@{domain}>"
     # RFC 3834: automatic mail; out-of-office replies must not answer it.
     message["Auto-Submitted"] = "auto-generated"
     message["X-SNS-Message-Id"] = LiteralHeader("X-SNS-Message-Id", notification.message_id)
     message["X-SNS-Topic-Arn"] = LiteralHeader(
         "X-SNS-Topic-Arn", single_line(notification.topic_arn, 256)
     )
-    message.set_content(alert_text(alert, topic_arn=notification.topic_arn))
-    message.add_alternative(alert_html(alert, topic_arn=notification.topic_arn), subtype="html")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
     return _proven_single_line(message, ("Subject", "X-SNS-Message-Id", "X-SNS-Topic-Arn"))
 
 

@@ -1,5 +1,6 @@
 """BudgetApp: the WSGI app behind :class:`~snsmiddleware.SnsMiddleware` that turns an AWS
-Budgets alert into exactly one email to the right people.
+Budgets alert, or an AWS Cost Anomaly Detection alert, into exactly one email to the right
+people.
 
 It trusts nothing it did not get from the middleware: the message is read with
 :func:`snsmiddleware.get_message`, so a request that did not pass signature, certificate and
@@ -7,17 +8,22 @@ topic checks is refused. From there:
 
 1. Budgets' "SNS Topic Verified!" notification is acknowledged (200, no email), in case the
    middleware was told to pass it on.
-2. The text is parsed (:func:`~snsmiddleware.budgets.parse_budget_alert`). Something that is
-   not an alert (an auto-adjusting budget's JSON, any other text) answers 422: it was
-   delivered and retrying cannot change it. An alert whose details only partly parse is still
-   emailed, with the raw text.
-3. Recipients are every configured entry that matches: the exact budget name, a glob pattern
+2. The text is parsed (:func:`~snsmiddleware.anomaly.parse_cost_alert`): a Cost Anomaly
+   Detection alert by its JSON shape (:func:`~snsmiddleware.anomaly.parse_anomaly_alert`),
+   anything else as a Budgets alert (:func:`~snsmiddleware.budgets.parse_budget_alert`).
+   Something that is neither (an auto-adjusting budget's JSON, any other text or JSON)
+   answers 422: it was delivered and retrying cannot change it. An alert whose details only
+   partly parse (or, for an anomaly, whose JSON is not strictly readable) is still emailed,
+   with the raw text.
+3. Recipients are every configured entry that matches: the exact budget name (for an
+   anomaly: the monitor's or the alert subscription's name), a glob pattern
    (:func:`fnmatch.fnmatchcase`) or the 12-digit account id; else the default recipients;
    else nobody, and the email goes to the dead-letter outbox. Nothing is dropped silently.
    An account id is matched against the account in the *signed TopicArn* (Budgets publishes
-   only to a topic in the budget's own account), and the ``AWS Account`` line of the text,
-   which whoever publishes writes, must agree when there is one: a publisher to a topic of
-   account A cannot have an alert mailed to account B's owner by writing B into the text.
+   only to a topic in the budget's own account), and the ``AWS Account`` line of the text
+   (an anomaly's ``accountId``), which whoever publishes writes, must agree when there is
+   one: a publisher to a topic of account A cannot have an alert mailed to account B's
+   owner by writing B into the text.
 4. The mailer sends one email. A transient failure answers 503 (the middleware releases the
    MessageId and SNS redelivers); a permanent one writes the email with its full context to
    the dead-letter outbox and answers 200 saying so (the middleware commits the MessageId and
@@ -62,8 +68,10 @@ from .alert_email import (
     single_line,
     topic_account,
 )
+from .anomaly import AnomalyAlert, parse_cost_alert
+from .anomaly_email import build_anomaly_email
 from .answers import PlainTextAnswer
-from .budgets import BudgetAlert, NotABudgetAlertError, parse_budget_alert
+from .budgets import BudgetAlert, NotABudgetAlertError
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, excerpt
@@ -88,6 +96,17 @@ EMAIL_EFFECT: Final = "email"
 
 _ACCOUNT_ID: Final = re.compile(r"\d{12}", re.ASCII)
 _GLOB_CHARS: Final = frozenset("*?[")
+
+#: Either kind of alert the app emails.
+CostAlert = BudgetAlert | AnomalyAlert
+
+
+def routing_names(alert: CostAlert) -> tuple[str, ...]:
+    """The names ``recipients`` entries are matched against: a budget's name; an anomaly's
+    monitor name and alert subscription name."""
+    if isinstance(alert, AnomalyAlert):
+        return alert.routing_names
+    return () if alert.budget_name is None else (alert.budget_name,)
 
 
 def parse_address(value: str, *, what: str) -> Address:
@@ -138,7 +157,8 @@ class RecipientRule:
     """One ``recipients`` entry: who gets the alerts that ``key`` matches.
 
     ``key`` is a 12-digit account id, a glob pattern (``*``, ``?``, ``[...]``, matched
-    case-sensitively) or an exact budget name.
+    case-sensitively) or an exact name: a budget's name for a Budgets alert, the monitor's
+    or the alert subscription's name for a Cost Anomaly Detection alert.
     """
 
     key: str
@@ -148,22 +168,36 @@ class RecipientRule:
     def is_account(self) -> bool:
         return _ACCOUNT_ID.fullmatch(self.key) is not None
 
-    def matches(self, alert: BudgetAlert, signed_account: str | None = None) -> bool:
+    def matches(self, alert: CostAlert, signed_account: str | None = None) -> bool:
         """Does this entry want ``alert``, published to a topic of ``signed_account``?
 
         An account entry needs ``signed_account`` (the account of the signed TopicArn, see
         :func:`~snsmiddleware.alert_email.topic_account`) to be its key, and the text's own
-        ``AWS Account`` line, if any, to agree: without a signed account, an account entry
-        matches nothing.
+        account (a Budgets alert's ``AWS Account`` line, an anomaly's ``accountId``), if
+        any, to agree: without a signed account, an account entry matches nothing. Any
+        other entry matches a name of :func:`routing_names`.
         """
         if self.is_account:
             return signed_account == self.key and alert.account_id in (None, self.key)
-        name = alert.budget_name
-        if name is None:
-            return False
+        return any(self._matches_name(name) for name in routing_names(alert))
+
+    def _matches_name(self, name: str) -> bool:
         if name == self.key:
             return True
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
+
+
+def _kind(alert: CostAlert) -> str:
+    return "cost anomaly alert" if isinstance(alert, AnomalyAlert) else "budget alert"
+
+
+def _named(alert: CostAlert) -> str:
+    """What a dead letter's detail calls the alert: ``budget 'x'``, ``anomaly monitor 'y'``."""
+    if isinstance(alert, AnomalyAlert):
+        name = alert.monitor_name
+        return "anomaly monitor " + ("(no name found)" if name is None else excerpt(name))
+    name = alert.budget_name
+    return "budget " + ("(no name found)" if name is None else excerpt(name))
 
 
 def _about(message: Notification) -> str:
@@ -184,11 +218,12 @@ def _answer(code: int, reason: str, detail: str) -> Response:
 
 
 class BudgetApp:
-    """Email AWS Budgets alerts; put :class:`~snsmiddleware.SnsMiddleware` in front of it.
+    """Email AWS Budgets and Cost Anomaly Detection alerts; put
+    :class:`~snsmiddleware.SnsMiddleware` in front of it.
 
-    :param recipients: budget name, glob pattern or 12-digit account id -> one RFC 5322
-        address or a list of them. Every matching entry receives the alert (one email, all
-        of them in To).
+    :param recipients: budget name (for anomalies: monitor or alert subscription name), glob
+        pattern or 12-digit account id -> one RFC 5322 address or a list of them. Every
+        matching entry receives the alert (one email, all of them in To).
     :param default_recipients: who receives alerts that no entry matches. Without it such
         alerts go to the dead-letter outbox (and are logged).
     :param mailer: a :class:`~snsmiddleware.mail.Mailer`; default ``FileOutbox("outbox")``
@@ -286,7 +321,7 @@ class BudgetApp:
                 f"sender, subject_prefix or default_recipients cannot be written safely: {exc}"
             ) from None
 
-    def recipients_for(self, alert: BudgetAlert, *, topic_arn: str | None = None) -> list[Address]:
+    def recipients_for(self, alert: CostAlert, *, topic_arn: str | None = None) -> list[Address]:
         """Everyone configured for this alert, else the defaults (possibly nobody).
 
         ``topic_arn`` is the signed TopicArn the alert came from; account entries match its
@@ -330,13 +365,19 @@ class BudgetApp:
             log.info("budgets topic verification acknowledged %s", about)
             return _answer(200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged")
         try:
-            alert = parse_budget_alert(message)
+            alert = parse_cost_alert(message)
         except NotABudgetAlertError as exc:
             log.warning("not emailed: %s (%s) %s", exc.reason, exc.detail, about)
             return _response(exc.answer())
-        if not alert.complete:
+        kind = _kind(alert)
+        if isinstance(alert, AnomalyAlert) and alert.unreadable is not None:
             log.warning(
-                "budget alert only partly parsed (missing: %s); emailing the raw text %s",
+                "%s not readable (%s); emailing the raw text %s", kind, alert.unreadable, about
+            )
+        elif not alert.complete:
+            log.warning(
+                "%s only partly parsed (missing: %s); emailing the raw text %s",
+                kind,
                 ", ".join(alert.unparsed),
                 about,
             )
@@ -350,20 +391,13 @@ class BudgetApp:
                 about,
             )
         recipients = self.recipients_for(alert, topic_arn=message.topic_arn)
-        email = build_alert_email(
-            alert,
-            message,
-            sender=self.sender,
-            recipients=recipients,
-            subject_prefix=self.subject_prefix,
-        )
+        email = self._email(alert, message, recipients)
         if not recipients:
-            name = "(no name found)" if alert.budget_name is None else excerpt(alert.budget_name)
             return self._dead_letter(
                 email,
                 message,
                 reason=Reason.NO_RECIPIENTS,
-                detail=f"nobody is configured for the budget {name}",
+                detail=f"nobody is configured for the {_named(alert)}",
                 recipients=(),
             )
         ledger = None if getattr(self.mailer, "idempotent", False) else effects
@@ -389,8 +423,28 @@ class BudgetApp:
             except Exception:
                 # Sent: the answer stays 200. Only a crash before the commit would resend.
                 log.exception("the send could not be recorded %s", about)
-        log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
+        log.info("%s emailed to %d recipient(s) %s", kind, len(recipients), about)
         return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
+
+    def _email(
+        self, alert: CostAlert, message: Notification, recipients: list[Address]
+    ) -> EmailMessage:
+        """The email for either kind of alert, from its own module."""
+        if isinstance(alert, AnomalyAlert):
+            return build_anomaly_email(
+                alert,
+                message,
+                sender=self.sender,
+                recipients=recipients,
+                subject_prefix=self.subject_prefix,
+            )
+        return build_alert_email(
+            alert,
+            message,
+            sender=self.sender,
+            recipients=recipients,
+            subject_prefix=self.subject_prefix,
+        )
 
     def _not_sent_yet(
         self,
