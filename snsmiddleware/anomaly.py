@@ -40,7 +40,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, NoReturn
@@ -56,6 +56,9 @@ CURRENCY: Final = "USD"
 MAX_MESSAGE_CHARS: Final = 256 * 1024
 #: The longest number literal believed (``412.5`` has 5): longer ones are not amounts.
 MAX_NUMBER_CHARS: Final = 40
+#: Amounts, scores and percentages are below 10**15 with at most 20 decimal places.
+MAX_AMOUNT_DIGITS: Final = 15
+MAX_DECIMAL_PLACES: Final = 20
 #: The most root causes kept (AWS lists the top few); the rest stay in the raw text.
 MAX_ROOT_CAUSES: Final = 50
 #: The API's limit for names, ids and ARNs (``AnomalyId``, ``MonitorArn``...).
@@ -112,14 +115,20 @@ CONSOLE_HOSTS: Final = frozenset(
 #: The first path segment of a Cost Management console page (both spellings are in use).
 CONSOLE_APPS: Final = frozenset({"cost-management", "costmanagement"})
 
-# Keys that only an anomaly alert has; "anomalyId" and one of the others make one.
-_ID_KEY: Final = "anomalyId"
-_SHAPE_KEYS: Final = ("monitorArn", "anomalyScore", "impact", "rootCauses", "anomalyDetailsLink")
-# The same test on text that could not be read as JSON (the keys as AWS writes them).
-_TEXT_ID: Final = re.compile(r'"anomalyId"[ \t\r\n]*:')
-_TEXT_SHAPE: Final = re.compile(
-    r'"(?:monitorArn|anomalyScore|impact|rootCauses|anomalyDetailsLink)"[ \t\r\n]*:'
+#: The keys of an anomaly alert's shape: two of them, one an ``anomaly...`` key, make one
+#: (so a missing ``anomalyId`` does not lose a genuine alert, and no other JSON has them).
+SHAPE_KEYS: Final = (
+    "anomalyId",
+    "anomalyScore",
+    "anomalyStartDate",
+    "anomalyEndDate",
+    "anomalyDetailsLink",
+    "monitorArn",
+    "impact",
+    "rootCauses",
 )
+# The same keys in text that could not be read as JSON (written as AWS writes them).
+_TEXT_KEY: Final = re.compile(r'"(' + "|".join(SHAPE_KEYS) + r')"[ \t\r\n]*:')
 _ACCOUNT_ID: Final = re.compile(r"\d{1,12}", re.ASCII)
 _DATE: Final = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
@@ -134,7 +143,6 @@ _CONSOLE_URL: Final = re.compile(
     r"(?:\?[A-Za-z0-9._~=&-]*)?(?:#[A-Za-z0-9._~/=&?:-]*)?",
     re.ASCII,
 )
-_MAX_AMOUNT: Final = Decimal(10) ** 15
 
 
 def genuine_console_url(url: object) -> str | None:
@@ -314,14 +322,17 @@ def _alert_document(document: Any) -> Mapping[str, Any] | None:
         and isinstance(detail, dict)
     ):
         found = detail
-    if _ID_KEY in found and any(key in found for key in _SHAPE_KEYS):
-        return found
-    return None
+    return found if _has_shape(key for key in SHAPE_KEYS if key in found) else None
+
+
+def _has_shape(keys: Iterable[str]) -> bool:
+    present = set(keys)
+    return len(present) >= 2 and any(key.startswith("anomaly") for key in present)
 
 
 def _mentions_anomaly(text: str) -> bool:
-    """Unreadable text that still names the keys only an anomaly alert has."""
-    return _TEXT_ID.search(text) is not None and _TEXT_SHAPE.search(text) is not None
+    """Unreadable text that still names the keys of an anomaly alert."""
+    return _has_shape(_TEXT_KEY.findall(text))
 
 
 # --- reading the fields ---------------------------------------------------------------------
@@ -365,12 +376,7 @@ class _Fields:
         value = source.get(key)
         if value is None:
             return None
-        if (
-            isinstance(value, Decimal)
-            and value.is_finite()
-            and abs(value) < _MAX_AMOUNT
-            and (minimum is None or value >= minimum)
-        ):
+        if isinstance(value, Decimal) and _sane(value) and (minimum is None or value >= minimum):
             return value
         self.fail(field)
         return None
@@ -402,6 +408,20 @@ class _Fields:
             for field in fields:
                 self.fail(field)
         return {}
+
+
+def _sane(value: Decimal) -> bool:
+    """Finite, below 10**15 and at most 20 decimal places, checked on the digits alone: an
+    arithmetic operation on ``1e999999999`` would overflow the decimal context, and printing
+    ``0e-999999999`` in full would write a billion zeros."""
+    if not value.is_finite():
+        return False
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return (
+        -MAX_DECIMAL_PLACES <= exponent <= MAX_AMOUNT_DIGITS
+        and value.adjusted() < MAX_AMOUNT_DIGITS
+    )
 
 
 def _encodable(text: str) -> bool:
@@ -481,11 +501,11 @@ def parse_anomaly_alert(message: Notification) -> AnomalyAlert:
     """Parse a verified Notification into an :class:`AnomalyAlert`.
 
     Raises :class:`NotAnAnomalyAlertError` (422) when the message is not a Cost Anomaly
-    Detection alert: not a JSON object with ``anomalyId`` and one of ``monitorArn``,
-    ``anomalyScore``, ``impact``, ``rootCauses``, ``anomalyDetailsLink`` (directly or as an
-    EventBridge ``Anomaly Detected`` event's ``detail``). A recognised alert never raises:
-    what could not be read is in ``unparsed``, and a text that names those keys but is not
-    strictly readable JSON comes back with :attr:`~AnomalyAlert.unreadable` set.
+    Detection alert: not a JSON object with two of :data:`SHAPE_KEYS`, one of them an
+    ``anomaly...`` key (directly or as an EventBridge ``Anomaly Detected`` event's
+    ``detail``). A recognised alert never raises: what could not be read is in
+    ``unparsed``, and a text that names those keys but is not strictly readable JSON comes
+    back with :attr:`~AnomalyAlert.unreadable` set.
     """
     text = message.message
     if not text.lstrip().startswith("{"):
@@ -498,7 +518,7 @@ def parse_anomaly_alert(message: Notification) -> AnomalyAlert:
     document = _alert_document(loaded)
     if document is None:
         raise NotAnAnomalyAlertError(
-            "a JSON message without anomalyId and the fields around it is not an AWS Cost "
+            "a JSON message without anomalyId, anomalyScore, impact... is not an AWS Cost "
             "Anomaly Detection alert"
         )
     unparsed: list[str] = []

@@ -4,7 +4,8 @@
   embedded defaults, ``SNSMIDDLEWARE_*`` variables, an INI file (``--config``) and flags;
   ``--dev`` also trusts the local development CA;
 * ``verify``: check a captured message and say which stage fails (``--json`` for machines);
-* ``send-test-alert``: post a Budgets alert signed by the development CA to a running server;
+* ``send-test-alert``: post a Budgets alert (``--anomaly``: a Cost Anomaly Detection alert)
+  signed by the development CA to a running server;
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
   server (:mod:`snsmiddleware.listen`).
 
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
 from .devmode import DEFAULT_DEV_CA_DIR
@@ -35,6 +36,9 @@ from .policy import accepted_signature_versions
 from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
 from .terminal import terminal_safe
+
+if TYPE_CHECKING:
+    from .signer import MessageSigner, SignedMessage
 from .verifier import SnsVerifier, utc_now
 
 log = logging.getLogger("snsmiddleware.serve")
@@ -240,9 +244,17 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     from .signer import MessageSigner
 
     signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
+    if args.subscription_confirmation and args.anomaly:
+        sys.stderr.write(
+            "snsmiddleware send-test-alert: --anomaly and --subscription-confirmation "
+            "exclude each other\n"
+        )
+        return 2
     if args.subscription_confirmation:
         message = signer.subscription_confirmation()
         what = "SubscriptionConfirmation"
+    elif args.anomaly:
+        message, what = _anomaly_message(signer, args.topic)
     else:
         subject, text = sample_budget_alert(args.budget)
         message = signer.notification(text, Subject=subject)
@@ -284,6 +296,27 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         if reason == Reason.UNAUTHORIZED:
             out.write("hint:  the server wants Basic auth: http://user:password@host:port/path\n")
     return 0 if 200 <= response.status_code < 300 else 1
+
+
+def _anomaly_message(signer: MessageSigner, topic: str) -> tuple[SignedMessage, str]:
+    """A signed Cost Anomaly Detection alert from ``topic``, in that topic's account (so that
+    account entries of ``recipients`` apply), without a Subject (AWS sets none)."""
+    from .alert_email import topic_account
+    from .devmode import sample_anomaly_alert
+
+    account = topic_account(topic) or "123456789012"
+    return signer.notification(sample_anomaly_alert(account=account)), (
+        "Cost Anomaly Detection alert for monitor 'Test Monitor'"
+    )
+
+
+def _add_anomaly_flag(send_cmd: Any) -> None:
+    send_cmd.add_argument(
+        "--anomaly",
+        action="store_true",
+        help="send a Cost Anomaly Detection alert (monitor 'Test Monitor') instead of a "
+        "Budgets alert",
+    )
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -365,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="development CA directory (created on first use; the server must share it)",
     )
     send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_anomaly_flag(send_cmd)
     _add_listen_parser(commands)
     return parser
 
