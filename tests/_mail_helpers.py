@@ -14,7 +14,7 @@ import email
 import ipaddress
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +23,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -30,6 +31,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from snsmiddleware.mail import FileOutbox, Mailer, SesMailer, SmtpMailer
 
 from ._net import free_port
 
@@ -272,3 +275,32 @@ FAKE_AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+#: A mailer and what its receiving end got (every email, parsed).
+MailRoute = tuple[Mailer, Callable[[], list[EmailMessage]]]
+
+
+@contextmanager
+def delivery_route(
+    kind: str, request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles
+) -> Iterator[MailRoute]:
+    """The mailer of ``kind`` (``file``, ``smtp``, ``ses``) with a real receiving end: the
+    outbox, an aiosmtpd server behind STARTTLS and AUTH, or moto's SES (the test's ``ses``
+    fixture, looked up through ``request`` only when needed)."""
+    if kind == "file":
+        yield outbox, lambda: [parse_email(path.read_bytes()) for path in outbox.messages()]
+    elif kind == "smtp":
+        with smtp_server("starttls", tls) as server:
+            mailer = SmtpMailer(
+                LOCALHOST,
+                server.port,
+                username=SMTP_USER,
+                password=SMTP_PASSWORD,
+                ssl_context=tls.client,
+            )
+            yield mailer, lambda: [received.message for received in server.received]
+    else:
+        moto: MotoSes = request.getfixturevalue("ses")
+        mailer = SesMailer(region=SES_REGION, endpoint_url=moto.url)
+        yield mailer, lambda: [parse_email(sent.raw_data) for sent in moto.sent()]

@@ -36,11 +36,10 @@ from ._budget_helpers import REAL_ALERTS, REAL_TOPICS, RealAlert, notification, 
 from ._mail_helpers import (
     LOCALHOST,
     SES_REGION,
-    SMTP_PASSWORD,
-    SMTP_USER,
     VERIFIED_SENDER,
     MotoSes,
     TlsFiles,
+    delivery_route,
     free_port,
     fresh_ses,
     parse_email,
@@ -137,22 +136,8 @@ def mail_route(
     request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles
 ) -> Iterator[tuple[Any, Callable[[], list[EmailMessage]]]]:
     """(mailer, delivered emails) for each kind of mailer, with a real receiving end."""
-    if request.param == "file":
-        yield outbox, lambda: emails(outbox)
-    elif request.param == "smtp":
-        with smtp_server("starttls", tls) as server:
-            mailer = SmtpMailer(
-                LOCALHOST,
-                server.port,
-                username=SMTP_USER,
-                password=SMTP_PASSWORD,
-                ssl_context=tls.client,
-            )
-            yield mailer, lambda: [received.message for received in server.received]
-    else:
-        moto: MotoSes = request.getfixturevalue("ses")
-        mailer = SesMailer(region=SES_REGION, endpoint_url=moto.url)
-        yield mailer, lambda: [parse_email(sent.raw_data) for sent in moto.sent()]
+    with delivery_route(request.param, request, outbox, tls) as route:
+        yield route
 
 
 @pytest.mark.parametrize("real", real_alert_params)
