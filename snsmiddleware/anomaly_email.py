@@ -124,22 +124,31 @@ def anomaly_subject(alert: AnomalyAlert, prefix: str = DEFAULT_SUBJECT_PREFIX) -
 
 
 def _summary(alert: AnomalyAlert) -> str:
+    """``... found unusual spend on <service> between <start> and <end>: <actual> spent where
+    <expected> was expected, <impact> (+<percent>) more.``"""
     sentence = "AWS Cost Anomaly Detection found unusual spend"
     if alert.dimension_value is not None:
         sentence += f" on {single_line(alert.dimension_value, MAX_CELL_CHARS)}"
+    start, end = alert.start_date, alert.end_date
+    if start is not None and end is not None and start != end:
+        sentence += f" between {start.isoformat()} and {end.isoformat()}"
+    elif start is not None or end is not None:
+        day = start or end
+        assert day is not None
+        sentence += f" {'on' if start == end else 'from' if start else 'until'} {day.isoformat()}"
     figures = []
     if alert.total_actual_spend is not None and alert.total_expected_spend is not None:
         figures.append(
             f"{alert.total_actual_spend} spent where {alert.total_expected_spend} was expected"
         )
-    impact = _impact_words(alert)
-    if impact is not None:
-        figures.append(f"an impact of {impact}")
+    if alert.total_impact is not None:
+        percent = alert.total_impact_percentage
+        impact = f"{alert.total_impact}" + (
+            f" (+{format_percent(percent)})" if percent is not None else ""
+        )
+        figures.append(f"{impact} more" if figures else f"an impact of {impact}")
     if figures:
         sentence += ": " + ", ".join(figures)
-    dates = _dates(alert)
-    if dates is not None:
-        sentence += f" ({dates})"
     return sentence + "."
 
 
@@ -230,9 +239,11 @@ def _unparsed_note(alert: AnomalyAlert) -> str | None:
             f"This message could not be read as JSON ({alert.unreadable}), so none of its "
             "details are shown. The original message is below."
         )
-    if alert.complete:
+    # A refused link is explained where the link would be.
+    unread = [name for name in alert.unparsed if name != "details_url"]
+    if not unread:
         return None
-    fields = ", ".join(_FIELD_LABELS.get(name, name) for name in alert.unparsed)
+    fields = ", ".join(_FIELD_LABELS.get(name, name) for name in unread)
     return (
         f"Some details could not be read from the message ({fields}). "
         "The original message is below."
