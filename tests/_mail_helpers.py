@@ -23,7 +23,6 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from snsmiddleware.mail import FileOutbox, Mailer, SesMailer, SmtpMailer
+from snsmiddleware.mail import Mailer
 
 from ._net import free_port
 
@@ -49,6 +48,19 @@ def parse_email(data: bytes | str) -> EmailMessage:
     message = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=default_policy)
     assert isinstance(message, EmailMessage)
     return message
+
+
+def text_and_html(message: EmailMessage) -> tuple[str, str]:
+    """The plain-text and HTML parts of an alert email (both must be there)."""
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def to_addresses(message: EmailMessage) -> list[str]:
+    """The To addresses as written (``Ana Lima <ana@example.com>``)."""
+    return [str(address) for address in message["To"].addresses]
 
 
 @dataclass(frozen=True)
@@ -279,28 +291,3 @@ FAKE_AWS_ENV = {
 
 #: A mailer and what its receiving end got (every email, parsed).
 MailRoute = tuple[Mailer, Callable[[], list[EmailMessage]]]
-
-
-@contextmanager
-def delivery_route(
-    kind: str, request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles
-) -> Iterator[MailRoute]:
-    """The mailer of ``kind`` (``file``, ``smtp``, ``ses``) with a real receiving end: the
-    outbox, an aiosmtpd server behind STARTTLS and AUTH, or moto's SES (the test's ``ses``
-    fixture, looked up through ``request`` only when needed)."""
-    if kind == "file":
-        yield outbox, lambda: [parse_email(path.read_bytes()) for path in outbox.messages()]
-    elif kind == "smtp":
-        with smtp_server("starttls", tls) as server:
-            mailer = SmtpMailer(
-                LOCALHOST,
-                server.port,
-                username=SMTP_USER,
-                password=SMTP_PASSWORD,
-                ssl_context=tls.client,
-            )
-            yield mailer, lambda: [received.message for received in server.received]
-    else:
-        moto: MotoSes = request.getfixturevalue("ses")
-        mailer = SesMailer(region=SES_REGION, endpoint_url=moto.url)
-        yield mailer, lambda: [parse_email(sent.raw_data) for sent in moto.sent()]

@@ -7,8 +7,7 @@ JSON still refused; and ``send-test-alert --anomaly`` over a real HTTP server (i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from email.message import EmailMessage
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,9 @@ from ._hardening_helpers import emails_in
 from ._mail_helpers import (
     VERIFIED_SENDER,
     MailRoute,
-    MotoSes,
-    TlsFiles,
-    delivery_route,
-    fresh_ses,
-    tls_contexts,
+    to_addresses,
 )
+from ._mail_helpers import text_and_html as parts
 from .conftest import PATH, TOPIC
 
 SENDER = f"Cost alerts <{VERIFIED_SENDER}>"
@@ -49,27 +45,6 @@ BO = "Bo <bo@example.com>"
 FINOPS = "FinOps <finops@example.com>"
 OWN_ACCOUNT = TOPIC.split(":")[4]  # 123456789012, the accountId of anomaly_text()
 OTHER_TOPIC = "arn:aws:sns:us-east-1:210987654321:cost-anomalies"
-
-
-def parts(message: EmailMessage) -> tuple[str, str]:
-    text = message.get_body(("plain",))
-    html = message.get_body(("html",))
-    assert text is not None and html is not None
-    return text.get_content(), html.get_content()
-
-
-def to_addresses(message: EmailMessage) -> list[str]:
-    return [str(address) for address in message["To"].addresses]
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> FileOutbox:
-    return FileOutbox(tmp_path / "outbox")
-
-
-@pytest.fixture
-def dead_letter(tmp_path: Path) -> FileOutbox:
-    return FileOutbox(tmp_path / "dead-letter")
 
 
 @pytest.fixture
@@ -91,22 +66,6 @@ def make_app(
     return make
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
-    return fresh_ses(moto_server, monkeypatch)
-
-
-@pytest.fixture(params=["file", "smtp", "ses"])
-def route(request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles) -> Iterator[MailRoute]:
-    with delivery_route(request.param, request, outbox, tls) as found:
-        yield found
-
-
 # --- every published example, every mailer ----------------------------------------------------
 
 
@@ -114,10 +73,10 @@ def route(request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles) -> 
 def test_every_published_anomaly_becomes_exactly_one_correct_email(
     make_app: Callable[..., webtest.TestApp],
     signer: MessageSigner,
-    route: MailRoute,
+    mail_route: MailRoute,
     real: RealAnomaly,
 ) -> None:
-    mailer, delivered = route
+    mailer, delivered = mail_route
     app = make_app(mailer=mailer)
     message = real.signed(signer)
 
