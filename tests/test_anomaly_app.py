@@ -7,12 +7,15 @@ JSON still refused; and ``send-test-alert --anomaly`` over a real HTTP server (i
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import webtest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from webtest.http import StopableWSGIServer
 
 from snsmiddleware import SnsMiddleware
@@ -25,6 +28,7 @@ from snsmiddleware.testing import MessageSigner, post_sns
 from ._anomaly_helpers import (
     REAL_ANOMALY_TOPICS,
     RealAnomaly,
+    anomaly_notification,
     anomaly_text,
     real_anomaly_params,
 )
@@ -355,3 +359,53 @@ def test_send_test_alert_anomaly_over_a_real_server(
     plain, _ = parts(email)
     assert re.search(rf"^Account: +{OWN_ACCOUNT} \(sample-account\)\r?$", plain, re.MULTILINE)
     assert "could not be read" not in plain
+
+
+# --- no anomaly JSON makes the app fail ---------------------------------------------------
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3, max_value=10**9)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.dictionaries(
+        st.sampled_from(
+            [
+                "monitorName",
+                "accountId",
+                "impact",
+                "rootCauses",
+                "anomalyScore",
+                "anomalyDetailsLink",
+                "subscriptionName",
+                "dimensionValue",
+            ]
+        ),
+        _VALUES,
+        max_size=5,
+    ),
+    tail=st.sampled_from(["", " ", "}", ', "monitorName": "x"}', "]"]),
+)
+def test_any_anomaly_json_is_emailed_or_refused_never_a_failure(
+    tmp_path: Path, signer: MessageSigner, values: dict[str, Any], tail: str
+) -> None:
+    """Through BudgetApp.handle (the app behind the middleware): 200 sent with one email,
+    or a 422 for what is no alert; never a 5xx, never an exception."""
+    box = FileOutbox(tmp_path / f"box-{uuid.uuid4()}")
+    app = BudgetApp(recipients={"*": ANA}, default_recipients=FINOPS, mailer=box)
+    text = anomaly_text(**values)
+    text = text[:-1] + tail if tail else text
+    response = app.handle(anomaly_notification(text, signer=signer))
+    assert response.status_int in (200, 422), response.text
+    assert len(box.messages()) == (1 if response.status_int == 200 else 0)
