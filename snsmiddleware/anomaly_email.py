@@ -331,7 +331,7 @@ def anomaly_html(alert: AnomalyAlert, *, topic_arn: str | None = None) -> str:
         f"{links}"
         f"{note_html}"
         "<h3>Original message from AWS Cost Anomaly Detection</h3>\n"
-        f'<pre style="white-space:pre-wrap">{e(_raw_lines(alert))}</pre>\n'
+        f'<pre style="white-space:pre-wrap;overflow-wrap:anywhere">{e(_raw_lines(alert))}</pre>\n'
         "</body></html>\n"
     )
 
