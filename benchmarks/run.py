@@ -13,6 +13,7 @@ Not part of the test suite, and it asserts nothing about time: it prints what it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from snsmiddleware import SnsVerifier
 from snsmiddleware.dedupe import MemoryDedupeStore
 from snsmiddleware.signing import decode_signature, hash_for, string_to_sign
 from snsmiddleware.testing import MessageSigner, TestCA
+from tests._redis_helpers import start_redis
 
 HERE = Path(__file__).resolve().parent
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
@@ -359,8 +361,11 @@ def _start_and_wait(command: list[str], port: int, name: str, env: dict[str, str
             time.sleep(0.05)
 
 
-def _store_factories(work: Path) -> tuple[dict[str, Callable[[], Any]], list[Any]]:
-    """name -> a function building a fresh store; and the server processes to stop."""
+def _store_factories(
+    work: Path, servers: contextlib.ExitStack
+) -> tuple[dict[str, Callable[[], Any]], list[Any]]:
+    """name -> a function building a fresh store; and the server processes to stop (servers
+    started through a context manager are stopped by `servers` instead)."""
     from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 
     processes: list[Any] = []
@@ -371,28 +376,8 @@ def _store_factories(work: Path) -> tuple[dict[str, Callable[[], Any]], list[Any
     if shutil.which("redis-server"):
         from snsmiddleware.dedupe_redis import RedisDedupeStore
 
-        port = free_port()
-        processes.append(
-            _start_and_wait(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(work),
-                ],
-                port,
-                "redis-server",
-                {},
-            )
-        )
-        url = f"redis://127.0.0.1:{port}/0"
+        # The suite's own redis-server (no persistence, 127.0.0.1), kept running until the end.
+        url = servers.enter_context(contextlib.contextmanager(start_redis)(work))
         factories["redis"] = lambda: RedisDedupeStore(url, key_prefix=f"{time.monotonic_ns()}:")
     else:
         print("stores: redis skipped, redis-server is not installed")
@@ -498,7 +483,8 @@ def bench_stores(rounds: int = 3, count: int = 1000, deliveries: int = 500) -> N
     the latency it adds to one delivery through the middleware."""
     work = Path(tempfile.mkdtemp(prefix="snsbench-stores-"))
     signer = MessageSigner(TestCA(), topic_arn=TOPIC)
-    factories, processes = _store_factories(work)
+    servers = contextlib.ExitStack()
+    factories, processes = _store_factories(work, servers)
     try:
         results: dict[str, dict[str, list[float]]] = {name: {} for name in factories}
         for _ in range(rounds):  # alternating stores, so each sees the same noise
@@ -524,6 +510,7 @@ def bench_stores(rounds: int = 3, count: int = 1000, deliveries: int = 500) -> N
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
+        servers.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

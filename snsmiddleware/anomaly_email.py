@@ -1,37 +1,48 @@
 """Compose the email for a Cost Anomaly Detection alert (pure: no I/O).
 
-The same rules as :mod:`snsmiddleware.alert_email`, whose helpers this module uses (one
-subject sanitiser, one envelope, one read-back check for every alert email):
+The alert becomes an :class:`~snsmiddleware.email_view.EmailView`
+(:func:`anomaly_alert_view`), rendered by :mod:`snsmiddleware.email_view` exactly like a
+Budgets alert's: the greeting and the "why you got this" footer from
+:meth:`snsmiddleware.budget_app.BudgetApp.route`, the total impact and its percentage over
+the expected spend first, a bar of actual against expected spend, the root causes as a
+table, the raw message collapsed. The same rules as :mod:`snsmiddleware.alert_email`, whose
+envelope and helpers this module uses:
 
-* every value comes from the message and is untrusted, names included: in the plain-text
-  part each one is made a single line (:func:`~snsmiddleware.alert_email.single_line`), so a
-  monitor name cannot add a line that looks like a link or a figure of ours, and in the HTML
-  part each one is also escaped (:func:`html.escape`, attributes included);
+* every value comes from the message and is untrusted, names included: each one is made a
+  single line (:func:`~snsmiddleware.alert_email.single_line`) of bounded length, so a
+  monitor name cannot add a line that looks like a link or a figure of ours to the text
+  part, and the renderer escapes every value of the HTML part (attributes included);
 * the subject is one sanitised line, written literally;
 * the only links are the anomaly's own console link, and only when
   :func:`~snsmiddleware.anomaly.genuine_console_url` accepted it (the email says when it
-  was left out), and the Cost Anomaly Detection page of the topic's own partition;
+  was left out), else the Cost Anomaly Detection page of the topic's own partition;
 * the raw message is always included, so nothing is lost when the format drifts.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Final
+from typing import Any, Final
 
 from .alert_email import (
     DEFAULT_SUBJECT_PREFIX,
     UNKNOWN,
+    RecipientMatch,
+    build_alert_email,
     compose_alert_email,
     format_percent,
+    format_share,
+    greeting,
+    routing_footer,
     single_line,
     topic_account,
 )
 from .anomaly import AnomalyAlert, RootCause
+from .budgets import BudgetAlert
+from .email_view import Bar, EmailView, Link, Table, Tone, render_html, render_text
 from .errors import PolicyError
 from .message import Notification
 from .policy import parse_topic_arn
@@ -220,19 +231,6 @@ def default_console_url(topic_arn: str | None) -> str | None:
     return ANOMALY_CONSOLE_URLS.get(partition)
 
 
-def _link_lines(alert: AnomalyAlert, topic_arn: str | None) -> list[tuple[str, str | None]]:
-    """(sentence, URL) pairs: the anomaly's own link, or why it is missing and ours."""
-    if alert.details_url is not None:
-        return [("Open this anomaly in the AWS console", alert.details_url)]
-    lines: list[tuple[str, str | None]] = []
-    if alert.details_url_omitted:
-        lines.append((LINK_OMITTED, None))
-    fallback = default_console_url(topic_arn)
-    if fallback is not None:
-        lines.append(("Open Cost Anomaly Detection in the AWS console", fallback))
-    return lines
-
-
 def _unparsed_note(alert: AnomalyAlert) -> str | None:
     if alert.unreadable is not None:
         return (
@@ -250,90 +248,139 @@ def _unparsed_note(alert: AnomalyAlert) -> str | None:
     )
 
 
-def _raw_lines(alert: AnomalyAlert) -> str:
-    # Normalised line ends only: a lone CR must not reach the SMTP body.
-    return "\n".join(alert.raw_text.splitlines())
+def _headline(alert: AnomalyAlert) -> tuple[str, str | None]:
+    """The lead figure (the total impact) and what it means against the expected spend."""
+    impact, percent = alert.total_impact, alert.total_impact_percentage
+    expected = alert.total_expected_spend
+    if impact is None:
+        if alert.total_actual_spend is not None:
+            return f"{alert.total_actual_spend} spent", None
+        return "Cost anomaly detected", None
+    if percent is None:
+        return f"{impact} above expected", None if expected is None else f"{expected} expected"
+    share = f"+{format_share(percent)}"
+    return (
+        f"{impact} above expected",
+        f"{share} over expected spend"
+        if expected is None
+        else f"{share} over the expected {expected}",
+    )
 
 
-def anomaly_text(alert: AnomalyAlert, *, topic_arn: str | None = None) -> str:
-    """The plain-text part (``topic_arn``: the signed TopicArn, for the Account row and the
-    console of its partition)."""
-    title = single_line(_monitor_label(alert), MAX_CELL_CHARS)
-    lines = [f"AWS Cost Anomaly Detection alert: {title}", "", _summary(alert), ""]
-    rows = _rows(alert, topic_account(topic_arn) if topic_arn is not None else None)
-    width = max(len(label) for label, _ in rows) + 2
-    lines += [f"{label + ':':<{width}}{value}" for label, value in rows]
-    lines += ["", "Root causes:"]
-    if alert.root_causes:
-        table = [_CAUSE_COLUMNS, *(_cause_cells(cause) for cause in alert.root_causes)]
-        widths = [max(len(row[column]) for row in table) for column in range(4)]
-        lines += [
-            "  " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in table
-        ]
-    else:
-        lines.append("  none listed in the message")
-    lines.append("")
-    lines += [
-        sentence if url is None else f"{sentence}: {url}"
-        for sentence, url in _link_lines(alert, topic_arn)
-    ]
+def _bar(alert: AnomalyAlert) -> Bar | None:
+    """Actual spend (the filled bar) with the expected spend marked, when both are known in
+    one currency; the whole bar is the larger of the two."""
+    actual, expected = alert.total_actual_spend, alert.total_expected_spend
+    if actual is None or expected is None or actual.currency != expected.currency:
+        return None
+    scale = max(actual.amount, expected.amount)
+    if scale <= 0:
+        return None
+    return Bar(
+        value=actual.amount,
+        scale=scale,
+        marker=expected.amount,
+        marker_label=f"Expected spend {expected}",
+        value_label=f"Actual spend {actual}",
+        scale_label=f"0 to {actual if scale == actual.amount else expected}",
+        tone=Tone.ALERT,
+    )
+
+
+def _kicker(alert: AnomalyAlert) -> str:
+    """``Cost anomaly · 2026-11-28 to 2026-11-30``."""
+    dates = _dates(alert)
+    return "Cost anomaly" if dates is None else f"Cost anomaly · {dates}"
+
+
+def _causes(alert: AnomalyAlert) -> Table:
+    return Table(
+        title="Root causes",
+        columns=_CAUSE_COLUMNS,
+        rows=tuple(_cause_cells(cause) for cause in alert.root_causes),
+    )
+
+
+def _actions(alert: AnomalyAlert, topic_arn: str | None) -> tuple[Link, ...]:
+    """The anomaly's own console page (genuine: :func:`genuine_console_url`'s characters are
+    a subset of what :class:`~snsmiddleware.email_view.Link` accepts), else ours."""
+    if alert.details_url is not None:
+        return (Link("Open this anomaly in the AWS console", alert.details_url),)
+    fallback = default_console_url(topic_arn)
+    if fallback is None:
+        return ()
+    return (Link("Open Cost Anomaly Detection in the AWS console", fallback),)
+
+
+def anomaly_alert_view(
+    alert: AnomalyAlert,
+    *,
+    topic_arn: str | None = None,
+    recipients: Sequence[Address] = (),
+    routing: Sequence[RecipientMatch] | None = None,
+    subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+) -> EmailView:
+    """The :class:`~snsmiddleware.email_view.EmailView` of a Cost Anomaly Detection alert
+    (the options as for :func:`~snsmiddleware.alert_email.budget_alert_view`)."""
+    addresses = [match.address for match in routing] if routing else list(recipients)
+    notes = []
+    if alert.details_url_omitted:
+        notes.append(LINK_OMITTED)
     note = _unparsed_note(alert)
     if note is not None:
-        lines += ["", note]
-    lines += ["", "--- Original message from AWS Cost Anomaly Detection ---", _raw_lines(alert), ""]
-    return "\n".join(lines)
+        notes.append(note)
+    readable = alert.unreadable is None
+    headline, subline = _headline(alert)
+    rows = _rows(alert, topic_account(topic_arn) if topic_arn is not None else None)
+    if readable and not alert.root_causes:
+        rows.append(("Root causes", "none listed in the message"))
+    return EmailView(
+        title=anomaly_subject(alert, single_line(subject_prefix)),
+        heading=(
+            "AWS Cost Anomaly Detection alert: "
+            + single_line(_monitor_label(alert), MAX_CELL_CHARS)
+        ),
+        kicker=_kicker(alert),
+        greeting=greeting(addresses),
+        headline=headline,
+        tone=Tone.ALERT if alert.total_impact is not None else Tone.WARNING,
+        subline=subline,
+        summary=_summary(alert),
+        bar=_bar(alert),
+        rows=tuple(rows) if readable else (),
+        tables=(_causes(alert),) if readable and alert.root_causes else (),
+        actions=_actions(alert, topic_arn),
+        notes=tuple(notes),
+        footer=routing_footer(
+            routing,
+            topic_arn,
+            service="AWS Cost Anomaly Detection",
+            when="change the alert subscription's threshold in AWS Cost Anomaly Detection",
+        ),
+        raw_heading="Original message from AWS Cost Anomaly Detection",
+        raw_text=alert.raw_text,
+    )
 
 
-def anomaly_html(alert: AnomalyAlert, *, topic_arn: str | None = None) -> str:
-    """The HTML part: every value escaped; links only to the AWS console."""
-    e = html.escape
-    signed_account = topic_account(topic_arn) if topic_arn is not None else None
-    rows = "\n".join(
-        f'<tr><th align="left" style="padding:2px 12px 2px 0">{e(label)}</th>'
-        f"<td>{e(value)}</td></tr>"
-        for label, value in _rows(alert, signed_account)
-    )
-    if alert.root_causes:
-        head = "".join(
-            f'<th align="left" style="padding:2px 12px 2px 0">{e(c)}</th>' for c in _CAUSE_COLUMNS
-        )
-        body = "\n".join(
-            "<tr>"
-            + "".join(
-                f'<td style="padding:2px 12px 2px 0">{e(cell)}</td>' for cell in _cause_cells(cause)
-            )
-            + "</tr>"
-            for cause in alert.root_causes
-        )
-        causes = f"<table>\n<tr>{head}</tr>\n{body}\n</table>\n"
-    else:
-        causes = "<p>None listed in the message.</p>\n"
-    links = "".join(
-        f"<p>{e(sentence)}</p>\n"
-        if url is None
-        else f'<p><a href="{e(url, quote=True)}">{e(sentence)}</a></p>\n'
-        for sentence, url in _link_lines(alert, topic_arn)
-    )
-    note = _unparsed_note(alert)
-    note_html = f"<p><strong>{e(note)}</strong></p>\n" if note else ""
-    title = single_line(_monitor_label(alert), MAX_CELL_CHARS)
-    return (
-        "<!DOCTYPE html>\n"
-        '<html><head><meta charset="utf-8">'
-        f"<title>{e(anomaly_subject(alert))}</title></head>\n"
-        '<body style="font-family:sans-serif">\n'
-        f"<h2>AWS Cost Anomaly Detection alert: {e(title)}</h2>\n"
-        f"<p>{e(_summary(alert))}</p>\n"
-        f"<table>\n{rows}\n</table>\n"
-        "<h3>Root causes</h3>\n"
-        f"{causes}"
-        f"{links}"
-        f"{note_html}"
-        "<h3>Original message from AWS Cost Anomaly Detection</h3>\n"
-        f'<pre style="white-space:pre-wrap;overflow-wrap:anywhere">{e(_raw_lines(alert))}</pre>\n'
-        "</body></html>\n"
-    )
+def anomaly_text(
+    alert: AnomalyAlert,
+    *,
+    topic_arn: str | None = None,
+    routing: Sequence[RecipientMatch] | None = None,
+) -> str:
+    """The plain-text part (``topic_arn``: the signed TopicArn, for the Account row and the
+    console of its partition; ``routing``: who gets it and why)."""
+    return render_text(anomaly_alert_view(alert, topic_arn=topic_arn, routing=routing))
+
+
+def anomaly_html(
+    alert: AnomalyAlert,
+    *,
+    topic_arn: str | None = None,
+    routing: Sequence[RecipientMatch] | None = None,
+) -> str:
+    """The HTML part: every value escaped by the renderer; links only to the AWS console."""
+    return render_html(anomaly_alert_view(alert, topic_arn=topic_arn, routing=routing))
 
 
 def build_anomaly_email(
@@ -343,16 +390,35 @@ def build_anomaly_email(
     sender: Address,
     recipients: Sequence[Address],
     subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+    routing: Sequence[RecipientMatch] | None = None,
 ) -> EmailMessage:
-    """The email for ``alert``: plain text and HTML alternatives, marked auto-generated,
-    Message-ID ``<cost-anomaly.MessageId@sender's domain>`` (see
-    :func:`~snsmiddleware.alert_email.compose_alert_email`)."""
+    """The email for ``alert`` (as :func:`~snsmiddleware.alert_email.build_alert_email` for a
+    Budgets alert), Message-ID ``<cost-anomaly.MessageId@sender's domain>``."""
+    view = anomaly_alert_view(
+        alert,
+        topic_arn=notification.topic_arn,
+        recipients=recipients,
+        routing=routing,
+        subject_prefix=subject_prefix,
+    )
     return compose_alert_email(
         notification,
-        subject=anomaly_subject(alert, single_line(subject_prefix)),
-        text=anomaly_text(alert, topic_arn=notification.topic_arn),
-        html=anomaly_html(alert, topic_arn=notification.topic_arn),
+        subject=view.title,
+        view=view,
         sender=sender,
         recipients=recipients,
         kind="cost-anomaly",
     )
+
+
+def build_cost_alert_email(
+    alert: BudgetAlert | AnomalyAlert,
+    notification: Notification,
+    **options: Any,
+) -> EmailMessage:
+    """The email for either kind of alert: :func:`build_anomaly_email` or
+    :func:`~snsmiddleware.alert_email.build_alert_email`, with the same keyword options."""
+    build: Callable[..., EmailMessage] = (
+        build_anomaly_email if isinstance(alert, AnomalyAlert) else build_alert_email
+    )
+    return build(alert, notification, **options)

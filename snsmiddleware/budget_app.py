@@ -37,6 +37,11 @@ topic checks is refused. From there:
    between the send and the commit does not email twice. The file outbox needs no record:
    it names each file after the message.
 
+6. :meth:`BudgetApp.on_unsubscribe` (the middleware's ``on_unsubscribe`` hook) emails the
+   ``admin_recipients`` when an UnsubscribeConfirmation says this endpoint was unsubscribed
+   from a topic (its alerts will stop), once per message, or logs a WARNING saying so when
+   nobody is configured.
+
 Exactly one email per alert comes from the middleware's claim/commit/release de-duplication:
 this app answers 2xx only when the alert has been handed to the mailer or the dead-letter
 outbox, and never keeps per-request state on ``self`` (servers call it from many threads).
@@ -61,22 +66,23 @@ from typing import Final
 from webob import Request, Response
 from webob.dec import wsgify
 
+from .admin_email import build_unsubscribe_email, resubscribe_command, unsubscribe_summary
 from .alert_email import (
     DEFAULT_SUBJECT_PREFIX,
-    build_alert_email,
+    RecipientMatch,
     build_dead_letter,
     single_line,
     topic_account,
 )
 from .anomaly import AnomalyAlert, parse_cost_alert
-from .anomaly_email import build_anomaly_email
+from .anomaly_email import build_cost_alert_email
 from .answers import PlainTextAnswer
 from .budgets import BudgetAlert, NotABudgetAlertError
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
-from .errors import ConfigurationError, SnsError, excerpt
+from .errors import ConfigurationError, SnsError, TransientError, excerpt
 from .mail import FileOutbox, Mailer
-from .message import Notification, is_topic_verification
+from .message import Notification, SnsMessage, UnsubscribeConfirmation, is_topic_verification
 from .middleware import get_effects, get_message
 from .reasons import Reason
 from .verifier import utc_now
@@ -186,6 +192,16 @@ class RecipientRule:
             return True
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
 
+    def describe(self, alert: CostAlert | None = None) -> str:
+        """How this entry reads in the footer of ``alert``'s email (``the budget name "Test
+        Budget"``; for an anomaly, ``the monitor or subscription name "Daily spend"``)."""
+        if self.is_account:
+            return f"the account {self.key}"
+        name = "monitor or subscription name" if isinstance(alert, AnomalyAlert) else "budget name"
+        if _GLOB_CHARS & set(self.key):
+            return f'the {name} pattern "{single_line(self.key, 100)}"'
+        return f'the {name} "{single_line(self.key, 100)}"'
+
 
 def _kind(alert: CostAlert) -> str:
     return "cost anomaly alert" if isinstance(alert, AnomalyAlert) else "budget alert"
@@ -200,7 +216,7 @@ def _named(alert: CostAlert) -> str:
     return "budget " + ("(no name found)" if name is None else excerpt(name))
 
 
-def _about(message: Notification) -> str:
+def _about(message: SnsMessage) -> str:
     """The log fields naming a notification (the TopicArn cut short: ``handle()`` can be
     called without the middleware's allowlist in front)."""
     return f"message_id={message.message_id} topic={excerpt(message.topic_arn, 300)}"
@@ -215,6 +231,14 @@ def _response(answer: PlainTextAnswer) -> Response:
 
 def _answer(code: int, reason: str, detail: str) -> Response:
     return _response(PlainTextAnswer(code, reason, detail))
+
+
+def _check_writable(probe: EmailMessage, what: str) -> None:
+    """Raise ConfigurationError when ``probe``'s headers do not read back as written."""
+    try:
+        verify_headers(probe)
+    except UnsafeHeaderError as exc:
+        raise ConfigurationError(f"{what} cannot be written safely: {exc}") from None
 
 
 class BudgetApp:
@@ -239,6 +263,9 @@ class BudgetApp:
         retrying for this long (measured from its Timestamp), keep it in the dead-letter
         outbox and answer 200 ``dead_lettered`` instead of 503; ``None``: always 503.
     :param clock: the current aware datetime (the middleware's ``clock``, in tests).
+    :param admin_recipients: who is emailed when this endpoint is unsubscribed from a topic
+        (:meth:`on_unsubscribe`, given to the middleware as ``on_unsubscribe=``). Without
+        them that event is only logged, as a WARNING.
 
     Example::
 
@@ -260,6 +287,7 @@ class BudgetApp:
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
         dead_letter_after: timedelta | None = DEFAULT_DEAD_LETTER_AFTER,
         clock: Callable[[], datetime] = utc_now,
+        admin_recipients: str | Iterable[str] | None = None,
     ) -> None:
         self.clock = clock
         if dead_letter_after is not None and dead_letter_after <= timedelta(0):
@@ -276,6 +304,11 @@ class BudgetApp:
         self.default_recipients: tuple[Address, ...] = (
             _addresses(default_recipients, what="default_recipients")
             if default_recipients is not None
+            else ()
+        )
+        self.admin_recipients: tuple[Address, ...] = (
+            _addresses(admin_recipients, what="admin_recipients")
+            if admin_recipients is not None
             else ()
         )
         self.sender = parse_address(sender, what="sender")
@@ -303,23 +336,16 @@ class BudgetApp:
         probe = EmailMessage()
         probe["Subject"] = LiteralHeader("Subject", single_line(self.subject_prefix))
         probe["From"] = self.sender
-        for rule in self.rules:
-            probe["To"] = rule.addresses
-            try:
-                verify_headers(probe)
-            except UnsafeHeaderError as exc:
-                raise ConfigurationError(
-                    f"recipients[{rule.key!r}] cannot be written safely: {exc}"
-                ) from None
+        lists = [(f"recipients[{rule.key!r}]", rule.addresses) for rule in self.rules]
+        if self.admin_recipients:
+            lists.append(("admin_recipients", self.admin_recipients))
+        for what, addresses in lists:
+            probe["To"] = addresses
+            _check_writable(probe, what)
             del probe["To"]
         if self.default_recipients:
             probe["To"] = self.default_recipients
-        try:
-            verify_headers(probe)
-        except UnsafeHeaderError as exc:
-            raise ConfigurationError(
-                f"sender, subject_prefix or default_recipients cannot be written safely: {exc}"
-            ) from None
+        _check_writable(probe, "sender, subject_prefix or default_recipients")
 
     def recipients_for(self, alert: CostAlert, *, topic_arn: str | None = None) -> list[Address]:
         """Everyone configured for this alert, else the defaults (possibly nobody).
@@ -335,13 +361,24 @@ class BudgetApp:
                 DeprecationWarning,
                 stacklevel=2,
             )
-        matched = [
-            address
-            for rule in self.rules
-            if rule.matches(alert, account)
-            for address in rule.addresses
-        ]
-        return _unique(matched or self.default_recipients)
+        return [match.address for match in self._route(alert, account)]
+
+    def route(self, alert: CostAlert, *, topic_arn: str) -> list[RecipientMatch]:
+        """Like :meth:`recipients_for`, with the entries that chose each recipient (for the
+        email's greeting and its "why you got this" footer); no entries: a default recipient.
+        """
+        return self._route(alert, topic_account(topic_arn))
+
+    def _route(self, alert: CostAlert, account: str | None) -> list[RecipientMatch]:
+        chosen: dict[str, tuple[Address, list[str]]] = {}
+        for rule in self.rules:
+            if rule.matches(alert, account):
+                for address in rule.addresses:
+                    entry = chosen.setdefault(address.addr_spec.lower(), (address, []))
+                    entry[1].append(rule.describe(alert))
+        if chosen:
+            return [RecipientMatch(address, tuple(rules)) for address, rules in chosen.values()]
+        return [RecipientMatch(address) for address in _unique(self.default_recipients)]
 
     @wsgify
     def __call__(self, request: Request) -> Response:
@@ -390,8 +427,9 @@ class BudgetApp:
                 signed_account,
                 about,
             )
-        recipients = self.recipients_for(alert, topic_arn=message.topic_arn)
-        email = self._email(alert, message, recipients)
+        routing = self.route(alert, topic_arn=message.topic_arn)
+        recipients = [match.address for match in routing]
+        email = self._email(alert, message, routing)
         if not recipients:
             return self._dead_letter(
                 email,
@@ -427,23 +465,17 @@ class BudgetApp:
         return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
 
     def _email(
-        self, alert: CostAlert, message: Notification, recipients: list[Address]
+        self, alert: CostAlert, message: Notification, routing: list[RecipientMatch]
     ) -> EmailMessage:
-        """The email for either kind of alert, from its own module."""
-        if isinstance(alert, AnomalyAlert):
-            return build_anomaly_email(
-                alert,
-                message,
-                sender=self.sender,
-                recipients=recipients,
-                subject_prefix=self.subject_prefix,
-            )
-        return build_alert_email(
+        """The email for either kind of alert (``routing``: who gets it and why, for the
+        greeting and the footer)."""
+        return build_cost_alert_email(
             alert,
             message,
             sender=self.sender,
-            recipients=recipients,
+            recipients=[match.address for match in routing],
             subject_prefix=self.subject_prefix,
+            routing=routing,
         )
 
     def _not_sent_yet(
@@ -471,6 +503,91 @@ class BudgetApp:
             "email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, _about(message)
         )
         return _response(exc.answer("the email could not be sent yet; SNS will retry"))
+
+    def on_unsubscribe(self, message: UnsubscribeConfirmation) -> None:
+        """Tell the admin recipients that this endpoint was unsubscribed from a topic.
+
+        The hook for ``SnsMiddleware(on_unsubscribe=...)``, which calls it once per verified
+        UnsubscribeConfirmation of an allowed topic (redeliveries are de-duplicated there).
+        The notice goes through the app's mailer; without ``admin_recipients`` the event is
+        logged as a WARNING instead. A transient mail failure raises
+        :class:`~snsmiddleware.errors.TransientError` (the middleware answers 503 and a
+        redelivery tries again), unless SNS has been retrying for ``dead_letter_after``: then,
+        as for a permanent failure, the notice is kept in the dead-letter outbox (where
+        ``snsmiddleware replay`` can send it later) and nothing is raised.
+        """
+        about = _about(message)
+        summary = unsubscribe_summary(message)
+        if not self.admin_recipients:
+            log.warning(
+                "%s: no admin_recipients are configured, so nobody was told; subscribe the "
+                "endpoint again to receive alerts (%s) %s",
+                summary,
+                resubscribe_command(message.topic_arn),
+                about,
+            )
+            return
+        email = build_unsubscribe_email(
+            message,
+            sender=self.sender,
+            recipients=self.admin_recipients,
+            subject_prefix=self.subject_prefix,
+        )
+        try:
+            self.mailer.send(email)
+        except SnsError as exc:
+            age = self.clock() - message.sent_at
+            give_up = self.dead_letter_after is not None and age >= self.dead_letter_after
+            if exc.transient and not give_up:
+                log.error(
+                    "%s; the admin notice could not be sent yet (%s: %s), SNS may retry %s",
+                    summary,
+                    exc.reason,
+                    exc.detail,
+                    about,
+                )
+                raise TransientError(
+                    "the unsubscribe notice could not be emailed yet", reason=exc.reason
+                ) from None
+            reason = Reason.RETRIES_EXHAUSTED if exc.transient else exc.reason
+            self._keep_notice(email, message, reason=reason, detail=exc.detail, about=about)
+            return
+        log.warning("%s: told %d admin recipient(s) %s", summary, len(self.admin_recipients), about)
+
+    def _keep_notice(
+        self,
+        email: EmailMessage,
+        message: UnsubscribeConfirmation,
+        *,
+        reason: str,
+        detail: str,
+        about: str,
+    ) -> None:
+        """Write an admin notice that could not be sent to the dead-letter outbox."""
+        letter = build_dead_letter(
+            email, message, reason=reason, detail=detail, recipients=self.admin_recipients
+        )
+        try:
+            path = self.dead_letter.write(letter)
+        except SnsError as exc:
+            log.error(
+                "%s; the admin notice was not sent (%s) and the dead-letter outbox failed: %s %s",
+                unsubscribe_summary(message),
+                reason,
+                exc.detail,
+                about,
+            )
+            raise TransientError(
+                "the unsubscribe notice could not be emailed or kept", reason=exc.reason
+            ) from None
+        log.error(
+            "%s; the admin notice was not sent (%s: %s) and is kept in %s %s",
+            unsubscribe_summary(message),
+            reason,
+            detail,
+            path,
+            about,
+        )
 
     @staticmethod
     def _recorded(ledger: MessageEffects, about: str) -> bool:

@@ -7,7 +7,9 @@
 * ``send-test-alert``: post a Budgets alert (``--anomaly``: a Cost Anomaly Detection alert)
   signed by the development CA to a running server;
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
-  server (:mod:`snsmiddleware.listen`).
+  server (:mod:`snsmiddleware.listen`);
+* ``replay``: send dead-lettered emails again through the configured mailer, exactly once
+  each (:mod:`snsmiddleware.replay`).
 
 Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
 1 the message did not verify (or the server refused the test alert), 2 bad usage or
@@ -20,14 +22,16 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
-from .devmode import DEFAULT_DEV_CA_DIR
+from .devmode import BUDGET_PERIOD_WORDING, DEFAULT_DEV_CA_DIR
 from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
@@ -53,6 +57,8 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     if args.basic_auth_file is not None:
         # A file, not a flag value: a password on the command line shows in `ps` and history.
         options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+    if args.admin_recipient:  # one address per flag
+        options["admin_recipients"] = "\n".join(args.admin_recipient)
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
     return {key: value for key, value in options.items() if value is not None}
@@ -240,25 +246,33 @@ def _without_password(url: str) -> str:
 def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
-    from .devmode import load_or_create_dev_ca, sample_budget_alert
+    from .devmode import load_or_create_dev_ca
     from .signer import MessageSigner
 
+    if args.anomaly:
+        conflicting = _budget_kind_flags(args)
+        if args.subscription_confirmation:
+            conflicting.insert(0, "--subscription-confirmation")
+        if conflicting:
+            sys.stderr.write(
+                "snsmiddleware send-test-alert: --anomaly sends a Cost Anomaly Detection "
+                f"alert; it cannot be combined with {', '.join(conflicting)}\n"
+            )
+            return 2
+    else:
+        for note in _alert_kind_notes(args):
+            sys.stderr.write(f"snsmiddleware send-test-alert: note: {note}\n")
+
     signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
-    if args.subscription_confirmation and args.anomaly:
-        sys.stderr.write(
-            "snsmiddleware send-test-alert: --anomaly and --subscription-confirmation "
-            "exclude each other\n"
-        )
-        return 2
     if args.subscription_confirmation:
         message = signer.subscription_confirmation()
         what = "SubscriptionConfirmation"
     elif args.anomaly:
         message, what = _anomaly_message(signer, args.topic)
     else:
-        subject, text = sample_budget_alert(args.budget)
+        subject, text = _sample_alert(args)
         message = signer.notification(text, Subject=subject)
-        what = f"Budgets alert for {args.budget!r}"
+        what = f"{_alert_kind_label(args)} Budgets alert for {args.budget!r}"
     try:
         response = requests.post(
             args.url,
@@ -298,6 +312,119 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if 200 <= response.status_code < 300 else 1
 
 
+# --- send-test-alert: which kind of Budgets alert -------------------------------------------
+
+_CENT = Decimal("0.01")
+_AMOUNT = re.compile(r"\d{1,12}(?:\.\d{1,2})?", re.ASCII)
+_DEFAULT_BUDGETED = Decimal("100.00")
+#: Budgets sends an absolute threshold; a test alert's default is 90% of the budgeted amount.
+_DEFAULT_THRESHOLD_PERCENT = Decimal("90")
+#: The default amount: a little past the default threshold, as a real alert would be.
+_DEFAULT_AMOUNT_PERCENT = Decimal("93.17")
+
+
+def _amount(text: str) -> Decimal:
+    """An amount in dollars (``93.17``, ``$1,234.5``): digits, at most cents."""
+    cleaned = text.strip().removeprefix("$").replace(",", "")
+    if _AMOUNT.fullmatch(cleaned) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount like 93.17")
+    return Decimal(cleaned).quantize(_CENT)
+
+
+def _threshold(text: str) -> tuple[Decimal, bool]:
+    """``90%`` (of the budgeted amount) or an amount; ``(value, is_percent)``."""
+    if text.strip().endswith("%"):
+        percent = _amount(text.strip()[:-1])
+        if percent > 1000:
+            raise argparse.ArgumentTypeError(f"{text!r}: a threshold is at most 1000%")
+        return percent, True
+    return _amount(text), False
+
+
+def _add_alert_kind_arguments(send_cmd: argparse.ArgumentParser) -> None:
+    """The flags that choose which Budgets alert ``send-test-alert`` sends."""
+    send_cmd.add_argument(
+        "--forecasted",
+        action="store_true",
+        help="a FORECASTED alert (the forecast exceeds the threshold) instead of ACTUAL",
+    )
+    send_cmd.add_argument(
+        "--period",
+        choices=list(BUDGET_PERIOD_WORDING),
+        default="MONTHLY",
+        help="the budget's period, worded as Budgets does (default MONTHLY; DAILY budgets "
+        "have no forecasted alerts)",
+    )
+    send_cmd.add_argument(
+        "--budgeted",
+        type=_amount,
+        metavar="AMOUNT",
+        help=f"the budgeted amount in USD (default {_DEFAULT_BUDGETED})",
+    )
+    send_cmd.add_argument(
+        "--actual",
+        type=_amount,
+        metavar="AMOUNT",
+        help="the actual amount (with --forecasted: the forecasted amount) (default "
+        f"{_DEFAULT_AMOUNT_PERCENT}%% of the budgeted amount)",
+    )
+    send_cmd.add_argument(
+        "--threshold",
+        type=_threshold,
+        metavar="AMOUNT|PERCENT%",
+        help="the alert threshold, an amount or a percentage of the budgeted amount; Budgets "
+        f"writes it as an amount (default {_DEFAULT_THRESHOLD_PERCENT}%%)",
+    )
+
+
+def _alert_amounts(args: argparse.Namespace) -> tuple[Decimal, Decimal, Decimal]:
+    """(budgeted, threshold, amount) of the test alert, in dollars."""
+    budgeted = args.budgeted if args.budgeted is not None else _DEFAULT_BUDGETED
+    value, is_percent = (
+        args.threshold if args.threshold is not None else (_DEFAULT_THRESHOLD_PERCENT, True)
+    )
+    threshold = (budgeted * value / 100).quantize(_CENT) if is_percent else value
+    amount = (
+        args.actual
+        if args.actual is not None
+        else (budgeted * _DEFAULT_AMOUNT_PERCENT / 100).quantize(_CENT)
+    )
+    return budgeted, threshold, amount
+
+
+def _sample_alert(args: argparse.Namespace) -> tuple[str, str]:
+    """The ``(subject, message)`` of the Budgets alert the flags ask for."""
+    from .devmode import sample_budget_alert
+
+    budgeted, threshold, amount = _alert_amounts(args)
+    try:  # plain "1234.50", no thousands separator: what parsers in the wild expect
+        return sample_budget_alert(
+            args.budget,
+            alert_type="FORECASTED" if args.forecasted else "ACTUAL",
+            period=args.period,
+            budgeted=f"{budgeted:.2f}",
+            threshold=f"{threshold:.2f}",
+            actual=f"{amount:.2f}",
+        )
+    except ValueError as exc:  # --forecasted --period DAILY
+        raise ConfigurationError(str(exc)) from None
+
+
+def _alert_kind_label(args: argparse.Namespace) -> str:
+    """``FORECASTED QUARTERLY ($2710.40 of $2500.00, threshold $2000.00)``."""
+    budgeted, threshold, amount = _alert_amounts(args)
+    kind = "FORECASTED" if args.forecasted else "ACTUAL"
+    return f"{kind} {args.period} (${amount} of ${budgeted}, threshold ${threshold})"
+
+
+def _alert_kind_notes(args: argparse.Namespace) -> list[str]:
+    """What makes the test alert one Budgets would not send (it is sent all the same)."""
+    _, threshold, amount = _alert_amounts(args)
+    if amount <= threshold:
+        return [f"Budgets alerts only when the amount exceeds the threshold (${threshold})"]
+    return []
+
+
 def _anomaly_message(signer: MessageSigner, topic: str) -> tuple[SignedMessage, str]:
     """A signed Cost Anomaly Detection alert from ``topic``, in that topic's account (so that
     account entries of ``recipients`` apply), without a Subject (AWS sets none)."""
@@ -308,6 +435,19 @@ def _anomaly_message(signer: MessageSigner, topic: str) -> tuple[SignedMessage, 
     return signer.notification(sample_anomaly_alert(account=account)), (
         "Cost Anomaly Detection alert for monitor 'Test Monitor'"
     )
+
+
+#: The flags that shape a Budgets test alert; ``--anomaly`` sends no Budgets alert at all.
+_BUDGET_KIND_FLAGS = ("forecasted", "budgeted", "actual", "threshold")
+
+
+def _budget_kind_flags(args: argparse.Namespace) -> list[str]:
+    """The Budgets-alert flags given on the command line (``--period``: when not the
+    default), which ``--anomaly`` cannot honour."""
+    given = [f"--{name}" for name in _BUDGET_KIND_FLAGS if getattr(args, name) not in (None, False)]
+    if args.period != "MONTHLY":
+        given.append("--period")
+    return given
 
 
 def _add_anomaly_flag(send_cmd: Any) -> None:
@@ -348,6 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="require HTTP Basic auth with the user:password pairs in FILE (whitespace-"
         "separated; or SNSMIDDLEWARE_BASIC_AUTH)",
+    )
+    serve_cmd.add_argument(
+        "--admin-recipient",
+        action="append",
+        metavar="ADDRESS",
+        help="email ADDRESS when this endpoint is unsubscribed from a topic (repeatable; or "
+        "SNSMIDDLEWARE_ADMIN_RECIPIENTS)",
     )
     serve_cmd.add_argument(
         "--dev",
@@ -391,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send_cmd.add_argument("--topic", default=DEFAULT_TOPIC, help="the TopicArn to send from")
     send_cmd.add_argument("--budget", default="Test Budget", help="the budget name in the alert")
+    _add_alert_kind_arguments(send_cmd)
     send_cmd.add_argument(
         "--dev-ca",
         default=str(DEFAULT_DEV_CA_DIR),
@@ -400,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     _add_anomaly_flag(send_cmd)
     _add_listen_parser(commands)
+    _add_replay_parser(commands)
     return parser
 
 
@@ -451,6 +600,76 @@ def listen(args: argparse.Namespace, out: TextIO) -> int:
     return run_listen(options, out)
 
 
+# --- replay ---------------------------------------------------------------------------------
+
+
+def _add_replay_parser(commands: Any) -> None:
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="send dead-lettered emails again through the configured mailer, exactly once each",
+        description="The mailer, sender and default recipients are serve's: embedded defaults "
+        "< SNSMIDDLEWARE_* environment variables, or an INI file with --config. Every step is "
+        "recorded in a ledger (fsynced) before the next: a letter already replayed is skipped, "
+        "one whose earlier replay was interrupted is not re-sent unless you say so. "
+        "Exit status: 0 every file sent (now or before), 1 a file failed, was refused or was "
+        "interrupted, 2 bad usage or configuration.",
+    )
+    replay_cmd.add_argument(
+        "files", nargs="+", metavar="DEAD_LETTER.eml", help="dead letters to send again"
+    )
+    replay_cmd.add_argument("--config", metavar="FILE.ini", help="PasteDeploy configuration")
+    replay_cmd.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="where replays are recorded (default: replayed.jsonl in the dead-letter directory)",
+    )
+    replay_cmd.add_argument(
+        "--to",
+        action="append",
+        metavar="ADDRESS",
+        help="send every letter to ADDRESS instead of its own recipients (repeatable)",
+    )
+    replay_cmd.add_argument(
+        "--resend-interrupted",
+        action="store_true",
+        help="also send letters whose earlier replay was interrupted (they may have been sent)",
+    )
+
+
+def replay(args: argparse.Namespace, out: TextIO) -> int:
+    from .budget_app import parse_address
+    from .replay import LEDGER_NAME, ReplayLedger, replay_dead_letters
+    from .server import budget_app_from
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = budget_app_from(os.environ, Path(args.config) if args.config else None)
+    recipients = [parse_address(address, what="--to") for address in args.to or []]
+    ledger_path = Path(args.ledger) if args.ledger else app.dead_letter.directory / LEDGER_NAME
+    counts: dict[str, int] = {}
+    failed = False
+    with ReplayLedger(ledger_path) as ledger:
+        results = replay_dead_letters(
+            args.files,
+            mailer=app.mailer,
+            sender=app.sender,
+            ledger=ledger,
+            recipients=recipients,
+            default_recipients=app.default_recipients,
+            resend_interrupted=args.resend_interrupted,
+        )
+        for result in results:
+            counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+            failed = failed or not result.ok
+            # File names and details can hold anything: escaped, as the server's answers are.
+            out.write(
+                f"{result.outcome.value:<16} {terminal_safe(str(result.path))}\n"
+                f"{'':<16} {terminal_safe(result.detail)}\n"
+            )
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
+    out.write(f"replay: {summary}; ledger {terminal_safe(str(ledger_path))}\n")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -460,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return send_test_alert(args, sys.stdout)
         if args.command == "listen":
             return listen(args, sys.stdout)
+        if args.command == "replay":
+            return replay(args, sys.stdout)
         return verify(args, sys.stdout)
     except (ConfigurationError, SnsError, OSError) as exc:
         sys.stderr.write(f"snsmiddleware {args.command}: {exc}\n")

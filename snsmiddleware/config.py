@@ -180,9 +180,8 @@ def make_dedupe_store(
     spec: str, *, retention: timedelta, lease: timedelta = DEFAULT_LEASE
 ) -> DedupeStore:
     """Build the store a ``dedupe`` option names, remembering ids for ``retention`` and
-    holding an unfinished claim for ``lease``."""
-    if lease <= timedelta(0):
-        raise ConfigurationError("dedupe_lease must be positive")
+    holding an unfinished claim for ``lease`` (both checked by :class:`StoreSpec`, the one
+    caller, when the option is read: a bad value fails at start-up, not at build)."""
     if spec == "memory":
         return MemoryDedupeStore(retention=retention, lease=lease)
     if spec.startswith(("redis://", "rediss://")):
@@ -288,6 +287,7 @@ def to_recipients(value: str) -> dict[str, list[str]]:
 BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
     "recipients": to_recipients,
     "default_recipients": to_addresses,
+    "admin_recipients": to_addresses,
     "sender": to_text,
     "subject_prefix": to_text,
     "dead_letter_after": to_duration,

@@ -40,18 +40,22 @@ from datetime import timedelta
 from typing import Final, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, TransientError
-from .policy import DEFAULT_FRESHNESS_WINDOW, SNS_ANSWER_DEADLINE, InsecureConfigurationWarning
+from .policy import DEFAULT_FRESHNESS_WINDOW, InsecureConfigurationWarning
 from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
 #: How long a claim blocks redeliveries when its holder neither commits nor releases it.
-#: The rule: at least one live attempt, shorter than SNS's retry interval. SNS abandons an
-#: attempt after :data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE` (so no live attempt needs
-#: a longer claim: every call we make is bounded inside it) and its default HTTP policy
-#: retries 3 times :data:`~snsmiddleware.policy.SNS_DEFAULT_RETRY_DELAY` apart, so a claim
-#: left by a dead process has lapsed before the next retry arrives.
-DEFAULT_LEASE: Final = SNS_ANSWER_DEADLINE
+#: The rule: longer than any live attempt can still act, shorter than SNS's retry interval.
+#: An attempt goes on after SNS stops waiting for it (SNS abandons it after
+#: :data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE`, our send does not stop), so the claim
+#: must outlast the slowest built-in send plus the store call that records it (SES 11 s or
+#: SMTP 10 s, then up to 7 s for DynamoDB: 18 s; ``tests/test_time_budget.py`` computes it
+#: from the real defaults); a redelivery arriving meanwhile is told ``in_progress``, never
+#: run a second time. And SNS's default HTTP policy retries
+#: :data:`~snsmiddleware.policy.SNS_DEFAULT_RETRY_DELAY` (20 s) apart, so a claim left by a
+#: dead process has lapsed before the next retry arrives.
+DEFAULT_LEASE: Final = timedelta(seconds=19)
 #: SNS retries for at most one hour; the verifier refuses older messages (+ skew). The
 #: default verifier's freshness window, by definition (see ``policy.freshness_window``).
 DEFAULT_RETENTION: Final = DEFAULT_FRESHNESS_WINDOW

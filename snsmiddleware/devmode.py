@@ -139,6 +139,16 @@ def sample_anomaly_alert(
     return json.dumps(fields)[:-1] + ", " + numbers + "}"
 
 
+#: ``send-test-alert --period``: the budget's time unit as the Budgets API names it, and how
+#: the alert sentence words it (``shared/BUDGETS.md``: daily alerts report yesterday's cost).
+BUDGET_PERIOD_WORDING: Final = {
+    "DAILY": ("per day", "Yesterday, the"),
+    "MONTHLY": ("for the current month", "The"),
+    "QUARTERLY": ("for the current quarter", "The"),
+    "ANNUALLY": ("for the current year", "The"),
+}
+
+
 def sample_budget_alert(
     budget_name: str = "Test Budget",
     *,
@@ -148,8 +158,22 @@ def sample_budget_alert(
     actual: str = "93.17",
     alert_type: str = "ACTUAL",
     when: datetime | None = None,
+    period: str = "MONTHLY",
 ) -> tuple[str, str]:
-    """A Budgets alert ``(subject, message)`` in the exact shape AWS Budgets publishes."""
+    """A Budgets alert ``(subject, message)`` in the exact shape AWS Budgets publishes.
+
+    ``alert_type`` is ``ACTUAL`` or ``FORECASTED`` (``actual`` is then the forecasted
+    amount), ``period`` a key of :data:`BUDGET_PERIOD_WORDING`; amounts are written as given
+    (``"93.17"``), after a ``$``. Budgets has no forecasted alerts for daily budgets, so that
+    combination is a ``ValueError``.
+    """
+    if alert_type not in ("ACTUAL", "FORECASTED"):
+        raise ValueError(f"alert_type must be ACTUAL or FORECASTED, not {alert_type!r}")
+    if period not in BUDGET_PERIOD_WORDING:
+        raise ValueError(f"period must be one of {', '.join(BUDGET_PERIOD_WORDING)}")
+    if period == "DAILY" and alert_type == "FORECASTED":
+        raise ValueError("AWS Budgets sends no forecasted alerts for daily budgets")
+    span, cost_is = BUDGET_PERIOD_WORDING[period]
     moment = when or utc_now()
     subject = f"AWS Budgets: {budget_name} has exceeded your alert threshold"
     message = (
@@ -157,7 +181,7 @@ def sample_budget_alert(
         f"AWS Account {account}\n\n"
         "Dear AWS Customer,\n\n"
         f"You requested that we alert you when the {alert_type} Cost associated with your "
-        f"{budget_name} budget is greater than ${threshold} for the current month. The "
+        f"{budget_name} budget is greater than ${threshold} {span}. {cost_is} "
         f"{alert_type} Cost associated with this budget is ${actual}. You can find additional "
         "details below and by accessing the AWS Budgets dashboard [1].\n\n"
         f"Budget Name: {budget_name}\n"

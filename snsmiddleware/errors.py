@@ -49,6 +49,11 @@ class UnsafeHeaderError(ValueError):
     """A header of a built email would not read back as the single line that was set."""
 
 
+class NotADeadLetterError(ValueError):
+    """A file given to ``snsmiddleware replay`` is not a dead letter this package wrote (or
+    not one it can send again): it is refused, never sent."""
+
+
 class SnsError(Exception):
     """Base of every per-request rejection.
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from webob import Request
@@ -50,7 +50,13 @@ from .errors import (
     TransientError,
     UnauthorizedError,
 )
-from .message import Notification, SnsMessage, SubscriptionConfirmation, is_topic_verification
+from .message import (
+    Notification,
+    SnsMessage,
+    SubscriptionConfirmation,
+    UnsubscribeConfirmation,
+    is_topic_verification,
+)
 from .reasons import Reason
 from .verifier import SnsVerifier, VerifierOptions, build_verifier, given_verifier_options
 from .wsgibody import read_body, restore_body
@@ -75,6 +81,10 @@ _SNS_HEADERS: Final = (
 )
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
+
+#: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
+#: (its return value is ignored).
+UnsubscribeHook = Callable[[UnsubscribeConfirmation], object]
 
 
 def _answer(start_response: StartResponse, code: int, reason: str, detail: str) -> list[bytes]:
@@ -186,6 +196,18 @@ class SnsMiddleware:
         the request with the credentials of the subscription URL
         (``https://user:password@host/path``). Never replaces the signature check.
     :param basic_auth_realm: the realm named in the challenge.
+    :param on_unsubscribe: called with each verified :class:`UnsubscribeConfirmation` of an
+        allowed topic (this endpoint's subscription was deleted: deliveries stop), at most
+        once per MessageId: the call is claimed and committed in the de-duplication store
+        like a notification, so SNS's redeliveries answer 200 ``duplicate``. It returns:
+        200 ``unsubscribe_acknowledged``. It raises a transient :class:`SnsError`
+        (:class:`TransientError`, a mailer's ``MailUnavailableError``): its 503, and the
+        claim is released, so a redelivery calls it again (a retry is worth more than a
+        notice lost; SNS retries this message like any other under the subscription's
+        delivery policy, if it still applies to a deleted subscription). A permanent
+        :class:`SnsError`: its 4xx, the claim committed (retrying cannot help). Anything
+        else: logged with its traceback, 500 ``app_error``, the claim released. No
+        traceback is ever answered. Without a hook the confirmation is logged as a WARNING.
 
     ``topics``, ``fetch_certificate``, ``clock``, ``require_signature_v2``, ``max_age``,
     ``clock_skew`` and ``emulator`` are the :class:`~snsmiddleware.verifier.VerifierOptions`,
@@ -210,9 +232,13 @@ class SnsMiddleware:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         basic_auth: BasicAuthCredentials | None = None,
         basic_auth_realm: str | None = None,
+        on_unsubscribe: UnsubscribeHook | None = None,
         **verifier_options: Unpack[VerifierOptions],
     ) -> None:
         self.app = app
+        if on_unsubscribe is not None and not callable(on_unsubscribe):
+            raise ConfigurationError("on_unsubscribe must be a callable (or None)")
+        self.on_unsubscribe = on_unsubscribe
         self.basic_auth = BasicAuth.optional(basic_auth, realm=basic_auth_realm)
         self.paths = _check_paths(paths)
         if max_body_bytes < 1:
@@ -312,9 +338,10 @@ class SnsMiddleware:
     ) -> Iterable[bytes]:
         if isinstance(message, SubscriptionConfirmation):
             return self._confirm(message, start_response)
-        if not isinstance(message, Notification):
-            self._log(logging.INFO, "unsubscribe confirmation acknowledged", message)
-            return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
+        if isinstance(message, UnsubscribeConfirmation):
+            return self._unsubscribed(message, start_response)
+        if not isinstance(message, Notification):  # pragma: no cover - three types exist
+            raise SnsError("unknown message type", reason=Reason.UNKNOWN_TYPE)
         if self.answer_budgets_verification and is_topic_verification(message):
             self._log(logging.INFO, "budgets topic verification acknowledged", message)
             return _answer(
@@ -344,6 +371,40 @@ class SnsMiddleware:
         self._confirmed.commit(claim)
         self._log(logging.INFO, "confirmed subscription", message)
         return _answer(start_response, 200, Reason.SUBSCRIPTION_CONFIRMED, "subscription confirmed")
+
+    def _unsubscribed(
+        self, message: UnsubscribeConfirmation, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """This endpoint's subscription was deleted: tell :attr:`on_unsubscribe` once per
+        MessageId (see the class docstring for how its failures are answered)."""
+        hook = self.on_unsubscribe
+        if hook is None:
+            self._log(
+                logging.WARNING,
+                "unsubscribe confirmation acknowledged: deliveries from this topic stop",
+                message,
+            )
+            return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
+        delivery = self.ledger.claim(message.message_id)
+        if delivery.duplicate:
+            self._log(logging.INFO, "duplicate unsubscribe confirmation ignored", message)
+            return _answer(start_response, 200, Reason.DUPLICATE, "already processed")
+        done = False
+        try:
+            hook(message)
+            done = True
+        except SnsError as exc:
+            done = not exc.transient  # permanent: a redelivery could not do better
+            level = logging.ERROR if exc.transient else logging.WARNING
+            self._log(level, f"on_unsubscribe failed: {exc.reason} ({exc.detail})", message)
+            return exc.answer().respond(start_response)
+        except Exception:
+            log.exception("the on_unsubscribe hook failed message_id=%s", message.message_id)
+            return _answer(start_response, 500, Reason.APP_ERROR, "the unsubscribe hook failed")
+        finally:
+            self.ledger.finish(delivery, succeeded=done)
+        self._log(logging.INFO, "unsubscribe confirmation handed to on_unsubscribe", message)
+        return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
 
     def _deliver(
         self,
@@ -392,8 +453,13 @@ def filter_app_factory(
     """PasteDeploy ``paste.filter_app_factory``: ``[filter:sns] use = egg:snsmiddleware#sns``.
 
     Every option is a string converted strictly (see :mod:`snsmiddleware.config`); unknown
-    keys fail at startup.
+    keys fail at startup. A wrapped app with an ``on_unsubscribe`` method (such as
+    :class:`~snsmiddleware.budget_app.BudgetApp`) gets it as the ``on_unsubscribe`` hook: a
+    callable cannot be written in an INI file.
     """
     from .config import middleware_options
 
-    return SnsMiddleware(app, **middleware_options(local_conf))
+    hook = getattr(app, "on_unsubscribe", None)
+    return SnsMiddleware(
+        app, on_unsubscribe=hook if callable(hook) else None, **middleware_options(local_conf)
+    )

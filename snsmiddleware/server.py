@@ -140,7 +140,8 @@ def build_application(settings: ServerSettings) -> SnsMiddleware:
     if not sns.get("topics"):
         raise ConfigurationError("topics is required: the TopicArns this server accepts")
     app = BudgetApp(**budget_app_options(settings.budgets))
-    return SnsMiddleware(app, **sns)
+    # An unsubscribed endpoint gets no more alerts: the app tells its admin recipients.
+    return SnsMiddleware(app, on_unsubscribe=app.on_unsubscribe, **sns)
 
 
 def load_ini_application(
@@ -224,6 +225,11 @@ def assemble(
             raise ConfigurationError(
                 "--topic applies to the embedded defaults; set topics in the INI"
             )
+        if "admin_recipients" in flags:
+            raise ConfigurationError(
+                "--admin-recipient applies to the embedded defaults; set admin_recipients in "
+                "the INI's budget_app section"
+            )
         if "basic_auth" in flags:
             raise ConfigurationError(
                 "--basic-auth-file applies to the embedded defaults; set basic_auth in the "
@@ -239,6 +245,29 @@ def assemble(
     if settings.development:
         enable_development_mode(app, settings.dev_ca)
     return Assembly(app, settings, source)
+
+
+#: How deep :func:`budget_app_from` looks through a pipeline's layers (``.app``) for BudgetApp.
+_MAX_PIPELINE_DEPTH: Final = 16
+
+
+def budget_app_from(environ: Mapping[str, str], config: Path | None = None) -> BudgetApp:
+    """The :class:`BudgetApp` that ``serve`` would run with the same settings (its mailer,
+    sender, dead-letter outbox, default recipients): what ``snsmiddleware replay`` sends
+    with. From an INI file, the pipeline's ``budget_app``; otherwise the embedded defaults
+    and the ``SNSMIDDLEWARE_*`` variables, checked as strictly as for ``serve``."""
+    if config is None:
+        settings = settings_from({**EMBEDDED_DEFAULTS, **options_from_env(environ)})
+        return BudgetApp(**budget_app_options(settings.budgets))
+    found: Any = load_ini_application(config, environ)[0]
+    for _ in range(_MAX_PIPELINE_DEPTH):
+        if isinstance(found, BudgetApp):
+            return found
+        found = getattr(found, "app", None)
+    raise ConfigurationError(
+        f"{config} runs no budget_app (use = egg:snsmiddleware#budget_app): replay sends "
+        "through its mailer"
+    )
 
 
 def make_server(assembly: Assembly) -> GracefulServer:

@@ -15,6 +15,7 @@ from snsmiddleware.mail import FileOutbox, SesMailer, SmtpMailer
 from snsmiddleware.message import SubscriptionConfirmation
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA
 
+from ._dynamodb_helpers import MotoDynamoDB, running_moto_dynamodb
 from ._mail_helpers import (
     LOCALHOST,
     SES_REGION,
@@ -29,6 +30,7 @@ from ._mail_helpers import (
     smtp_server,
     tls_contexts,
 )
+from ._redis_helpers import start_redis
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 PATH = "/sns/budgets"
@@ -98,6 +100,19 @@ def signature_version(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def signer(test_ca: TestCA, clock: FrozenClock) -> MessageSigner:
     return MessageSigner(test_ca, topic_arn=TOPIC, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1, one per test module that asks for it."""
+    yield from start_redis(tmp_path_factory.mktemp("redis"))
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[MotoDynamoDB]:
+    """moto's server (DynamoDB) on 127.0.0.1, one per test module that asks for it."""
+    with running_moto_dynamodb() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

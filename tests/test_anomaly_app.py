@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from webtest.http import StopableWSGIServer
 
 from snsmiddleware import SnsMiddleware
+from snsmiddleware.anomaly import parse_cost_alert
 from snsmiddleware.budget_app import BudgetApp
 from snsmiddleware.cli import main
 from snsmiddleware.devmode import DevelopmentTrust, load_or_create_dev_ca
@@ -351,6 +352,10 @@ def test_send_test_alert_anomaly_over_a_real_server(
         out = capsys.readouterr().out
         assert "Cost Anomaly Detection alert" in out and "answer 200 sent" in out
         assert main([*argv, "--subscription-confirmation"]) == 2
+        # The Budgets-alert flags cannot shape an anomaly: refused, not silently ignored.
+        assert main([*argv, "--forecasted", "--threshold", "80%", "--period", "DAILY"]) == 2
+        refusal = capsys.readouterr().err
+        assert "cannot be combined with --forecasted, --threshold, --period" in refusal
     finally:
         server.shutdown()
     [email] = emails_in(outbox.directory)
@@ -359,6 +364,11 @@ def test_send_test_alert_anomaly_over_a_real_server(
     plain, _ = parts(email)
     assert re.search(rf"^Account: +{OWN_ACCOUNT} \(sample-account\)\r?$", plain, re.MULTILINE)
     assert "could not be read" not in plain
+    # Greeted by name, and told which entry chose them, worded for an anomaly.
+    assert re.search(r"^Hi Ana Lima,\r?$", plain, re.MULTILINE)
+    assert (
+        'the recipients entry for the monitor or subscription name "Test Monitor" matched'
+    ) in plain.replace("\r\n", "\n").replace("\n", " ")
 
 
 # --- no anomaly JSON makes the app fail ---------------------------------------------------
@@ -409,3 +419,19 @@ def test_any_anomaly_json_is_emailed_or_refused_never_a_failure(
     response = app.handle(anomaly_notification(text, signer=signer))
     assert response.status_int in (200, 422), response.text
     assert len(box.messages()) == (1 if response.status_int == 200 else 0)
+
+
+def test_route_words_each_entry_for_an_anomaly(tmp_path: Path) -> None:
+    """The footer's "why you got this" names what an anomaly entry matched (the monitor or
+    subscription name), never a budget name."""
+    app = BudgetApp(
+        recipients={"Serv*": ANA, "Immediate alerts": ANA, OWN_ACCOUNT: "Bo <bo@example.com>"},
+        mailer=FileOutbox(tmp_path),
+    )
+    alert = parse_cost_alert(anomaly_notification(anomaly_text()))
+    ana, bo = app.route(alert, topic_arn=TOPIC)
+    assert ana.rules == (
+        'the monitor or subscription name pattern "Serv*"',
+        'the monitor or subscription name "Immediate alerts"',
+    )
+    assert bo.rules == (f"the account {OWN_ACCOUNT}",)

@@ -72,11 +72,42 @@ def test_the_text_gives_every_figure_in_words() -> None:
         r"Anomaly score: +0\.61 now, 0\.83 at most",
         r"Dates: +2026-11-28 to 2026-11-30",
         r"Alert subscription: +Immediate alerts",
-        r"  Service +\| Region +\| Account +\| Usage type",
-        r"  Amazon Elastic Compute Cloud - Compute \| us-east-1 +\| 123456789012 \(payments-prod\)"
-        r" \| BoxUsage:c7i\.4xlarge",
+        r"Service +Region +Account +Usage type",
+        r"Amazon Elastic Compute Cloud - Compute  us-east-1  123456789012 \(payments-prod\)"
+        r"  BoxUsage:c7i\.4xlarge",
     ):
         assert re.search(f"^{row}$", text, re.MULTILINE), row
+    # The lead figure: the total impact, then how far over the expected spend it is.
+    lead = text.split("Hello,\n\n", 1)[1].splitlines()[:2]
+    assert lead == ["892.20 USD above expected", "+929% over the expected 96.00 USD"]
+
+
+def test_the_bar_is_actual_spend_with_the_expected_spend_marked() -> None:
+    text = anomaly_text(alert_from(), topic_arn=TOPIC)
+    # 96 of 988.20 is 9.7% of the bar: the mark after 3 of 30 cells, the whole bar filled.
+    assert "[###|###########################]" in text
+    assert "  # Actual spend 988.20 USD" in text
+    assert "  | Expected spend 96.00 USD" in text
+    below = alert_from(impact={"totalActualSpend": 50, "totalExpectedSpend": 100})
+    assert "[###############---------------|]" in anomaly_text(below)
+    for missing in (
+        {"impact": {"totalImpact": 5}},
+        {"impact": {"totalActualSpend": 0, "totalExpectedSpend": 0}},
+    ):
+        assert "(the whole bar)" not in anomaly_text(alert_from(**missing))
+
+
+def test_greeting_and_footer_come_from_the_routing() -> None:
+    from snsmiddleware.alert_email import RecipientMatch
+
+    routing = [RecipientMatch(ANA, ('the monitor or subscription name "Services"',))]
+    text = anomaly_text(alert_from(), topic_arn=TOPIC, routing=routing)
+    assert "\nHi Ana Lima,\n" in text
+    assert (
+        'Why you got this: the recipients entry for the monitor or subscription name "Services" '
+        "matched this alert."
+    ) in text
+    assert "verified AWS Cost Anomaly Detection notification on the topic " + TOPIC in text
 
 
 def test_root_causes_render_as_a_table_and_missing_ones_are_said() -> None:
@@ -85,7 +116,8 @@ def test_root_causes_render_as_a_table_and_missing_ones_are_said() -> None:
         {"linkedAccount": "210987654321", "linkedAccountName": "team-b"},
     ]
     page = anomaly_html(alert_from(rootCauses=causes), topic_arn=TOPIC)
-    rows = re.findall(r"<tr>(<t[dh][^>]*>.*?)</tr>", page)
+    table = page.split('class="data"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(<t[dh][^>]*>.*?)</tr>", table)
     cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in rows]
     assert ["Service", "Region", "Account", "Usage type"] in cells
     assert ["AWS Lambda", "eu-west-1", "(not found in the message)", "Request"] in cells
@@ -97,7 +129,8 @@ def test_root_causes_render_as_a_table_and_missing_ones_are_said() -> None:
     ] in cells
     none = alert_from(rootCauses=[])
     assert "none listed in the message" in anomaly_text(none)
-    assert "None listed in the message." in anomaly_html(none)
+    assert 'class="data"' not in anomaly_html(none)
+    assert ">none listed in the message</td>" in anomaly_html(none)
 
 
 def test_the_anomaly_link_is_the_only_link_when_it_is_genuine() -> None:
