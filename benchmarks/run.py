@@ -5,7 +5,7 @@ several rounds, alternating the measured code and its baseline, and reports medi
 
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
-                                                  # http, budget, stores
+                                                  # http, budget, stores, observers
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
 """
@@ -519,6 +519,89 @@ def _for_threads(kind: str, thread_counts: Iterable[int]) -> None:
         bench_http(kind, threads=threads)
 
 
+# --- 8. the observer hook and the Prometheus metrics on the request path ---------------------
+
+
+def bench_observers(rounds: int = 25, refusals: int = 5000, duplicates: int = 500) -> None:
+    """µs of CPU per request through SnsMiddleware: no observer (the baseline), a no-op
+    observer, and SnsMetrics; a 405 (no crypto: the hook's share is largest) and a verified
+    duplicate (signature check, certificate cache hit, de-dup claim). Rounds interleave the
+    variants; the minimum of each is reported (CPU time: the machine is shared)."""
+    import io
+
+    from snsmiddleware import SnsMiddleware
+
+    signer = MessageSigner(TestCA(), topic_arn=TOPIC)
+    message = signer.notification("benchmark")
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def environ(method: str) -> dict[str, Any]:
+        headers = {
+            "HTTP_" + name.upper().replace("-", "_"): value
+            for name, value in message.headers.items()
+            if name != "Content-Type"
+        }
+        return {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": "/sns",
+            "CONTENT_TYPE": message.headers["Content-Type"],
+            "CONTENT_LENGTH": str(len(message.body)),
+            "wsgi.input": io.BytesIO(message.body),
+            **headers,
+        }
+
+    def start_response(status: str, headers: Any, *exc_info: Any) -> None:
+        pass
+
+    def build(kind: str) -> SnsMiddleware:
+        middleware = SnsMiddleware(
+            app,
+            paths=["/sns"],
+            topics=[TOPIC],
+            fetch_certificate=signer.fetch_certificate,
+            confirm="url",
+        )
+        if kind == "noop":
+            middleware.observer = lambda decision: None
+        elif kind == "metrics":
+            from snsmiddleware.metrics import SnsMetrics
+
+            SnsMetrics().instrument(middleware)
+        middleware(environ("POST"), start_response)  # the first delivery; then duplicates
+        return middleware
+
+    def per_request(middleware: SnsMiddleware, method: str, count: int) -> float:
+        environs = [environ(method) for _ in range(count)]
+        started = time.process_time()
+        for one in environs:
+            middleware(one, start_response)
+        return (time.process_time() - started) / count * 1e6
+
+    import logging
+
+    logging.getLogger("snsmiddleware").addHandler(logging.NullHandler())
+    logging.getLogger("snsmiddleware").propagate = False  # records are made, not printed
+    variants = {kind: build(kind) for kind in ("none", "noop", "metrics")}
+    times: dict[str, dict[str, list[float]]] = {k: {"405": [], "dup": []} for k in variants}
+    for _ in range(rounds):
+        for kind, middleware in variants.items():
+            times[kind]["405"].append(per_request(middleware, "GET", refusals))
+            times[kind]["dup"].append(per_request(middleware, "POST", duplicates))
+    base = {path: min(times["none"][path]) for path in ("405", "dup")}
+    for kind in variants:
+        refusal, duplicate = min(times[kind]["405"]), min(times[kind]["dup"])
+        report(
+            f"observer_{kind}",
+            refusal_us=refusal,
+            refusal_ratio=refusal / base["405"],
+            duplicate_us=duplicate,
+            duplicate_ratio=duplicate / base["dup"],
+        )
+
+
 PARTS: dict[str, Callable[[], None]] = {
     "verify": bench_verify,
     "certs": bench_certificates,
@@ -527,6 +610,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "http": lambda: _for_threads("http", (4, 1)),
     "budget": lambda: bench_http("budget", threads=4),
     "stores": bench_stores,
+    "observers": bench_observers,
 }
 
 

@@ -49,6 +49,7 @@ outbox, and never keeps per-request state on ``self`` (servers call it from many
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
@@ -81,6 +82,7 @@ from .budgets import BudgetAlert, NotABudgetAlertError
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, TransientError, excerpt
+from .hooks import HookGuard
 from .mail import FileOutbox, Mailer
 from .message import Notification, SnsMessage, UnsubscribeConfirmation, is_topic_verification
 from .middleware import get_effects, get_message
@@ -216,6 +218,38 @@ def _named(alert: CostAlert) -> str:
     return "budget " + ("(no name found)" if name is None else excerpt(name))
 
 
+class MailOutcome(enum.Enum):
+    """What became of one alert's email (see :class:`MailEvent`)."""
+
+    #: handed to the mailer
+    SENT = "sent"
+    #: an earlier attempt sent it (recorded in the de-duplication store): not sent again
+    ALREADY_SENT = "already_sent"
+    #: kept in the dead-letter outbox (``reason`` says why); SNS is answered 200
+    DEAD_LETTERED = "dead_lettered"
+    #: not sent yet, and not dead-lettered: 503, SNS retries (``reason`` says why)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class MailEvent:
+    """One alert's email outcome, for :class:`BudgetApp`'s ``observer``.
+
+    :param outcome: what happened.
+    :param reason: the reason code of a ``DEAD_LETTERED`` or ``FAILED`` outcome (the
+        dead-letter reason, or the mailer's error), else ``None``.
+    :param topic_arn: the TopicArn of the verified notification the alert came in.
+    """
+
+    outcome: MailOutcome
+    reason: str | None
+    topic_arn: str
+
+
+#: ``event -> None``; see :class:`MailEvent`.
+MailObserver = Callable[[MailEvent], object]
+
+
 def _about(message: SnsMessage) -> str:
     """The log fields naming a notification (the TopicArn cut short: ``handle()`` can be
     called without the middleware's allowlist in front)."""
@@ -263,6 +297,10 @@ class BudgetApp:
         retrying for this long (measured from its Timestamp), keep it in the dead-letter
         outbox and answer 200 ``dead_lettered`` instead of 503; ``None``: always 503.
     :param clock: the current aware datetime (the middleware's ``clock``, in tests).
+    :param observer: called with a :class:`MailEvent` for every alert it emails,
+        dead-letters or fails to send (for metrics: :mod:`snsmiddleware.metrics`); what it
+        raises is logged (rate-limited) and never changes the answer. Settable later as the
+        ``observer`` attribute.
     :param admin_recipients: who is emailed when this endpoint is unsubscribed from a topic
         (:meth:`on_unsubscribe`, given to the middleware as ``on_unsubscribe=``). Without
         them that event is only logged, as a WARNING.
@@ -287,9 +325,12 @@ class BudgetApp:
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
         dead_letter_after: timedelta | None = DEFAULT_DEAD_LETTER_AFTER,
         clock: Callable[[], datetime] = utc_now,
+        observer: MailObserver | None = None,
         admin_recipients: str | Iterable[str] | None = None,
     ) -> None:
         self.clock = clock
+        self.observer = observer
+        self._observer_guard = HookGuard("the BudgetApp observer")
         if dead_letter_after is not None and dead_letter_after <= timedelta(0):
             raise ConfigurationError("dead_letter_after must be positive (or None)")
         self.dead_letter_after = dead_letter_after
@@ -441,6 +482,7 @@ class BudgetApp:
         ledger = None if getattr(self.mailer, "idempotent", False) else effects
         if ledger is not None and self._recorded(ledger, about):
             log.warning("an earlier attempt sent this alert; not sending it again %s", about)
+            self._notify(MailOutcome.ALREADY_SENT, None, message)
             return _answer(200, Reason.ALREADY_SENT, "emailed by an earlier attempt")
         try:
             self.mailer.send(email)
@@ -462,7 +504,13 @@ class BudgetApp:
                 # Sent: the answer stays 200. Only a crash before the commit would resend.
                 log.exception("the send could not be recorded %s", about)
         log.info("%s emailed to %d recipient(s) %s", kind, len(recipients), about)
+        self._notify(MailOutcome.SENT, None, message)
         return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
+
+    def _notify(self, outcome: MailOutcome, reason: str | None, message: Notification) -> None:
+        observer = self.observer
+        if observer is not None:
+            self._observer_guard.call(observer, MailEvent(outcome, reason, message.topic_arn))
 
     def _email(
         self, alert: CostAlert, message: Notification, routing: list[RecipientMatch]
@@ -502,6 +550,7 @@ class BudgetApp:
         log.error(
             "email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, _about(message)
         )
+        self._notify(MailOutcome.FAILED, exc.reason, message)
         return _response(exc.answer("the email could not be sent yet; SNS will retry"))
 
     def on_unsubscribe(self, message: UnsubscribeConfirmation) -> None:
@@ -628,12 +677,14 @@ class BudgetApp:
                 exc.detail,
                 about,
             )
+            self._notify(MailOutcome.FAILED, exc.reason, message)
             return _response(
                 exc.answer(
                     f"not emailed ({reason}) and the dead-letter outbox failed; SNS will retry"
                 )
             )
         log.error("alert dead-lettered (%s: %s) to %s %s", reason, detail, path, about)
+        self._notify(MailOutcome.DEAD_LETTERED, reason, message)
         return _answer(
             200, Reason.DEAD_LETTERED, f"not emailed ({reason}); kept in the dead-letter outbox"
         )

@@ -9,11 +9,14 @@
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
   server (:mod:`snsmiddleware.listen`);
 * ``replay``: send dead-lettered emails again through the configured mailer, exactly once
-  each (:mod:`snsmiddleware.replay`).
+  each (:mod:`snsmiddleware.replay`);
+* ``doctor``: audit a topic's wiring to an endpoint, one line per check
+  (:mod:`snsmiddleware.doctor`); ``connect``: wire a budget to an endpoint through a topic,
+  idempotently (:mod:`snsmiddleware.connect`).
 
 Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
-1 the message did not verify (or the server refused the test alert), 2 bad usage or
-configuration (or the server could not be reached).
+1 the message did not verify (or the server refused the test alert, doctor found a FAIL,
+connect could not finish), 2 bad usage or configuration (or the server could not be reached).
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ from .devmode import BUDGET_PERIOD_WORDING, DEFAULT_DEV_CA_DIR
 from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
-from .middleware import SnsMiddleware
 from .policy import accepted_signature_versions
 from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
-from .terminal import terminal_safe
+from .terminal import terminal_safe, without_password
 
 if TYPE_CHECKING:
     from .signer import MessageSigner, SignedMessage
@@ -56,47 +58,81 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     options["topics"] = " ".join(args.topic) if args.topic else None
     if args.basic_auth_file is not None:
         # A file, not a flag value: a password on the command line shows in `ps` and history.
-        options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        try:
+            options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigurationError(
+                f"--basic-auth-file {args.basic_auth_file}: cannot be read "
+                f"({getattr(exc, 'strerror', None) or exc})"
+            ) from None
     if args.admin_recipient:  # one address per flag
         options["admin_recipients"] = "\n".join(args.admin_recipient)
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
+    options.update(_observability_flags(args))
     return {key: value for key, value in options.items() if value is not None}
 
 
-def serve(args: argparse.Namespace) -> int:
-    from .server import assemble, make_server
+def _observability_flags(args: argparse.Namespace) -> dict[str, str | None]:
+    port = args.metrics_port
+    return {
+        "metrics_port": None if port is None else str(port),
+        "metrics_host": args.metrics_host,
+        "log_format": args.log_format,
+    }
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+
+def _configure_logging(args: argparse.Namespace) -> logging.Handler:
+    """INFO to stderr, in the format the flag or ``SNSMIDDLEWARE_LOG_FORMAT`` names (an
+    INI's ``log_format`` applies once the file is read: see :func:`_apply_log_format`)."""
+    from .logformat import LOG_FORMATS, make_formatter
+
+    wanted = args.log_format or os.environ.get("SNSMIDDLEWARE_LOG_FORMAT", "").strip()
+    handler = logging.StreamHandler()
+    # A misspelt variable is refused by assemble(), naming it; until then: plain.
+    handler.setFormatter(make_formatter(wanted if wanted in LOG_FORMATS else "plain"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    return handler
+
+
+def _apply_log_format(handler: logging.Handler, log_format: str) -> None:
+    from .logformat import make_formatter
+
+    handler.setFormatter(make_formatter(log_format))
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .server import assemble, configure_logging, make_server, start_metrics_server
+
+    handler = _configure_logging(args)
     config = Path(args.config) if args.config else None
+    if config is not None:
+        configure_logging(config)  # the INI's [loggers] sections, as pserve applies them
     assembly = assemble(_flag_options(args), os.environ, config)
+    _apply_log_format(handler, assembly.settings.log_format)
     graceful = make_server(assembly)
-    _describe(assembly.app, assembly.settings.host, graceful.port, assembly.source)
-    graceful.run()
+    metrics_server = start_metrics_server(assembly)
+    _describe(assembly, graceful.port)
+    if metrics_server is not None:
+        log.info(
+            "  metrics       http://%s:%d/metrics",
+            assembly.settings.metrics_host,
+            metrics_server.port,
+        )
+    try:
+        graceful.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
     return 0
 
 
-def _describe(app: Any, host: str, port: int, source: str) -> None:
+def _describe(assembly: Any, port: int) -> None:
     """One line per fact a person checks at start: where, what, and where the mail goes."""
-    log.info("snsmiddleware serving http://%s:%d (%s)", host, port, source)
-    if isinstance(app, SnsMiddleware):
-        for path in sorted(app.paths):
-            log.info("  SNS endpoint  http://%s:%d%s", host, port, path)
-        log.info("  topics        %s", app.verifier.topics)
-        log.info("  dedupe        %r", app.dedupe)
-        if app.basic_auth is not None:  # user names and realm only, never a password
-            log.info(
-                "  basic auth    users %s, realm %r",
-                ", ".join(app.basic_auth.users),
-                app.basic_auth.realm,
-            )
-        inner = app.app
-        mailer = getattr(inner, "mailer", None)
-        if mailer is not None:
-            log.info("  mailer        %r", mailer)
-            log.info("  dead letters  %r", getattr(inner, "dead_letter", None))
+    from .server import summary
+
+    for line in summary(assembly, port):
+        log.info("%s", line)
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -232,17 +268,6 @@ _UNTRUSTED_SIGNER_REASONS = frozenset(
 )
 
 
-def _without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in its user information becomes ``***``."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
@@ -283,7 +308,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         )
     except requests.RequestException as exc:
         sys.stderr.write(
-            f"snsmiddleware send-test-alert: could not reach {_without_password(args.url)}: {exc}\n"
+            f"snsmiddleware send-test-alert: could not reach {without_password(args.url)}: {exc}\n"
         )
         return 2
     reason = response.headers.get("X-SNS-Reason")
@@ -301,7 +326,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         # The answer is the server's text: escape it, so it cannot drive the terminal.
         out.write(
             f"sent   {what} ({message.fields['MessageId']})\n"
-            f"to     {terminal_safe(_without_password(args.url))}\n"
+            f"to     {terminal_safe(without_password(args.url))}\n"
             f"answer {response.status_code} {terminal_safe(reason or '')}\n"
             f"       {terminal_safe(response.text.strip()[:200])}\n"
         )
@@ -504,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--dev-ca", metavar="DIR", help=f"development CA directory (default {DEFAULT_DEV_CA_DIR})"
     )
+    _add_observability_flags(serve_cmd)
 
     verify_cmd = commands.add_parser(
         "verify", help="check a captured SNS message and explain which check fails"
@@ -549,7 +575,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_anomaly_flag(send_cmd)
     _add_listen_parser(commands)
     _add_replay_parser(commands)
+    _add_doctor_parsers(commands)
     return parser
+
+
+def _add_observability_flags(serve_cmd: argparse.ArgumentParser) -> None:
+    serve_cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port, never the SNS port (needs "
+        "snsmiddleware[prometheus]; default: no metrics)",
+    )
+    serve_cmd.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help=f"address of the metrics port (default {ServerSettings.metrics_host})",
+    )
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        help=f"log lines as text or one JSON object each (default {ServerSettings.log_format})",
+    )
 
 
 # --- listen ---------------------------------------------------------------------------------
@@ -670,6 +717,96 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed else 0
 
 
+# --- doctor and connect ---------------------------------------------------------------------
+
+
+def _add_aws_arguments(command: Any) -> None:
+    command.add_argument("--region", help="AWS region (default: the topic's)")
+    command.add_argument(
+        "--endpoint-url", metavar="URL", help="an AWS emulator (moto server, LocalStack)"
+    )
+
+
+def _add_doctor_parsers(commands: Any) -> None:
+    doctor_cmd = commands.add_parser(
+        "doctor",
+        help="audit a topic's wiring to an endpoint and explain each finding (ok/warn/FAIL)",
+    )
+    doctor_cmd.add_argument("--topic", required=True, metavar="ARN", help="the SNS TopicArn")
+    doctor_cmd.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="the subscribed endpoint: its subscription is checked and it is sent a probe "
+        "with a forged signature, which it must refuse",
+    )
+    doctor_cmd.add_argument(
+        "--dev-ca",
+        metavar="DIR",
+        help="also send a Budgets alert signed by this development CA (serve --dev accepts it)",
+    )
+    _add_aws_arguments(doctor_cmd)
+    connect_cmd = commands.add_parser(
+        "connect",
+        help="create or reuse the topic, subscribe the endpoint and add the topic to the "
+        "budget's notifications (idempotent)",
+    )
+    connect_cmd.add_argument("--budget", required=True, metavar="NAME", help="the budget's name")
+    connect_cmd.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="URL",
+        help="e.g. https://alerts.example.com/sns/budgets",
+    )
+    connect_cmd.add_argument(
+        "--topic",
+        metavar="ARN",
+        help="the topic to use (default: budget-alerts, created if need be)",
+    )
+    connect_cmd.add_argument(
+        "--threshold",
+        default="80",
+        metavar="PERCENT",
+        help="for a budget without notifications: alert above this percentage of the "
+        "budgeted amount (ACTUAL; default 80)",
+    )
+    connect_cmd.add_argument(
+        "--dry-run", action="store_true", help="print the changes without making them"
+    )
+    connect_cmd.add_argument(
+        "--allow-http", action="store_true", help="allow an http:// endpoint (local development)"
+    )
+    _add_aws_arguments(connect_cmd)
+
+
+def doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from .doctor import doctor_options, run_doctor
+
+    options = doctor_options(
+        args.topic,
+        endpoint=args.endpoint,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        dev_ca=args.dev_ca,
+    )
+    return run_doctor(options, out)
+
+
+def connect(args: argparse.Namespace, out: TextIO) -> int:
+    from .connect import connect_options, run_connect
+
+    options = connect_options(
+        args.budget,
+        args.endpoint,
+        topic_arn=args.topic,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        dry_run=args.dry_run,
+        allow_http=args.allow_http,
+        threshold=args.threshold,
+    )
+    return run_connect(options, out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -681,6 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return listen(args, sys.stdout)
         if args.command == "replay":
             return replay(args, sys.stdout)
+        if args.command in {"doctor", "connect"}:
+            return (doctor if args.command == "doctor" else connect)(args, sys.stdout)
         return verify(args, sys.stdout)
     except (ConfigurationError, SnsError, OSError) as exc:
         sys.stderr.write(f"snsmiddleware {args.command}: {exc}\n")

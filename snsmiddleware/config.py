@@ -11,9 +11,10 @@ into ``False``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formataddr, getaddresses
@@ -66,10 +67,15 @@ def to_positive_int(value: str) -> int:
 
 
 def to_duration(value: str) -> timedelta:
-    """A whole number with an optional unit: ``ms``, ``s`` (default), ``m``, ``h`` or ``d``."""
+    """A whole number with an optional unit: ``ms``, ``s`` (default), ``m``, ``h`` or ``d``.
+
+    A bare number is seconds (``300`` is five minutes), as it always was here; errors say
+    so, and ``serve`` prints durations with their unit."""
     match = _DURATION.fullmatch(value.strip())
     if match is None:
-        raise ValueError(f"{value!r} is not a duration like 90s, 5m or 1h")
+        raise ValueError(
+            f"{value!r} is not a duration like 90s, 5m or 1h (a number alone means seconds)"
+        )
     return int(match[1]) * _DURATION_UNITS[match[2] or "s"]
 
 
@@ -93,17 +99,37 @@ def one_of(*choices: str) -> Converter:
     return convert
 
 
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` is most probably a typo of, if any is close enough."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean topics?)`` for the known name closest to ``name``, or nothing."""
+    match = closest(name, known)
+    return f" (did you mean {match}?)" if match else ""
+
+
+def unknown_names(names: Iterable[str], known: Iterable[str]) -> str:
+    """``topic (did you mean topics?), dedup (did you mean dedupe?)``: each unknown name with
+    the known one it is probably a typo of."""
+    known = sorted(known)
+    return ", ".join(f"{name}{did_you_mean(name, known)}" for name in sorted(names))
+
+
 def convert_options(
     conf: Mapping[str, Any], table: Mapping[str, Converter], *, section: str
 ) -> dict[str, Any]:
-    """Convert string options with ``table``; unknown keys and bad values fail, naming the key.
+    """Convert string options with ``table``; unknown keys and bad values fail, naming the key
+    (and the known key an unknown one is probably a typo of).
 
     Values that are not strings (a Python caller passing real objects) are kept as they are.
     """
-    unknown = sorted(set(conf) - set(table))
+    unknown = set(conf) - set(table)
     if unknown:
         raise ConfigurationError(
-            f"unknown option(s) in [{section}]: {', '.join(unknown)}; "
+            f"unknown option(s) in [{section}]: {unknown_names(unknown, table)}; "
             f"known: {', '.join(sorted(table))}"
         )
     options: dict[str, Any] = {}

@@ -73,6 +73,7 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.UNSUBSCRIBE_ACKNOWLEDGED: None,
     Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED: None,
     Reason.DUPLICATE: None,
+    Reason.DELIVERED: None,
     Reason.CONFIRMATION_REJECTED: None,
     Reason.CONFIRMATION_FAILED: None,
     Reason.DEDUPE_UNAVAILABLE: None,
@@ -104,6 +105,10 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.SMTP_UNSUPPORTED: None,
     Reason.SMTP_CERTIFICATE: None,
     Reason.SES_QUOTA_EXHAUSTED: None,
+    # the standalone server's own answers, off the SNS paths
+    Reason.OK: None,
+    Reason.NOT_READY: None,
+    Reason.NOT_FOUND: None,
 }
 
 

@@ -18,8 +18,8 @@ its answer (:meth:`SnsError.answer`, written by
 
 Every error class of the package lives here (the mail, Budgets and Cost Anomaly Detection
 ones included, still importable from :mod:`snsmiddleware.mail`, :mod:`snsmiddleware.budgets`
-and :mod:`snsmiddleware.anomaly`), along with
-:class:`InsecureConfigurationWarning` and :class:`UnsafeHeaderError`.
+and :mod:`snsmiddleware.anomaly`), along with :class:`InsecureConfigurationWarning`,
+:class:`UnsafeHeaderError` and :class:`TopicPolicyError`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ class UnsafeHeaderError(ValueError):
 class NotADeadLetterError(ValueError):
     """A file given to ``snsmiddleware replay`` is not a dead letter this package wrote (or
     not one it can send again): it is refused, never sent."""
+
+
+class TopicPolicyError(ValueError):
+    """A topic's Policy attribute is not a JSON object with a list of statements
+    (:mod:`snsmiddleware.topic_policy`; ``doctor`` reports it, ``connect`` refuses to
+    rewrite a policy it cannot read)."""
 
 
 class SnsError(Exception):

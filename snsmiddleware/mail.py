@@ -196,8 +196,7 @@ class FileOutbox:
         if not self.directory.is_dir():
             raise ConfigurationError(f"the outbox {str(self.directory)!r} is not a directory")
         try:  # fail at startup, not on the first alert (os.access lies for root)
-            with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
-                pass
+            self._probe()
         except OSError as exc:
             raise ConfigurationError(
                 f"the outbox directory {str(self.directory)!r} is not writable: {exc}"
@@ -207,6 +206,19 @@ class FileOutbox:
 
     def __repr__(self) -> str:
         return f"FileOutbox({str(self.directory)!r})"
+
+    def _probe(self) -> None:
+        """Create and remove a file in the directory (raises ``OSError`` if it cannot)."""
+        with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
+            pass
+
+    def ping(self) -> bool:
+        """True when a file can be created in the directory now (for health endpoints)."""
+        try:
+            self._probe()
+        except OSError:
+            return False
+        return True
 
     def send(self, message: EmailMessage) -> None:
         self.write(message)
@@ -447,16 +459,41 @@ class SmtpMailer:
         self, message: EmailMessage, sender: str, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
         """Connect, secure, log in and send; the recipients the server refused."""
-        smtp = self._connect()
+        smtp = self._open()
         try:
-            if self.security == "starttls":
-                smtp.starttls(context=self._context())
-                smtp.ehlo()
             if self.username is not None and self._password is not None:
                 smtp.login(self.username, self._password)
             return smtp.send_message(message, from_addr=sender, to_addrs=recipients)
         finally:
             _hang_up(smtp)
+
+    def _open(self) -> smtplib.SMTP:
+        """A connection, upgraded with STARTTLS when that is the security (never in clear
+        then: starttls raises when the server does not offer it)."""
+        smtp = self._connect()
+        if self.security == "starttls":
+            try:
+                smtp.starttls(context=self._context())
+                smtp.ehlo()
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
+
+    def ping(self) -> bool:
+        """True when the server answers a connection, TLS as configured and NOOP (for health
+        endpoints). It does not log in: a probe every few seconds must not look like a
+        password-guessing client to the mail server."""
+        try:
+            with Deadline(self.deadline):
+                smtp = self._open()
+                try:
+                    code, _ = smtp.noop()
+                finally:
+                    _hang_up(smtp)
+        except (OSError, smtplib.SMTPException):
+            return False
+        return code == 250
 
     def send(self, message: EmailMessage) -> None:
         sender = envelope_sender(message)

@@ -17,13 +17,20 @@ verification, and the wrapped app never sees the ``Authorization`` header.
 Statuses follow SNS delivery semantics: 5xx only for trouble that may clear (SNS retries),
 4xx for definitive rejections (SNS stops). Responses never carry a traceback; each decision
 is logged once with its reason code, never with a Token, SubscribeURL or Signature.
+
+Every request to an SNS path ends in exactly one decision (:class:`_Verdict`): it is logged
+(one line, with the fields of :data:`DECISION_LOG_FIELDS` as ``extra=``, for a JSON log
+format), answered, and handed to the ``observer`` if one is set, as a frozen
+:class:`Decision`. Without an observer that costs one ``if``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from webob import Request
@@ -50,6 +57,7 @@ from .errors import (
     TransientError,
     UnauthorizedError,
 )
+from .hooks import HookGuard
 from .message import (
     Notification,
     SnsMessage,
@@ -87,9 +95,124 @@ CONFIRMED_MEMORY_ENTRIES: Final = 1024
 UnsubscribeHook = Callable[[UnsubscribeConfirmation], object]
 
 
-def _answer(start_response: StartResponse, code: int, reason: str, detail: str) -> list[bytes]:
+#: The ``extra=`` fields of every decision log line (see :mod:`snsmiddleware.logformat`).
+#: ``message_type``, ``message_id`` and ``topic_arn`` are those of a *verified* message, and
+#: absent when the request was refused before or during verification.
+DECISION_LOG_FIELDS: Final = (
+    "reason",
+    "status",
+    "path",
+    "message_type",
+    "message_id",
+    "topic_arn",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What :class:`SnsMiddleware` decided about one request to one of its paths: what its
+    ``observer`` receives, exactly once per request (requests to other paths are not
+    decisions of the middleware's and are not observed).
+
+    The message fields come from a message whose signature, certificate and topic were
+    verified; they are ``None`` when the request was refused before or during verification
+    (a bad signature, a topic not allowed, a malformed body...), because nothing the sender
+    wrote can be trusted then. So every value here is either chosen by this package (reason,
+    status, path: one of the configured ``paths``) or signed by AWS for an allowed topic:
+    safe as a metrics label.
+
+    :param reason: the reason code: a :class:`~snsmiddleware.reasons.Reason` member
+        (``Reason.DELIVERED`` when the wrapped app answered), or the string an error of your
+        own (a ``confirm`` callable, a ``fetch_certificate``) was raised with.
+    :param status: the HTTP status of the answer (the app's own when it answered).
+    :param path: the configured path the request came to.
+    :param elapsed: seconds from the start of the decision to the answer (the app's share
+        included, the sending of the answer not).
+    :param message_type: ``Notification``, ``SubscriptionConfirmation`` or
+        ``UnsubscribeConfirmation`` of a verified message, else ``None``.
+    :param message_id: the verified message's MessageId, else ``None``.
+    :param topic_arn: the verified message's TopicArn, else ``None``.
+    """
+
+    reason: Reason | str
+    status: int
+    path: str
+    elapsed: float
+    message_type: str | None = None
+    message_id: str | None = None
+    topic_arn: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Whether the request carried a verified message (its fields are set)."""
+        return self.topic_arn is not None
+
+    @property
+    def genuine_notification(self) -> bool:
+        """A verified Notification (whatever became of it: delivered, a duplicate, or
+        retried later): proof that the subscription delivers."""
+        return self.message_type == "Notification"
+
+
+#: ``decision -> None``; see :class:`Decision`.
+Observer = Callable[[Decision], object]
+
+
+def as_reason(code: str) -> Reason | str:
+    """``code`` as its :class:`Reason` member, or unchanged when it is not catalogued."""
+    try:
+        return Reason(code)
+    except ValueError:
+        return code
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and never leaves this module
+class _Verdict:
+    """One decision, before it is answered, logged and observed."""
+
+    reason: str
+    status: int
+    status_line: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    level: int
+    text: str
+    message: SnsMessage | None = None
+    failure: BaseException | None = None
+
+
+def _answer(
+    code: int,
+    reason: str,
+    detail: str,
+    *,
+    level: int,
+    text: str,
+    message: SnsMessage | None = None,
+    failure: BaseException | None = None,
+) -> _Verdict:
     """A plain-text answer of the middleware's own (see :class:`PlainTextAnswer`)."""
-    return PlainTextAnswer(code, reason, detail).respond(start_response)
+    return _render(PlainTextAnswer(code, reason, detail), level, text, message, failure)
+
+
+def _render(
+    answer: PlainTextAnswer,
+    level: int,
+    text: str,
+    message: SnsMessage | None = None,
+    failure: BaseException | None = None,
+) -> _Verdict:
+    return _Verdict(
+        answer.reason,
+        answer.status,
+        answer.status_line,
+        answer.headers,
+        answer.body,
+        level,
+        text,
+        message,
+        failure,
+    )
 
 
 def _log_level(exc: SnsError) -> int:
@@ -196,6 +319,10 @@ class SnsMiddleware:
         the request with the credentials of the subscription URL
         (``https://user:password@host/path``). Never replaces the signature check.
     :param basic_auth_realm: the realm named in the challenge.
+    :param observer: called once per request to ``paths`` with its :class:`Decision`, after
+        the answer is decided (for metrics: :mod:`snsmiddleware.metrics`). It runs in the
+        request's thread, so keep it quick; whatever it raises is logged (at most once a
+        minute) and never changes the answer. ``None`` (the default) costs one ``if``.
     :param on_unsubscribe: called with each verified :class:`UnsubscribeConfirmation` of an
         allowed topic (this endpoint's subscription was deleted: deliveries stop), at most
         once per MessageId: the call is claimed and committed in the de-duplication store
@@ -232,10 +359,16 @@ class SnsMiddleware:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         basic_auth: BasicAuthCredentials | None = None,
         basic_auth_realm: str | None = None,
+        observer: Observer | None = None,
         on_unsubscribe: UnsubscribeHook | None = None,
         **verifier_options: Unpack[VerifierOptions],
     ) -> None:
         self.app = app
+        if observer is not None and not callable(observer):
+            raise ConfigurationError("observer must be a callable taking a Decision")
+        #: see the ``observer`` parameter; settable
+        self.observer: Observer | None = observer
+        self._observer_guard = HookGuard("the SnsMiddleware observer")
         if on_unsubscribe is not None and not callable(on_unsubscribe):
             raise ConfigurationError("on_unsubscribe must be a callable (or None)")
         self.on_unsubscribe = on_unsubscribe
@@ -299,8 +432,48 @@ class SnsMiddleware:
         return self.ledger.release_in_flight()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if _request_path(environ) not in self.paths:
+        path = _request_path(environ)
+        if path not in self.paths:
             return self.app(environ, start_response)
+        if self.observer is not None:
+            return self._observed(path, environ, start_response)
+        verdict = self._decide(path, environ)
+        start_response(verdict.status_line, verdict.headers)
+        return [verdict.body]
+
+    def _observed(
+        self, path: str, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """:meth:`__call__` with an observer: the decision is timed and reported."""
+        started = time.perf_counter()
+        verdict = self._decide(path, environ)
+        elapsed = time.perf_counter() - started
+        start_response(verdict.status_line, verdict.headers)
+        message = verdict.message
+        decision = Decision(
+            as_reason(verdict.reason),
+            verdict.status,
+            path,
+            elapsed,
+            *(
+                (None, None, None)
+                if message is None
+                else (message.type, message.message_id, message.topic_arn)
+            ),
+        )
+        observer = self.observer
+        if observer is not None:  # it may have been unset meanwhile (another thread)
+            self._observer_guard.call(observer, decision)
+        return [verdict.body]
+
+    def _decide(self, path: str, environ: WSGIEnvironment) -> _Verdict:
+        """Decide about one request to ``path`` and log the decision (one line)."""
+        verdict = self._judge(environ)
+        if log.isEnabledFor(verdict.level):
+            self._log(verdict, path)
+        return verdict
+
+    def _judge(self, environ: WSGIEnvironment) -> _Verdict:
         message: SnsMessage | None = None
         try:
             if self.basic_auth is not None:
@@ -310,55 +483,78 @@ class SnsMiddleware:
                 raise MethodNotAllowedError("SNS delivers with POST")
             body = read_body(environ, self.max_body_bytes)
             message = self.verifier.verify(body, _sns_headers(environ))
-            return self._dispatch(message, body, environ, start_response)
+            return self._dispatch(message, body, environ)
         except SnsError as exc:
-            self._log(_log_level(exc), f"rejected {exc.reason} ({exc.detail})", message)
-            return exc.answer().respond(start_response)
-        except Exception:
-            log.exception("internal error while handling an SNS delivery")
-            return _answer(start_response, 500, Reason.INTERNAL_ERROR, "internal error")
+            return _render(
+                exc.answer(), _log_level(exc), f"rejected {exc.reason} ({exc.detail})", message
+            )
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.INTERNAL_ERROR,
+                "internal error",
+                level=logging.ERROR,
+                text="internal error while handling an SNS delivery",
+                message=message,
+                failure=exc,
+            )
 
-    def _log(self, level: int, decision: str, message: SnsMessage | None) -> None:
-        """One line per decision: what, which message, and the emulator base if any."""
-        if not log.isEnabledFor(level):
-            return
-        about = (
-            f" type={message.type} message_id={message.message_id} topic={message.topic_arn!r}"
-            if message is not None
-            else ""
+    def _log(self, verdict: _Verdict, path: str) -> None:
+        """One line per decision: what, which message, and the emulator base if any; the
+        fields of :data:`DECISION_LOG_FIELDS` go along as ``extra=``."""
+        message = verdict.message
+        fields: dict[str, object] = {"reason": verdict.reason, "status": verdict.status}
+        fields["path"] = path
+        about = ""
+        if message is not None:
+            about = (
+                f" type={message.type} message_id={message.message_id} topic={message.topic_arn!r}"
+            )
+            fields["message_type"] = message.type
+            fields["message_id"] = message.message_id
+            fields["topic_arn"] = message.topic_arn
+        log.log(
+            verdict.level,
+            "%s%s%s",
+            verdict.text,
+            about,
+            self._log_suffix,
+            exc_info=verdict.failure,
+            extra=fields,
         )
-        log.log(level, "%s%s%s", decision, about, self._log_suffix)
 
-    def _dispatch(
-        self,
-        message: SnsMessage,
-        body: bytes,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> Iterable[bytes]:
+    def _dispatch(self, message: SnsMessage, body: bytes, environ: WSGIEnvironment) -> _Verdict:
         if isinstance(message, SubscriptionConfirmation):
-            return self._confirm(message, start_response)
+            return self._confirm(message)
         if isinstance(message, UnsubscribeConfirmation):
-            return self._unsubscribed(message, start_response)
+            return self._unsubscribed(message)
         if not isinstance(message, Notification):  # pragma: no cover - three types exist
             raise SnsError("unknown message type", reason=Reason.UNKNOWN_TYPE)
         if self.answer_budgets_verification and is_topic_verification(message):
-            self._log(logging.INFO, "budgets topic verification acknowledged", message)
             return _answer(
-                start_response, 200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged"
+                200,
+                Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED,
+                "acknowledged",
+                level=logging.INFO,
+                text="budgets topic verification acknowledged",
+                message=message,
             )
-        return self._deliver(message, body, environ, start_response)
+        return self._deliver(message, body, environ)
 
-    def _confirm(
-        self, message: SubscriptionConfirmation, start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def _confirm(self, message: SubscriptionConfirmation) -> _Verdict:
         """Confirm once per (topic, token) within the window; replays get 200 ``duplicate``."""
         # A digest, so the remembered keys are not tokens.
         key = hashlib.sha256(f"{message.topic_arn}\n{message.token}".encode()).hexdigest()
         claim = self._confirmed.claim(key)
         if claim.state is ClaimState.DONE:
-            self._log(logging.INFO, "duplicate confirmation ignored (already confirmed)", message)
-            return _answer(start_response, 200, Reason.DUPLICATE, "subscription already confirmed")
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "subscription already confirmed",
+                level=logging.INFO,
+                text="duplicate confirmation ignored (already confirmed)",
+                message=message,
+            )
         if claim.state is ClaimState.IN_PROGRESS:
             raise TransientError(
                 "this subscription is being confirmed; try again later", reason=Reason.IN_PROGRESS
@@ -369,26 +565,38 @@ class SnsMiddleware:
             self._confirmed.release(claim)
             raise
         self._confirmed.commit(claim)
-        self._log(logging.INFO, "confirmed subscription", message)
-        return _answer(start_response, 200, Reason.SUBSCRIPTION_CONFIRMED, "subscription confirmed")
+        return _answer(
+            200,
+            Reason.SUBSCRIPTION_CONFIRMED,
+            "subscription confirmed",
+            level=logging.INFO,
+            text="confirmed subscription",
+            message=message,
+        )
 
-    def _unsubscribed(
-        self, message: UnsubscribeConfirmation, start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def _unsubscribed(self, message: UnsubscribeConfirmation) -> _Verdict:
         """This endpoint's subscription was deleted: tell :attr:`on_unsubscribe` once per
         MessageId (see the class docstring for how its failures are answered)."""
         hook = self.on_unsubscribe
         if hook is None:
-            self._log(
-                logging.WARNING,
-                "unsubscribe confirmation acknowledged: deliveries from this topic stop",
-                message,
+            return _answer(
+                200,
+                Reason.UNSUBSCRIBE_ACKNOWLEDGED,
+                "acknowledged",
+                level=logging.WARNING,
+                text="unsubscribe confirmation acknowledged: deliveries from this topic stop",
+                message=message,
             )
-            return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
         delivery = self.ledger.claim(message.message_id)
         if delivery.duplicate:
-            self._log(logging.INFO, "duplicate unsubscribe confirmation ignored", message)
-            return _answer(start_response, 200, Reason.DUPLICATE, "already processed")
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "already processed",
+                level=logging.INFO,
+                text="duplicate unsubscribe confirmation ignored",
+                message=message,
+            )
         done = False
         try:
             hook(message)
@@ -396,28 +604,42 @@ class SnsMiddleware:
         except SnsError as exc:
             done = not exc.transient  # permanent: a redelivery could not do better
             level = logging.ERROR if exc.transient else logging.WARNING
-            self._log(level, f"on_unsubscribe failed: {exc.reason} ({exc.detail})", message)
-            return exc.answer().respond(start_response)
-        except Exception:
-            log.exception("the on_unsubscribe hook failed message_id=%s", message.message_id)
-            return _answer(start_response, 500, Reason.APP_ERROR, "the unsubscribe hook failed")
+            return _render(
+                exc.answer(), level, f"on_unsubscribe failed: {exc.reason} ({exc.detail})", message
+            )
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.APP_ERROR,
+                "the unsubscribe hook failed",
+                level=logging.ERROR,
+                text="the on_unsubscribe hook failed",
+                message=message,
+                failure=exc,
+            )
         finally:
             self.ledger.finish(delivery, succeeded=done)
-        self._log(logging.INFO, "unsubscribe confirmation handed to on_unsubscribe", message)
-        return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
+        return _answer(
+            200,
+            Reason.UNSUBSCRIBE_ACKNOWLEDGED,
+            "acknowledged",
+            level=logging.INFO,
+            text="unsubscribe confirmation handed to on_unsubscribe",
+            message=message,
+        )
 
-    def _deliver(
-        self,
-        message: Notification,
-        body: bytes,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> Iterable[bytes]:
+    def _deliver(self, message: Notification, body: bytes, environ: WSGIEnvironment) -> _Verdict:
         delivery = self.ledger.claim(message.message_id)
         if delivery.duplicate:
             pending = " (commit pending)" if delivery.admission is Admission.COMMIT_PENDING else ""
-            self._log(logging.INFO, f"duplicate delivery ignored{pending}", message)
-            return _answer(start_response, 200, Reason.DUPLICATE, "already processed")
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "already processed",
+                level=logging.INFO,
+                text=f"duplicate delivery ignored{pending}",
+                message=message,
+            )
         succeeded = False
         try:
             environ[MESSAGE_ENVIRON_KEY] = message
@@ -425,15 +647,30 @@ class SnsMiddleware:
                 environ[EFFECTS_ENVIRON_KEY] = effects
             restore_body(environ, body)
             status, headers, app_body = self._call_app(environ)
-            succeeded = 200 <= int(status[:3]) < 300
-        except Exception:
-            log.exception("the wrapped app failed message_id=%s", message.message_id)
-            return _answer(start_response, 500, Reason.APP_ERROR, "the application failed")
+            code = int(status[:3])
+            succeeded = 200 <= code < 300
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.APP_ERROR,
+                "the application failed",
+                level=logging.ERROR,
+                text="the wrapped app failed",
+                message=message,
+                failure=exc,
+            )
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
             self.ledger.finish(delivery, succeeded=succeeded)
-        self._log(logging.INFO, f"delivered to the app ({status})", message)
-        start_response(status, headers)
-        return [app_body]
+        return _Verdict(
+            Reason.DELIVERED,
+            code,
+            status,
+            headers,
+            app_body,
+            logging.INFO,
+            f"delivered to the app ({status})",
+            message,
+        )
 
     def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
         """Run the app to completion: drain and close its iterable exactly once."""

@@ -15,6 +15,7 @@ from snsmiddleware.mail import FileOutbox, SesMailer, SmtpMailer
 from snsmiddleware.message import SubscriptionConfirmation
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA
 
+from ._aws_wiring_helpers import MotoAws, fresh_moto, running_moto_aws
 from ._dynamodb_helpers import MotoDynamoDB, running_moto_dynamodb
 from ._mail_helpers import (
     LOCALHOST,
@@ -113,6 +114,19 @@ def dynamodb() -> Iterator[MotoDynamoDB]:
     """moto's server (DynamoDB) on 127.0.0.1, one per test module that asks for it."""
     with running_moto_dynamodb() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def moto_aws_server() -> Iterator[MotoAws]:
+    """moto's server (SNS, STS, Budgets; doctor and connect) on 127.0.0.1, one per module."""
+    with running_moto_aws() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_aws_server: MotoAws, monkeypatch: pytest.MonkeyPatch) -> MotoAws:
+    """:func:`moto_aws_server`, emptied, with boto3 on fake credentials."""
+    return fresh_moto(moto_aws_server, monkeypatch)
 
 
 @pytest.fixture(scope="module")
