@@ -464,11 +464,16 @@ class BudgetFacts:
         return rows
 
 
-def _footer(
-    facts: BudgetFacts,
+def routing_footer(
     routing: Sequence[RecipientMatch] | None,
     topic_arn: str | None,
+    *,
+    service: str = "AWS Budgets",
+    when: str = "change the budget's alert thresholds in AWS Budgets",
 ) -> tuple[str, ...]:
+    """The footer of every alert email: why each recipient got it (``routing``), how to
+    change who gets such alerts and (``when``) when they are sent, and which verified
+    ``service`` notification, from which topic, it was made from."""
     paragraphs = []
     if routing is not None and len(routing) == 1:
         paragraphs.append(f"Why you got this: {routing[0].reason}.")
@@ -485,11 +490,10 @@ def _footer(
     paragraphs.append(
         "To change who gets these alerts, change the recipients setting of the alert server "
         "that sent this (BudgetApp recipients=, or SNSMIDDLEWARE_RECIPIENTS for snsmiddleware "
-        "serve); to change when they are sent, change the budget's alert thresholds in AWS "
-        "Budgets."
+        f"serve); to change when they are sent, {when}."
     )
     paragraphs.append(
-        f"Sent by snsmiddleware for a verified AWS Budgets notification{source}. "
+        f"Sent by snsmiddleware for a verified {service} notification{source}. "
         "Replies are not read."
     )
     return tuple(paragraphs)
@@ -526,7 +530,7 @@ def budget_alert_view(
         rows=tuple(facts.rows()),
         actions=facts.links(),
         notes=(note,) if note else (),
-        footer=_footer(facts, routing, topic_arn),
+        footer=routing_footer(routing, topic_arn),
         raw_heading="Original message from AWS Budgets",
         raw_text=alert.raw_text,
     )
@@ -572,26 +576,51 @@ def build_alert_email(
     envelope was parsed), so a duplicate that slipped through anyway carries the same id and
     mail clients and people can recognise it.
     """
-    message = EmailMessage()
-    message["Subject"] = LiteralHeader("Subject", alert_subject(alert, single_line(subject_prefix)))
-    message["From"] = sender
-    if recipients:
-        message["To"] = tuple(recipients)
-    message["Date"] = format_datetime(notification.sent_at)
-    domain = sender.domain if sender.domain.isascii() else "localhost"
-    message["Message-ID"] = f"<budget-alert.{notification.message_id}@{domain}>"
-    # RFC 3834: automatic mail; out-of-office replies must not answer it.
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-SNS-Message-Id"] = LiteralHeader("X-SNS-Message-Id", notification.message_id)
-    message["X-SNS-Topic-Arn"] = LiteralHeader(
-        "X-SNS-Topic-Arn", single_line(notification.topic_arn, 256)
-    )
     view = budget_alert_view(
         alert,
         topic_arn=notification.topic_arn,
         recipients=recipients,
         routing=routing,
         subject_prefix=subject_prefix,
+    )
+    return compose_alert_email(
+        notification,
+        subject=alert_subject(alert, single_line(subject_prefix)),
+        view=view,
+        sender=sender,
+        recipients=recipients,
+    )
+
+
+def compose_alert_email(
+    notification: Notification,
+    *,
+    subject: str,
+    view: EmailView,
+    sender: Address,
+    recipients: Sequence[Address],
+    kind: str = "budget-alert",
+) -> EmailMessage:
+    """The email every kind of alert becomes: its own subject, and both parts rendered from
+    its :class:`~snsmiddleware.email_view.EmailView` (text first, HTML the alternative).
+
+    ``subject`` must already be one line (:func:`single_line`); it is written literally
+    and, like every header made from message text, proven to read back as it was set.
+    ``kind`` (a plain token) starts the Message-ID: ``<kind.MessageId@sender's domain>``.
+    """
+    message = EmailMessage()
+    message["Subject"] = LiteralHeader("Subject", subject)
+    message["From"] = sender
+    if recipients:
+        message["To"] = tuple(recipients)
+    message["Date"] = format_datetime(notification.sent_at)
+    domain = sender.domain if sender.domain.isascii() else "localhost"
+    message["Message-ID"] = f"<{kind}.{notification.message_id}@{domain}>"
+    # RFC 3834: automatic mail; out-of-office replies must not answer it.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-SNS-Message-Id"] = LiteralHeader("X-SNS-Message-Id", notification.message_id)
+    message["X-SNS-Topic-Arn"] = LiteralHeader(
+        "X-SNS-Topic-Arn", single_line(notification.topic_arn, 256)
     )
     message.set_content(render_text(view))
     message.add_alternative(render_html(view), subtype="html")

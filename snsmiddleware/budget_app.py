@@ -1,5 +1,6 @@
 """BudgetApp: the WSGI app behind :class:`~snsmiddleware.SnsMiddleware` that turns an AWS
-Budgets alert into exactly one email to the right people.
+Budgets alert, or an AWS Cost Anomaly Detection alert, into exactly one email to the right
+people.
 
 It trusts nothing it did not get from the middleware: the message is read with
 :func:`snsmiddleware.get_message`, so a request that did not pass signature, certificate and
@@ -7,17 +8,22 @@ topic checks is refused. From there:
 
 1. Budgets' "SNS Topic Verified!" notification is acknowledged (200, no email), in case the
    middleware was told to pass it on.
-2. The text is parsed (:func:`~snsmiddleware.budgets.parse_budget_alert`). Something that is
-   not an alert (an auto-adjusting budget's JSON, any other text) answers 422: it was
-   delivered and retrying cannot change it. An alert whose details only partly parse is still
-   emailed, with the raw text.
-3. Recipients are every configured entry that matches: the exact budget name, a glob pattern
+2. The text is parsed (:func:`~snsmiddleware.anomaly.parse_cost_alert`): a Cost Anomaly
+   Detection alert by its JSON shape (:func:`~snsmiddleware.anomaly.parse_anomaly_alert`),
+   anything else as a Budgets alert (:func:`~snsmiddleware.budgets.parse_budget_alert`).
+   Something that is neither (an auto-adjusting budget's JSON, any other text or JSON)
+   answers 422: it was delivered and retrying cannot change it. An alert whose details only
+   partly parse (or, for an anomaly, whose JSON is not strictly readable) is still emailed,
+   with the raw text.
+3. Recipients are every configured entry that matches: the exact budget name (for an
+   anomaly: the monitor's or the alert subscription's name), a glob pattern
    (:func:`fnmatch.fnmatchcase`) or the 12-digit account id; else the default recipients;
    else nobody, and the email goes to the dead-letter outbox. Nothing is dropped silently.
    An account id is matched against the account in the *signed TopicArn* (Budgets publishes
-   only to a topic in the budget's own account), and the ``AWS Account`` line of the text,
-   which whoever publishes writes, must agree when there is one: a publisher to a topic of
-   account A cannot have an alert mailed to account B's owner by writing B into the text.
+   only to a topic in the budget's own account), and the ``AWS Account`` line of the text
+   (an anomaly's ``accountId``), which whoever publishes writes, must agree when there is
+   one: a publisher to a topic of account A cannot have an alert mailed to account B's
+   owner by writing B into the text.
 4. The mailer sends one email. A transient failure answers 503 (the middleware releases the
    MessageId and SNS redelivers); a permanent one writes the email with its full context to
    the dead-letter outbox and answers 200 saying so (the middleware commits the MessageId and
@@ -65,13 +71,14 @@ from .admin_email import build_unsubscribe_email, resubscribe_command, unsubscri
 from .alert_email import (
     DEFAULT_SUBJECT_PREFIX,
     RecipientMatch,
-    build_alert_email,
     build_dead_letter,
     single_line,
     topic_account,
 )
+from .anomaly import AnomalyAlert, parse_cost_alert
+from .anomaly_email import build_cost_alert_email
 from .answers import PlainTextAnswer
-from .budgets import BudgetAlert, NotABudgetAlertError, parse_budget_alert
+from .budgets import BudgetAlert, NotABudgetAlertError
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
 from .errors import ConfigurationError, SnsError, TransientError, excerpt
@@ -97,6 +104,17 @@ EMAIL_EFFECT: Final = "email"
 
 _ACCOUNT_ID: Final = re.compile(r"\d{12}", re.ASCII)
 _GLOB_CHARS: Final = frozenset("*?[")
+
+#: Either kind of alert the app emails.
+CostAlert = BudgetAlert | AnomalyAlert
+
+
+def routing_names(alert: CostAlert) -> tuple[str, ...]:
+    """The names ``recipients`` entries are matched against: a budget's name; an anomaly's
+    monitor name and alert subscription name."""
+    if isinstance(alert, AnomalyAlert):
+        return alert.routing_names
+    return () if alert.budget_name is None else (alert.budget_name,)
 
 
 def parse_address(value: str, *, what: str) -> Address:
@@ -147,7 +165,8 @@ class RecipientRule:
     """One ``recipients`` entry: who gets the alerts that ``key`` matches.
 
     ``key`` is a 12-digit account id, a glob pattern (``*``, ``?``, ``[...]``, matched
-    case-sensitively) or an exact budget name.
+    case-sensitively) or an exact name: a budget's name for a Budgets alert, the monitor's
+    or the alert subscription's name for a Cost Anomaly Detection alert.
     """
 
     key: str
@@ -157,30 +176,46 @@ class RecipientRule:
     def is_account(self) -> bool:
         return _ACCOUNT_ID.fullmatch(self.key) is not None
 
-    def matches(self, alert: BudgetAlert, signed_account: str | None = None) -> bool:
+    def matches(self, alert: CostAlert, signed_account: str | None = None) -> bool:
         """Does this entry want ``alert``, published to a topic of ``signed_account``?
 
         An account entry needs ``signed_account`` (the account of the signed TopicArn, see
         :func:`~snsmiddleware.alert_email.topic_account`) to be its key, and the text's own
-        ``AWS Account`` line, if any, to agree: without a signed account, an account entry
-        matches nothing.
+        account (a Budgets alert's ``AWS Account`` line, an anomaly's ``accountId``), if
+        any, to agree: without a signed account, an account entry matches nothing. Any
+        other entry matches a name of :func:`routing_names`.
         """
         if self.is_account:
             return signed_account == self.key and alert.account_id in (None, self.key)
-        name = alert.budget_name
-        if name is None:
-            return False
+        return any(self._matches_name(name) for name in routing_names(alert))
+
+    def _matches_name(self, name: str) -> bool:
         if name == self.key:
             return True
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
 
-    def describe(self) -> str:
-        """How this entry reads in an email's footer (``the budget name "Test Budget"``)."""
+    def describe(self, alert: CostAlert | None = None) -> str:
+        """How this entry reads in the footer of ``alert``'s email (``the budget name "Test
+        Budget"``; for an anomaly, ``the monitor or subscription name "Daily spend"``)."""
         if self.is_account:
             return f"the account {self.key}"
+        name = "monitor or subscription name" if isinstance(alert, AnomalyAlert) else "budget name"
         if _GLOB_CHARS & set(self.key):
-            return f'the budget name pattern "{single_line(self.key, 100)}"'
-        return f'the budget name "{single_line(self.key, 100)}"'
+            return f'the {name} pattern "{single_line(self.key, 100)}"'
+        return f'the {name} "{single_line(self.key, 100)}"'
+
+
+def _kind(alert: CostAlert) -> str:
+    return "cost anomaly alert" if isinstance(alert, AnomalyAlert) else "budget alert"
+
+
+def _named(alert: CostAlert) -> str:
+    """What a dead letter's detail calls the alert: ``budget 'x'``, ``anomaly monitor 'y'``."""
+    if isinstance(alert, AnomalyAlert):
+        name = alert.monitor_name
+        return "anomaly monitor " + ("(no name found)" if name is None else excerpt(name))
+    name = alert.budget_name
+    return "budget " + ("(no name found)" if name is None else excerpt(name))
 
 
 class MailOutcome(enum.Enum):
@@ -241,11 +276,12 @@ def _check_writable(probe: EmailMessage, what: str) -> None:
 
 
 class BudgetApp:
-    """Email AWS Budgets alerts; put :class:`~snsmiddleware.SnsMiddleware` in front of it.
+    """Email AWS Budgets and Cost Anomaly Detection alerts; put
+    :class:`~snsmiddleware.SnsMiddleware` in front of it.
 
-    :param recipients: budget name, glob pattern or 12-digit account id -> one RFC 5322
-        address or a list of them. Every matching entry receives the alert (one email, all
-        of them in To).
+    :param recipients: budget name (for anomalies: monitor or alert subscription name), glob
+        pattern or 12-digit account id -> one RFC 5322 address or a list of them. Every
+        matching entry receives the alert (one email, all of them in To).
     :param default_recipients: who receives alerts that no entry matches. Without it such
         alerts go to the dead-letter outbox (and are logged).
     :param mailer: a :class:`~snsmiddleware.mail.Mailer`; default ``FileOutbox("outbox")``
@@ -352,7 +388,7 @@ class BudgetApp:
             probe["To"] = self.default_recipients
         _check_writable(probe, "sender, subject_prefix or default_recipients")
 
-    def recipients_for(self, alert: BudgetAlert, *, topic_arn: str | None = None) -> list[Address]:
+    def recipients_for(self, alert: CostAlert, *, topic_arn: str | None = None) -> list[Address]:
         """Everyone configured for this alert, else the defaults (possibly nobody).
 
         ``topic_arn`` is the signed TopicArn the alert came from; account entries match its
@@ -368,19 +404,19 @@ class BudgetApp:
             )
         return [match.address for match in self._route(alert, account)]
 
-    def route(self, alert: BudgetAlert, *, topic_arn: str) -> list[RecipientMatch]:
+    def route(self, alert: CostAlert, *, topic_arn: str) -> list[RecipientMatch]:
         """Like :meth:`recipients_for`, with the entries that chose each recipient (for the
         email's greeting and its "why you got this" footer); no entries: a default recipient.
         """
         return self._route(alert, topic_account(topic_arn))
 
-    def _route(self, alert: BudgetAlert, account: str | None) -> list[RecipientMatch]:
+    def _route(self, alert: CostAlert, account: str | None) -> list[RecipientMatch]:
         chosen: dict[str, tuple[Address, list[str]]] = {}
         for rule in self.rules:
             if rule.matches(alert, account):
                 for address in rule.addresses:
                     entry = chosen.setdefault(address.addr_spec.lower(), (address, []))
-                    entry[1].append(rule.describe())
+                    entry[1].append(rule.describe(alert))
         if chosen:
             return [RecipientMatch(address, tuple(rules)) for address, rules in chosen.values()]
         return [RecipientMatch(address) for address in _unique(self.default_recipients)]
@@ -407,13 +443,19 @@ class BudgetApp:
             log.info("budgets topic verification acknowledged %s", about)
             return _answer(200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged")
         try:
-            alert = parse_budget_alert(message)
+            alert = parse_cost_alert(message)
         except NotABudgetAlertError as exc:
             log.warning("not emailed: %s (%s) %s", exc.reason, exc.detail, about)
             return _response(exc.answer())
-        if not alert.complete:
+        kind = _kind(alert)
+        if isinstance(alert, AnomalyAlert) and alert.unreadable is not None:
             log.warning(
-                "budget alert only partly parsed (missing: %s); emailing the raw text %s",
+                "%s not readable (%s); emailing the raw text %s", kind, alert.unreadable, about
+            )
+        elif not alert.complete:
+            log.warning(
+                "%s only partly parsed (missing: %s); emailing the raw text %s",
+                kind,
                 ", ".join(alert.unparsed),
                 about,
             )
@@ -428,21 +470,13 @@ class BudgetApp:
             )
         routing = self.route(alert, topic_arn=message.topic_arn)
         recipients = [match.address for match in routing]
-        email = build_alert_email(
-            alert,
-            message,
-            sender=self.sender,
-            recipients=recipients,
-            subject_prefix=self.subject_prefix,
-            routing=routing,
-        )
+        email = self._email(alert, message, routing)
         if not recipients:
-            name = "(no name found)" if alert.budget_name is None else excerpt(alert.budget_name)
             return self._dead_letter(
                 email,
                 message,
                 reason=Reason.NO_RECIPIENTS,
-                detail=f"nobody is configured for the budget {name}",
+                detail=f"nobody is configured for the {_named(alert)}",
                 recipients=(),
             )
         ledger = None if getattr(self.mailer, "idempotent", False) else effects
@@ -469,7 +503,7 @@ class BudgetApp:
             except Exception:
                 # Sent: the answer stays 200. Only a crash before the commit would resend.
                 log.exception("the send could not be recorded %s", about)
-        log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
+        log.info("%s emailed to %d recipient(s) %s", kind, len(recipients), about)
         self._notify(MailOutcome.SENT, None, message)
         return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
 
@@ -477,6 +511,20 @@ class BudgetApp:
         observer = self.observer
         if observer is not None:
             self._observer_guard.call(observer, MailEvent(outcome, reason, message.topic_arn))
+
+    def _email(
+        self, alert: CostAlert, message: Notification, routing: list[RecipientMatch]
+    ) -> EmailMessage:
+        """The email for either kind of alert (``routing``: who gets it and why, for the
+        greeting and the footer)."""
+        return build_cost_alert_email(
+            alert,
+            message,
+            sender=self.sender,
+            recipients=[match.address for match in routing],
+            subject_prefix=self.subject_prefix,
+            routing=routing,
+        )
 
     def _not_sent_yet(
         self,

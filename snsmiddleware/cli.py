@@ -4,7 +4,8 @@
   embedded defaults, ``SNSMIDDLEWARE_*`` variables, an INI file (``--config``) and flags;
   ``--dev`` also trusts the local development CA;
 * ``verify``: check a captured message and say which stage fails (``--json`` for machines);
-* ``send-test-alert``: post a Budgets alert signed by the development CA to a running server;
+* ``send-test-alert``: post a Budgets alert (``--anomaly``: a Cost Anomaly Detection alert)
+  signed by the development CA to a running server;
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
   server (:mod:`snsmiddleware.listen`);
 * ``replay``: send dead-lettered emails again through the configured mailer, exactly once
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
 from .devmode import BUDGET_PERIOD_WORDING, DEFAULT_DEV_CA_DIR
@@ -41,6 +42,9 @@ from .policy import accepted_signature_versions
 from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
 from .terminal import terminal_safe, without_password
+
+if TYPE_CHECKING:
+    from .signer import MessageSigner, SignedMessage
 from .verifier import SnsVerifier, utc_now
 
 log = logging.getLogger("snsmiddleware.serve")
@@ -270,13 +274,26 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     from .devmode import load_or_create_dev_ca
     from .signer import MessageSigner
 
-    for note in _alert_kind_notes(args):
-        sys.stderr.write(f"snsmiddleware send-test-alert: note: {note}\n")
+    if args.anomaly:
+        conflicting = _budget_kind_flags(args)
+        if args.subscription_confirmation:
+            conflicting.insert(0, "--subscription-confirmation")
+        if conflicting:
+            sys.stderr.write(
+                "snsmiddleware send-test-alert: --anomaly sends a Cost Anomaly Detection "
+                f"alert; it cannot be combined with {', '.join(conflicting)}\n"
+            )
+            return 2
+    else:
+        for note in _alert_kind_notes(args):
+            sys.stderr.write(f"snsmiddleware send-test-alert: note: {note}\n")
 
     signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
     if args.subscription_confirmation:
         message = signer.subscription_confirmation()
         what = "SubscriptionConfirmation"
+    elif args.anomaly:
+        message, what = _anomaly_message(signer, args.topic)
     else:
         subject, text = _sample_alert(args)
         message = signer.notification(text, Subject=subject)
@@ -433,6 +450,40 @@ def _alert_kind_notes(args: argparse.Namespace) -> list[str]:
     return []
 
 
+def _anomaly_message(signer: MessageSigner, topic: str) -> tuple[SignedMessage, str]:
+    """A signed Cost Anomaly Detection alert from ``topic``, in that topic's account (so that
+    account entries of ``recipients`` apply), without a Subject (AWS sets none)."""
+    from .alert_email import topic_account
+    from .devmode import sample_anomaly_alert
+
+    account = topic_account(topic) or "123456789012"
+    return signer.notification(sample_anomaly_alert(account=account)), (
+        "Cost Anomaly Detection alert for monitor 'Test Monitor'"
+    )
+
+
+#: The flags that shape a Budgets test alert; ``--anomaly`` sends no Budgets alert at all.
+_BUDGET_KIND_FLAGS = ("forecasted", "budgeted", "actual", "threshold")
+
+
+def _budget_kind_flags(args: argparse.Namespace) -> list[str]:
+    """The Budgets-alert flags given on the command line (``--period``: when not the
+    default), which ``--anomaly`` cannot honour."""
+    given = [f"--{name}" for name in _BUDGET_KIND_FLAGS if getattr(args, name) not in (None, False)]
+    if args.period != "MONTHLY":
+        given.append("--period")
+    return given
+
+
+def _add_anomaly_flag(send_cmd: Any) -> None:
+    send_cmd.add_argument(
+        "--anomaly",
+        action="store_true",
+        help="send a Cost Anomaly Detection alert (monitor 'Test Monitor') instead of a "
+        "Budgets alert",
+    )
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -521,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="development CA directory (created on first use; the server must share it)",
     )
     send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_anomaly_flag(send_cmd)
     _add_listen_parser(commands)
     _add_replay_parser(commands)
     _add_doctor_parsers(commands)

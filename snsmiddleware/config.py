@@ -283,9 +283,11 @@ def to_addresses(value: str) -> list[str]:
 
 
 def to_recipients(value: str) -> dict[str, list[str]]:
-    """Budget routing: one ``<budget name, glob or account id>: <addresses>`` per line.
+    """Alert routing: one ``<budget name, glob or account id>: <addresses>`` per line (for
+    anomaly alerts the name is the monitor's or the alert subscription's).
 
-    The separator is the first ``:``, which AWS forbids in budget names. A JSON object
+    The separator is the first ``:``, which AWS forbids in budget names (a monitor or
+    subscription name may hold one: use the JSON form for it). A JSON object
     (``{"Test Budget": ["ana@example.com"]}``) is accepted too, for environment variables.
     """
     text = value.strip()

@@ -13,9 +13,12 @@ development key (it sits unencrypted on disk) could sign messages it accepts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
@@ -78,6 +81,62 @@ class DevelopmentTrust:
             confirmer(message)
 
         return confirm
+
+
+def sample_anomaly_alert(
+    monitor_name: str = "Test Monitor",
+    *,
+    account: str = "123456789012",
+    expected: str = "96.00",
+    actual: str = "988.20",
+    service: str = "Amazon Elastic Compute Cloud - Compute",
+    when: datetime | None = None,
+) -> str:
+    """A Cost Anomaly Detection alert ``Message`` in the JSON shape it publishes to SNS (an
+    anomaly over the three days up to ``when``; amounts are decimal strings, written as JSON
+    numbers)."""
+    moment = when or utc_now()
+    end = moment.date()
+    start = end - timedelta(days=2)
+    spent, usual = Decimal(actual), Decimal(expected)
+    impact = spent - usual
+    percent = (impact * 100 / usual).quantize(Decimal("0.01")) if usual else Decimal(0)
+    monitor_id, anomaly_id = uuid.uuid4(), uuid.uuid4()
+    link = (
+        "https://console.aws.amazon.com/cost-management/home#/anomaly-detection/monitors/"
+        f"{monitor_id}/anomalies/{anomaly_id}"
+    )
+    fields = {
+        "accountId": account,
+        "accountName": "sample-account",
+        "anomalyStartDate": f"{start.isoformat()}T00:00:00Z",
+        "anomalyEndDate": f"{end.isoformat()}T00:00:00Z",
+        "anomalyId": str(anomaly_id),
+        "dimensionalValue": service,
+        "monitorArn": f"arn:aws:ce::{account}:anomalymonitor/{monitor_id}",
+        "monitorName": monitor_name,
+        "monitorType": "DIMENSIONAL",
+        "rootCauses": [
+            {
+                "service": service,
+                "region": "us-east-1",
+                "linkedAccount": account,
+                "linkedAccountName": "sample-account",
+                "usageType": "BoxUsage:c7i.4xlarge",
+            }
+        ],
+        "anomalyDetailsLink": link,
+        "subscriptionId": str(uuid.uuid4()),
+        "subscriptionName": "Immediate alerts",
+    }
+    # JSON numbers written from the decimals themselves (json.dumps knows only floats).
+    numbers = (
+        f'"anomalyScore": {{"maxScore": 0.83, "currentScore": 0.61}}, '
+        f'"impact": {{"maxImpact": {(impact / 2).quantize(Decimal("0.01"))}, '
+        f'"totalExpectedSpend": {usual}, "totalActualSpend": {spent}, '
+        f'"totalImpact": {impact}, "totalImpactPercentage": {percent}}}'
+    )
+    return json.dumps(fields)[:-1] + ", " + numbers + "}"
 
 
 #: ``send-test-alert --period``: the budget's time unit as the Budgets API names it, and how

@@ -94,6 +94,7 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.NOT_VERIFIED: None,
     Reason.NOT_A_BUDGET_ALERT: None,
     Reason.BUDGET_AUTO_ADJUSTMENT: None,
+    Reason.NOT_AN_ANOMALY_ALERT: None,
     Reason.MAIL_UNAVAILABLE: None,
     Reason.OUTBOX_UNAVAILABLE: None,
     Reason.NO_RECIPIENTS: None,

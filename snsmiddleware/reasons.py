@@ -95,6 +95,7 @@ class Reason(enum.StrEnum):
     NOT_VERIFIED = "not_verified"  # 403
     NOT_A_BUDGET_ALERT = "not_a_budget_alert"  # 422
     BUDGET_AUTO_ADJUSTMENT = "budget_auto_adjustment"  # 422
+    NOT_AN_ANOMALY_ALERT = "not_an_anomaly_alert"  # 422 (parse_anomaly_alert)
     MAIL_UNAVAILABLE = "mail_unavailable"  # 503
     OUTBOX_UNAVAILABLE = "outbox_unavailable"  # 503
 

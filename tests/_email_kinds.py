@@ -1,6 +1,6 @@
-"""Every kind of budget-alert email (ACTUAL and FORECASTED, each period, within and over
-budget) as the app builds it, with what its bar must show: shared by the browser tests and
-``scripts/email-screenshots``."""
+"""Every kind of alert email (Budgets: ACTUAL and FORECASTED, each period, within and over
+budget; a Cost Anomaly Detection alert) as the app builds it, with what its bar must show:
+shared by the browser tests and ``scripts/email-screenshots``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from email.message import EmailMessage
 
-from snsmiddleware.alert_email import build_alert_email
+from snsmiddleware.anomaly import parse_cost_alert
+from snsmiddleware.anomaly_email import build_cost_alert_email
 from snsmiddleware.budget_app import BudgetApp
-from snsmiddleware.budgets import parse_budget_alert
 from snsmiddleware.mail import FileOutbox
 from snsmiddleware.message import Notification, parse_message
 from snsmiddleware.testing import MessageSigner
 
+from ._anomaly_helpers import anomaly_text
 from ._budget_helpers import REAL_ALERTS
 
 RECIPIENTS = {
@@ -24,6 +25,8 @@ RECIPIENTS = {
     "service-catalog_*": ["Research IT <research-it@example.com>"],
     "AwsCostNotificationStack-*": ["Kenji Sato <kenji@example.com>"],
     "prod-*": ["Platform team <platform@example.com>", "cto@example.com"],
+    # an anomaly monitor's name
+    "Services": ["Priya Shah <priya@example.com>"],
 }
 DEFAULTS = ["FinOps <finops@example.com>"]
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
@@ -61,11 +64,13 @@ class EmailKind:
 
     id: str
     message: str
-    subject: str
+    #: the SNS Subject (``None``: none, as for Cost Anomaly Detection).
+    subject: str | None
     topic_arn: str
-    #: spent (or forecast) / budgeted, capped at 1: the bar's filled share.
+    #: spent (or forecast) / budgeted, capped at 1: the bar's filled share (an anomaly:
+    #: actual spend / the larger of actual and expected).
     filled: Decimal
-    #: threshold / budgeted, capped at 1: where the mark sits.
+    #: threshold / budgeted, capped at 1: where the mark sits (an anomaly: expected spend).
     marked: Decimal
     #: texts a reader must see (the lead number, the overage, the greeting).
     figures: tuple[str, ...]
@@ -135,13 +140,27 @@ EMAIL_KINDS: tuple[EmailKind, ...] = (
             "Hi Kenji Sato,",
         ),
     ),
+    EmailKind(
+        id="anomaly",
+        message=anomaly_text(),
+        subject=None,
+        topic_arn="arn:aws:sns:us-east-1:123456789012:cost-anomalies",
+        filled=Decimal(1),
+        marked=Decimal("96.00") / Decimal("988.20"),
+        figures=(
+            "892.20 USD above expected",
+            "+929% over the expected 96.00 USD",
+            "Hi Priya Shah,",
+        ),
+    ),
 )
 EMAIL_KINDS_BY_ID = {kind.id: kind for kind in EMAIL_KINDS}
 
 
 def signed_notification(kind: EmailKind, signer: MessageSigner | None = None) -> Notification:
+    subject = {} if kind.subject is None else {"Subject": kind.subject}
     signed = (signer or MessageSigner()).notification(
-        kind.message, Subject=kind.subject, TopicArn=kind.topic_arn
+        kind.message, TopicArn=kind.topic_arn, **subject
     )
     parsed = parse_message(signed.body)
     assert isinstance(parsed, Notification)
@@ -155,9 +174,9 @@ def build_email(kind: EmailKind, signer: MessageSigner | None = None) -> EmailMe
             recipients=RECIPIENTS, default_recipients=DEFAULTS, mailer=FileOutbox(directory)
         )
     notification = signed_notification(kind, signer)
-    alert = parse_budget_alert(notification)
+    alert = parse_cost_alert(notification)
     routing = app.route(alert, topic_arn=notification.topic_arn)
-    return build_alert_email(
+    return build_cost_alert_email(
         alert,
         notification,
         sender=app.sender,
