@@ -5,9 +5,9 @@ several rounds, alternating the measured code and its baseline, and reports medi
 
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
-                                                  # http, budget, stores, realistic, sizes,
-                                                  # profile, wal, serve, scaleout,
-                                                  # instructions (callgrind; or run
+                                                  # http, budget, stores, observers,
+                                                  # realistic, sizes, profile, wal, serve,
+                                                  # scaleout, instructions (callgrind; or run
                                                   # python -m benchmarks.instructions)
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
@@ -16,6 +16,7 @@ Not part of the test suite, and it asserts nothing about time: it prints what it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from snsmiddleware import SnsVerifier
 from snsmiddleware.dedupe import MemoryDedupeStore
 from snsmiddleware.signing import decode_signature, hash_for, string_to_sign
 from snsmiddleware.testing import MessageSigner, TestCA
+from tests._redis_helpers import start_redis
 
 HERE = Path(__file__).resolve().parent
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
@@ -362,8 +364,11 @@ def _start_and_wait(command: list[str], port: int, name: str, env: dict[str, str
             time.sleep(0.05)
 
 
-def _store_factories(work: Path) -> tuple[dict[str, Callable[[], Any]], list[Any]]:
-    """name -> a function building a fresh store; and the server processes to stop."""
+def _store_factories(
+    work: Path, servers: contextlib.ExitStack
+) -> tuple[dict[str, Callable[[], Any]], list[Any]]:
+    """name -> a function building a fresh store; and the server processes to stop (servers
+    started through a context manager are stopped by `servers` instead)."""
     from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 
     processes: list[Any] = []
@@ -374,28 +379,8 @@ def _store_factories(work: Path) -> tuple[dict[str, Callable[[], Any]], list[Any
     if shutil.which("redis-server"):
         from snsmiddleware.dedupe_redis import RedisDedupeStore
 
-        port = free_port()
-        processes.append(
-            _start_and_wait(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(work),
-                ],
-                port,
-                "redis-server",
-                {},
-            )
-        )
-        url = f"redis://127.0.0.1:{port}/0"
+        # The suite's own redis-server (no persistence, 127.0.0.1), kept running until the end.
+        url = servers.enter_context(contextlib.contextmanager(start_redis)(work))
         factories["redis"] = lambda: RedisDedupeStore(url, key_prefix=f"{time.monotonic_ns()}:")
     else:
         print("stores: redis skipped, redis-server is not installed")
@@ -501,7 +486,8 @@ def bench_stores(rounds: int = 3, count: int = 1000, deliveries: int = 500) -> N
     the latency it adds to one delivery through the middleware."""
     work = Path(tempfile.mkdtemp(prefix="snsbench-stores-"))
     signer = MessageSigner(TestCA(), topic_arn=TOPIC)
-    factories, processes = _store_factories(work)
+    servers = contextlib.ExitStack()
+    factories, processes = _store_factories(work, servers)
     try:
         results: dict[str, dict[str, list[float]]] = {name: {} for name in factories}
         for _ in range(rounds):  # alternating stores, so each sees the same noise
@@ -527,6 +513,7 @@ def bench_stores(rounds: int = 3, count: int = 1000, deliveries: int = 500) -> N
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
+        servers.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -563,6 +550,89 @@ def bench_instructions(count: int = 100) -> None:
         )
 
 
+# --- 8. the observer hook and the Prometheus metrics on the request path ---------------------
+
+
+def bench_observers(rounds: int = 25, refusals: int = 5000, duplicates: int = 500) -> None:
+    """µs of CPU per request through SnsMiddleware: no observer (the baseline), a no-op
+    observer, and SnsMetrics; a 405 (no crypto: the hook's share is largest) and a verified
+    duplicate (signature check, certificate cache hit, de-dup claim). Rounds interleave the
+    variants; the minimum of each is reported (CPU time: the machine is shared)."""
+    import io
+
+    from snsmiddleware import SnsMiddleware
+
+    signer = MessageSigner(TestCA(), topic_arn=TOPIC)
+    message = signer.notification("benchmark")
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def environ(method: str) -> dict[str, Any]:
+        headers = {
+            "HTTP_" + name.upper().replace("-", "_"): value
+            for name, value in message.headers.items()
+            if name != "Content-Type"
+        }
+        return {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": "/sns",
+            "CONTENT_TYPE": message.headers["Content-Type"],
+            "CONTENT_LENGTH": str(len(message.body)),
+            "wsgi.input": io.BytesIO(message.body),
+            **headers,
+        }
+
+    def start_response(status: str, headers: Any, *exc_info: Any) -> None:
+        pass
+
+    def build(kind: str) -> SnsMiddleware:
+        middleware = SnsMiddleware(
+            app,
+            paths=["/sns"],
+            topics=[TOPIC],
+            fetch_certificate=signer.fetch_certificate,
+            confirm="url",
+        )
+        if kind == "noop":
+            middleware.observer = lambda decision: None
+        elif kind == "metrics":
+            from snsmiddleware.metrics import SnsMetrics
+
+            SnsMetrics().instrument(middleware)
+        middleware(environ("POST"), start_response)  # the first delivery; then duplicates
+        return middleware
+
+    def per_request(middleware: SnsMiddleware, method: str, count: int) -> float:
+        environs = [environ(method) for _ in range(count)]
+        started = time.process_time()
+        for one in environs:
+            middleware(one, start_response)
+        return (time.process_time() - started) / count * 1e6
+
+    import logging
+
+    logging.getLogger("snsmiddleware").addHandler(logging.NullHandler())
+    logging.getLogger("snsmiddleware").propagate = False  # records are made, not printed
+    variants = {kind: build(kind) for kind in ("none", "noop", "metrics")}
+    times: dict[str, dict[str, list[float]]] = {k: {"405": [], "dup": []} for k in variants}
+    for _ in range(rounds):
+        for kind, middleware in variants.items():
+            times[kind]["405"].append(per_request(middleware, "GET", refusals))
+            times[kind]["dup"].append(per_request(middleware, "POST", duplicates))
+    base = {path: min(times["none"][path]) for path in ("405", "dup")}
+    for kind in variants:
+        refusal, duplicate = min(times[kind]["405"]), min(times[kind]["dup"])
+        report(
+            f"observer_{kind}",
+            refusal_us=refusal,
+            refusal_ratio=refusal / base["405"],
+            duplicate_us=duplicate,
+            duplicate_ratio=duplicate / base["dup"],
+        )
+
+
 PARTS: dict[str, Callable[[], None]] = {
     "verify": bench_verify,
     "certs": bench_certificates,
@@ -571,6 +641,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "http": lambda: _for_threads("http", (4, 1)),
     "budget": lambda: bench_http("budget", threads=4),
     "stores": bench_stores,
+    "observers": bench_observers,
     # issue 17: the product around the verify core (benchmarks/product.py)
     "realistic": _product("realistic"),
     "sizes": _product("sizes"),

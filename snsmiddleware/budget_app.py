@@ -1,5 +1,6 @@
 """BudgetApp: the WSGI app behind :class:`~snsmiddleware.SnsMiddleware` that turns an AWS
-Budgets alert into exactly one email to the right people.
+Budgets alert, or an AWS Cost Anomaly Detection alert, into exactly one email to the right
+people.
 
 It trusts nothing it did not get from the middleware: the message is read with
 :func:`snsmiddleware.get_message`, so a request that did not pass signature, certificate and
@@ -7,17 +8,22 @@ topic checks is refused. From there:
 
 1. Budgets' "SNS Topic Verified!" notification is acknowledged (200, no email), in case the
    middleware was told to pass it on.
-2. The text is parsed (:func:`~snsmiddleware.budgets.parse_budget_alert`). Something that is
-   not an alert (an auto-adjusting budget's JSON, any other text) answers 422: it was
-   delivered and retrying cannot change it. An alert whose details only partly parse is still
-   emailed, with the raw text.
-3. Recipients are every configured entry that matches: the exact budget name, a glob pattern
+2. The text is parsed (:func:`~snsmiddleware.anomaly.parse_cost_alert`): a Cost Anomaly
+   Detection alert by its JSON shape (:func:`~snsmiddleware.anomaly.parse_anomaly_alert`),
+   anything else as a Budgets alert (:func:`~snsmiddleware.budgets.parse_budget_alert`).
+   Something that is neither (an auto-adjusting budget's JSON, any other text or JSON)
+   answers 422: it was delivered and retrying cannot change it. An alert whose details only
+   partly parse (or, for an anomaly, whose JSON is not strictly readable) is still emailed,
+   with the raw text.
+3. Recipients are every configured entry that matches: the exact budget name (for an
+   anomaly: the monitor's or the alert subscription's name), a glob pattern
    (:func:`fnmatch.fnmatchcase`) or the 12-digit account id; else the default recipients;
    else nobody, and the email goes to the dead-letter outbox. Nothing is dropped silently.
    An account id is matched against the account in the *signed TopicArn* (Budgets publishes
-   only to a topic in the budget's own account), and the ``AWS Account`` line of the text,
-   which whoever publishes writes, must agree when there is one: a publisher to a topic of
-   account A cannot have an alert mailed to account B's owner by writing B into the text.
+   only to a topic in the budget's own account), and the ``AWS Account`` line of the text
+   (an anomaly's ``accountId``), which whoever publishes writes, must agree when there is
+   one: a publisher to a topic of account A cannot have an alert mailed to account B's
+   owner by writing B into the text.
 4. The mailer sends one email. A transient failure answers 503 (the middleware releases the
    MessageId and SNS redelivers); a permanent one writes the email with its full context to
    the dead-letter outbox and answers 200 saying so (the middleware commits the MessageId and
@@ -31,6 +37,11 @@ topic checks is refused. From there:
    between the send and the commit does not email twice. The file outbox needs no record:
    it names each file after the message.
 
+6. :meth:`BudgetApp.on_unsubscribe` (the middleware's ``on_unsubscribe`` hook) emails the
+   ``admin_recipients`` when an UnsubscribeConfirmation says this endpoint was unsubscribed
+   from a topic (its alerts will stop), once per message, or logs a WARNING saying so when
+   nobody is configured.
+
 Exactly one email per alert comes from the middleware's claim/commit/release de-duplication:
 this app answers 2xx only when the alert has been handed to the mailer or the dead-letter
 outbox, and never keeps per-request state on ``self`` (servers call it from many threads).
@@ -38,6 +49,7 @@ outbox, and never keeps per-request state on ``self`` (servers call it from many
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
@@ -55,20 +67,24 @@ from typing import Final
 from webob import Request, Response
 from webob.dec import wsgify
 
+from .admin_email import build_unsubscribe_email, resubscribe_command, unsubscribe_summary
 from .alert_email import (
     DEFAULT_SUBJECT_PREFIX,
-    build_alert_email,
+    RecipientMatch,
     build_dead_letter,
     single_line,
     topic_account,
 )
+from .anomaly import AnomalyAlert, parse_cost_alert
+from .anomaly_email import build_cost_alert_email
 from .answers import PlainTextAnswer
-from .budgets import BudgetAlert, NotABudgetAlertError, parse_budget_alert
+from .budgets import BudgetAlert, NotABudgetAlertError
 from .dedupe import MessageEffects
 from .email_headers import LiteralHeader, UnsafeHeaderError, verify_headers
-from .errors import ConfigurationError, SnsError, excerpt
+from .errors import ConfigurationError, SnsError, TransientError, excerpt
+from .hooks import HookGuard
 from .mail import FileOutbox, Mailer
-from .message import Notification, is_topic_verification
+from .message import Notification, SnsMessage, UnsubscribeConfirmation, is_topic_verification
 from .middleware import get_effects, get_message
 from .reasons import Reason
 from .verifier import utc_now
@@ -88,6 +104,17 @@ EMAIL_EFFECT: Final = "email"
 
 _ACCOUNT_ID: Final = re.compile(r"\d{12}", re.ASCII)
 _GLOB_CHARS: Final = frozenset("*?[")
+
+#: Either kind of alert the app emails.
+CostAlert = BudgetAlert | AnomalyAlert
+
+
+def routing_names(alert: CostAlert) -> tuple[str, ...]:
+    """The names ``recipients`` entries are matched against: a budget's name; an anomaly's
+    monitor name and alert subscription name."""
+    if isinstance(alert, AnomalyAlert):
+        return alert.routing_names
+    return () if alert.budget_name is None else (alert.budget_name,)
 
 
 def parse_address(value: str, *, what: str) -> Address:
@@ -138,7 +165,8 @@ class RecipientRule:
     """One ``recipients`` entry: who gets the alerts that ``key`` matches.
 
     ``key`` is a 12-digit account id, a glob pattern (``*``, ``?``, ``[...]``, matched
-    case-sensitively) or an exact budget name.
+    case-sensitively) or an exact name: a budget's name for a Budgets alert, the monitor's
+    or the alert subscription's name for a Cost Anomaly Detection alert.
     """
 
     key: str
@@ -148,25 +176,81 @@ class RecipientRule:
     def is_account(self) -> bool:
         return _ACCOUNT_ID.fullmatch(self.key) is not None
 
-    def matches(self, alert: BudgetAlert, signed_account: str | None = None) -> bool:
+    def matches(self, alert: CostAlert, signed_account: str | None = None) -> bool:
         """Does this entry want ``alert``, published to a topic of ``signed_account``?
 
         An account entry needs ``signed_account`` (the account of the signed TopicArn, see
         :func:`~snsmiddleware.alert_email.topic_account`) to be its key, and the text's own
-        ``AWS Account`` line, if any, to agree: without a signed account, an account entry
-        matches nothing.
+        account (a Budgets alert's ``AWS Account`` line, an anomaly's ``accountId``), if
+        any, to agree: without a signed account, an account entry matches nothing. Any
+        other entry matches a name of :func:`routing_names`.
         """
         if self.is_account:
             return signed_account == self.key and alert.account_id in (None, self.key)
-        name = alert.budget_name
-        if name is None:
-            return False
+        return any(self._matches_name(name) for name in routing_names(alert))
+
+    def _matches_name(self, name: str) -> bool:
         if name == self.key:
             return True
         return bool(_GLOB_CHARS & set(self.key)) and fnmatchcase(name, self.key)
 
+    def describe(self, alert: CostAlert | None = None) -> str:
+        """How this entry reads in the footer of ``alert``'s email (``the budget name "Test
+        Budget"``; for an anomaly, ``the monitor or subscription name "Daily spend"``)."""
+        if self.is_account:
+            return f"the account {self.key}"
+        name = "monitor or subscription name" if isinstance(alert, AnomalyAlert) else "budget name"
+        if _GLOB_CHARS & set(self.key):
+            return f'the {name} pattern "{single_line(self.key, 100)}"'
+        return f'the {name} "{single_line(self.key, 100)}"'
 
-def _about(message: Notification) -> str:
+
+def _kind(alert: CostAlert) -> str:
+    return "cost anomaly alert" if isinstance(alert, AnomalyAlert) else "budget alert"
+
+
+def _named(alert: CostAlert) -> str:
+    """What a dead letter's detail calls the alert: ``budget 'x'``, ``anomaly monitor 'y'``."""
+    if isinstance(alert, AnomalyAlert):
+        name = alert.monitor_name
+        return "anomaly monitor " + ("(no name found)" if name is None else excerpt(name))
+    name = alert.budget_name
+    return "budget " + ("(no name found)" if name is None else excerpt(name))
+
+
+class MailOutcome(enum.Enum):
+    """What became of one alert's email (see :class:`MailEvent`)."""
+
+    #: handed to the mailer
+    SENT = "sent"
+    #: an earlier attempt sent it (recorded in the de-duplication store): not sent again
+    ALREADY_SENT = "already_sent"
+    #: kept in the dead-letter outbox (``reason`` says why); SNS is answered 200
+    DEAD_LETTERED = "dead_lettered"
+    #: not sent yet, and not dead-lettered: 503, SNS retries (``reason`` says why)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class MailEvent:
+    """One alert's email outcome, for :class:`BudgetApp`'s ``observer``.
+
+    :param outcome: what happened.
+    :param reason: the reason code of a ``DEAD_LETTERED`` or ``FAILED`` outcome (the
+        dead-letter reason, or the mailer's error), else ``None``.
+    :param topic_arn: the TopicArn of the verified notification the alert came in.
+    """
+
+    outcome: MailOutcome
+    reason: str | None
+    topic_arn: str
+
+
+#: ``event -> None``; see :class:`MailEvent`.
+MailObserver = Callable[[MailEvent], object]
+
+
+def _about(message: SnsMessage) -> str:
     """The log fields naming a notification (the TopicArn cut short: ``handle()`` can be
     called without the middleware's allowlist in front)."""
     return f"message_id={message.message_id} topic={excerpt(message.topic_arn, 300)}"
@@ -183,12 +267,21 @@ def _answer(code: int, reason: str, detail: str) -> Response:
     return _response(PlainTextAnswer(code, reason, detail))
 
 
-class BudgetApp:
-    """Email AWS Budgets alerts; put :class:`~snsmiddleware.SnsMiddleware` in front of it.
+def _check_writable(probe: EmailMessage, what: str) -> None:
+    """Raise ConfigurationError when ``probe``'s headers do not read back as written."""
+    try:
+        verify_headers(probe)
+    except UnsafeHeaderError as exc:
+        raise ConfigurationError(f"{what} cannot be written safely: {exc}") from None
 
-    :param recipients: budget name, glob pattern or 12-digit account id -> one RFC 5322
-        address or a list of them. Every matching entry receives the alert (one email, all
-        of them in To).
+
+class BudgetApp:
+    """Email AWS Budgets and Cost Anomaly Detection alerts; put
+    :class:`~snsmiddleware.SnsMiddleware` in front of it.
+
+    :param recipients: budget name (for anomalies: monitor or alert subscription name), glob
+        pattern or 12-digit account id -> one RFC 5322 address or a list of them. Every
+        matching entry receives the alert (one email, all of them in To).
     :param default_recipients: who receives alerts that no entry matches. Without it such
         alerts go to the dead-letter outbox (and are logged).
     :param mailer: a :class:`~snsmiddleware.mail.Mailer`; default ``FileOutbox("outbox")``
@@ -204,6 +297,13 @@ class BudgetApp:
         retrying for this long (measured from its Timestamp), keep it in the dead-letter
         outbox and answer 200 ``dead_lettered`` instead of 503; ``None``: always 503.
     :param clock: the current aware datetime (the middleware's ``clock``, in tests).
+    :param observer: called with a :class:`MailEvent` for every alert it emails,
+        dead-letters or fails to send (for metrics: :mod:`snsmiddleware.metrics`); what it
+        raises is logged (rate-limited) and never changes the answer. Settable later as the
+        ``observer`` attribute.
+    :param admin_recipients: who is emailed when this endpoint is unsubscribed from a topic
+        (:meth:`on_unsubscribe`, given to the middleware as ``on_unsubscribe=``). Without
+        them that event is only logged, as a WARNING.
 
     Example::
 
@@ -225,8 +325,12 @@ class BudgetApp:
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
         dead_letter_after: timedelta | None = DEFAULT_DEAD_LETTER_AFTER,
         clock: Callable[[], datetime] = utc_now,
+        observer: MailObserver | None = None,
+        admin_recipients: str | Iterable[str] | None = None,
     ) -> None:
         self.clock = clock
+        self.observer = observer
+        self._observer_guard = HookGuard("the BudgetApp observer")
         if dead_letter_after is not None and dead_letter_after <= timedelta(0):
             raise ConfigurationError("dead_letter_after must be positive (or None)")
         self.dead_letter_after = dead_letter_after
@@ -241,6 +345,11 @@ class BudgetApp:
         self.default_recipients: tuple[Address, ...] = (
             _addresses(default_recipients, what="default_recipients")
             if default_recipients is not None
+            else ()
+        )
+        self.admin_recipients: tuple[Address, ...] = (
+            _addresses(admin_recipients, what="admin_recipients")
+            if admin_recipients is not None
             else ()
         )
         self.sender = parse_address(sender, what="sender")
@@ -268,25 +377,18 @@ class BudgetApp:
         probe = EmailMessage()
         probe["Subject"] = LiteralHeader("Subject", single_line(self.subject_prefix))
         probe["From"] = self.sender
-        for rule in self.rules:
-            probe["To"] = rule.addresses
-            try:
-                verify_headers(probe)
-            except UnsafeHeaderError as exc:
-                raise ConfigurationError(
-                    f"recipients[{rule.key!r}] cannot be written safely: {exc}"
-                ) from None
+        lists = [(f"recipients[{rule.key!r}]", rule.addresses) for rule in self.rules]
+        if self.admin_recipients:
+            lists.append(("admin_recipients", self.admin_recipients))
+        for what, addresses in lists:
+            probe["To"] = addresses
+            _check_writable(probe, what)
             del probe["To"]
         if self.default_recipients:
             probe["To"] = self.default_recipients
-        try:
-            verify_headers(probe)
-        except UnsafeHeaderError as exc:
-            raise ConfigurationError(
-                f"sender, subject_prefix or default_recipients cannot be written safely: {exc}"
-            ) from None
+        _check_writable(probe, "sender, subject_prefix or default_recipients")
 
-    def recipients_for(self, alert: BudgetAlert, *, topic_arn: str | None = None) -> list[Address]:
+    def recipients_for(self, alert: CostAlert, *, topic_arn: str | None = None) -> list[Address]:
         """Everyone configured for this alert, else the defaults (possibly nobody).
 
         ``topic_arn`` is the signed TopicArn the alert came from; account entries match its
@@ -300,13 +402,24 @@ class BudgetApp:
                 DeprecationWarning,
                 stacklevel=2,
             )
-        matched = [
-            address
-            for rule in self.rules
-            if rule.matches(alert, account)
-            for address in rule.addresses
-        ]
-        return _unique(matched or self.default_recipients)
+        return [match.address for match in self._route(alert, account)]
+
+    def route(self, alert: CostAlert, *, topic_arn: str) -> list[RecipientMatch]:
+        """Like :meth:`recipients_for`, with the entries that chose each recipient (for the
+        email's greeting and its "why you got this" footer); no entries: a default recipient.
+        """
+        return self._route(alert, topic_account(topic_arn))
+
+    def _route(self, alert: CostAlert, account: str | None) -> list[RecipientMatch]:
+        chosen: dict[str, tuple[Address, list[str]]] = {}
+        for rule in self.rules:
+            if rule.matches(alert, account):
+                for address in rule.addresses:
+                    entry = chosen.setdefault(address.addr_spec.lower(), (address, []))
+                    entry[1].append(rule.describe(alert))
+        if chosen:
+            return [RecipientMatch(address, tuple(rules)) for address, rules in chosen.values()]
+        return [RecipientMatch(address) for address in _unique(self.default_recipients)]
 
     @wsgify
     def __call__(self, request: Request) -> Response:
@@ -330,13 +443,19 @@ class BudgetApp:
             log.info("budgets topic verification acknowledged %s", about)
             return _answer(200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged")
         try:
-            alert = parse_budget_alert(message)
+            alert = parse_cost_alert(message)
         except NotABudgetAlertError as exc:
             log.warning("not emailed: %s (%s) %s", exc.reason, exc.detail, about)
             return _response(exc.answer())
-        if not alert.complete:
+        kind = _kind(alert)
+        if isinstance(alert, AnomalyAlert) and alert.unreadable is not None:
             log.warning(
-                "budget alert only partly parsed (missing: %s); emailing the raw text %s",
+                "%s not readable (%s); emailing the raw text %s", kind, alert.unreadable, about
+            )
+        elif not alert.complete:
+            log.warning(
+                "%s only partly parsed (missing: %s); emailing the raw text %s",
+                kind,
                 ", ".join(alert.unparsed),
                 about,
             )
@@ -349,26 +468,21 @@ class BudgetApp:
                 signed_account,
                 about,
             )
-        recipients = self.recipients_for(alert, topic_arn=message.topic_arn)
-        email = build_alert_email(
-            alert,
-            message,
-            sender=self.sender,
-            recipients=recipients,
-            subject_prefix=self.subject_prefix,
-        )
+        routing = self.route(alert, topic_arn=message.topic_arn)
+        recipients = [match.address for match in routing]
+        email = self._email(alert, message, routing)
         if not recipients:
-            name = "(no name found)" if alert.budget_name is None else excerpt(alert.budget_name)
             return self._dead_letter(
                 email,
                 message,
                 reason=Reason.NO_RECIPIENTS,
-                detail=f"nobody is configured for the budget {name}",
+                detail=f"nobody is configured for the {_named(alert)}",
                 recipients=(),
             )
         ledger = None if getattr(self.mailer, "idempotent", False) else effects
         if ledger is not None and self._recorded(ledger, about):
             log.warning("an earlier attempt sent this alert; not sending it again %s", about)
+            self._notify(MailOutcome.ALREADY_SENT, None, message)
             return _answer(200, Reason.ALREADY_SENT, "emailed by an earlier attempt")
         try:
             self.mailer.send(email)
@@ -389,8 +503,28 @@ class BudgetApp:
             except Exception:
                 # Sent: the answer stays 200. Only a crash before the commit would resend.
                 log.exception("the send could not be recorded %s", about)
-        log.info("budget alert emailed to %d recipient(s) %s", len(recipients), about)
+        log.info("%s emailed to %d recipient(s) %s", kind, len(recipients), about)
+        self._notify(MailOutcome.SENT, None, message)
         return _answer(200, Reason.SENT, f"emailed to {len(recipients)} recipient(s)")
+
+    def _notify(self, outcome: MailOutcome, reason: str | None, message: Notification) -> None:
+        observer = self.observer
+        if observer is not None:
+            self._observer_guard.call(observer, MailEvent(outcome, reason, message.topic_arn))
+
+    def _email(
+        self, alert: CostAlert, message: Notification, routing: list[RecipientMatch]
+    ) -> EmailMessage:
+        """The email for either kind of alert (``routing``: who gets it and why, for the
+        greeting and the footer)."""
+        return build_cost_alert_email(
+            alert,
+            message,
+            sender=self.sender,
+            recipients=[match.address for match in routing],
+            subject_prefix=self.subject_prefix,
+            routing=routing,
+        )
 
     def _not_sent_yet(
         self,
@@ -416,7 +550,93 @@ class BudgetApp:
         log.error(
             "email not sent, SNS will retry: %s (%s) %s", exc.reason, exc.detail, _about(message)
         )
+        self._notify(MailOutcome.FAILED, exc.reason, message)
         return _response(exc.answer("the email could not be sent yet; SNS will retry"))
+
+    def on_unsubscribe(self, message: UnsubscribeConfirmation) -> None:
+        """Tell the admin recipients that this endpoint was unsubscribed from a topic.
+
+        The hook for ``SnsMiddleware(on_unsubscribe=...)``, which calls it once per verified
+        UnsubscribeConfirmation of an allowed topic (redeliveries are de-duplicated there).
+        The notice goes through the app's mailer; without ``admin_recipients`` the event is
+        logged as a WARNING instead. A transient mail failure raises
+        :class:`~snsmiddleware.errors.TransientError` (the middleware answers 503 and a
+        redelivery tries again), unless SNS has been retrying for ``dead_letter_after``: then,
+        as for a permanent failure, the notice is kept in the dead-letter outbox (where
+        ``snsmiddleware replay`` can send it later) and nothing is raised.
+        """
+        about = _about(message)
+        summary = unsubscribe_summary(message)
+        if not self.admin_recipients:
+            log.warning(
+                "%s: no admin_recipients are configured, so nobody was told; subscribe the "
+                "endpoint again to receive alerts (%s) %s",
+                summary,
+                resubscribe_command(message.topic_arn),
+                about,
+            )
+            return
+        email = build_unsubscribe_email(
+            message,
+            sender=self.sender,
+            recipients=self.admin_recipients,
+            subject_prefix=self.subject_prefix,
+        )
+        try:
+            self.mailer.send(email)
+        except SnsError as exc:
+            age = self.clock() - message.sent_at
+            give_up = self.dead_letter_after is not None and age >= self.dead_letter_after
+            if exc.transient and not give_up:
+                log.error(
+                    "%s; the admin notice could not be sent yet (%s: %s), SNS may retry %s",
+                    summary,
+                    exc.reason,
+                    exc.detail,
+                    about,
+                )
+                raise TransientError(
+                    "the unsubscribe notice could not be emailed yet", reason=exc.reason
+                ) from None
+            reason = Reason.RETRIES_EXHAUSTED if exc.transient else exc.reason
+            self._keep_notice(email, message, reason=reason, detail=exc.detail, about=about)
+            return
+        log.warning("%s: told %d admin recipient(s) %s", summary, len(self.admin_recipients), about)
+
+    def _keep_notice(
+        self,
+        email: EmailMessage,
+        message: UnsubscribeConfirmation,
+        *,
+        reason: str,
+        detail: str,
+        about: str,
+    ) -> None:
+        """Write an admin notice that could not be sent to the dead-letter outbox."""
+        letter = build_dead_letter(
+            email, message, reason=reason, detail=detail, recipients=self.admin_recipients
+        )
+        try:
+            path = self.dead_letter.write(letter)
+        except SnsError as exc:
+            log.error(
+                "%s; the admin notice was not sent (%s) and the dead-letter outbox failed: %s %s",
+                unsubscribe_summary(message),
+                reason,
+                exc.detail,
+                about,
+            )
+            raise TransientError(
+                "the unsubscribe notice could not be emailed or kept", reason=exc.reason
+            ) from None
+        log.error(
+            "%s; the admin notice was not sent (%s: %s) and is kept in %s %s",
+            unsubscribe_summary(message),
+            reason,
+            detail,
+            path,
+            about,
+        )
 
     @staticmethod
     def _recorded(ledger: MessageEffects, about: str) -> bool:
@@ -457,12 +677,14 @@ class BudgetApp:
                 exc.detail,
                 about,
             )
+            self._notify(MailOutcome.FAILED, exc.reason, message)
             return _response(
                 exc.answer(
                     f"not emailed ({reason}) and the dead-letter outbox failed; SNS will retry"
                 )
             )
         log.error("alert dead-lettered (%s: %s) to %s %s", reason, detail, path, about)
+        self._notify(MailOutcome.DEAD_LETTERED, reason, message)
         return _answer(
             200, Reason.DEAD_LETTERED, f"not emailed ({reason}); kept in the dead-letter outbox"
         )

@@ -23,6 +23,7 @@ failures are not remembered, so a certificate host that comes back is used at on
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -38,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError, CertificateUnavailableError, NotYetValidError, SnsError
+from .hooks import HookGuard
 from .partitions import signing_certificate_names
 from .policy import TopicArn
 from .reasons import Reason
@@ -302,6 +304,44 @@ def _fetch_failure(deadline: Deadline, exc: Exception) -> CertificateUnavailable
     )
 
 
+class CertificateEventKind(enum.Enum):
+    """What :class:`CertificateStore` did for one lookup or download."""
+
+    #: a cached, checked certificate was served
+    HIT = "hit"
+    #: not cached: the request waited for a download (its own or one already running)
+    MISS = "miss"
+    #: a definitive "no" for this URL was answered from memory (``negative_ttl``)
+    REFUSAL_REMEMBERED = "refusal_remembered"
+    #: a download ended with a usable certificate (now cached)
+    DOWNLOAD = "download"
+    #: a download ended without one, or could not start (``reason`` says why)
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateEvent:
+    """One event of the certificate cache, for its ``observer``.
+
+    No URL: anyone who knows an allowed TopicArn can name any certificate URL on its
+    region's SNS host, so the URL is the sender's choice (the log line names it).
+
+    :param kind: what happened.
+    :param reason: the reason code of a ``FAILURE`` or ``REFUSAL_REMEMBERED``, else ``None``.
+    """
+
+    kind: CertificateEventKind
+    reason: str | None = None
+
+
+#: ``event -> None``, called by :class:`CertificateStore` (never raises into it).
+CertificateObserver = Callable[[CertificateEvent], object]
+
+_HIT: Final = CertificateEvent(CertificateEventKind.HIT)
+_MISS: Final = CertificateEvent(CertificateEventKind.MISS)
+_DOWNLOADED: Final = CertificateEvent(CertificateEventKind.DOWNLOAD)
+
+
 @dataclass(slots=True)
 class _Download:
     """One in-flight download that requests for its URL wait on, until ``wait_until``."""
@@ -354,6 +394,10 @@ class CertificateStore:
     :param download_deadline: how long a request waits for a download; default: the
         fetcher's own ``deadline`` attribute if it has one (``HttpCertificateFetcher``),
         else :data:`DEFAULT_FETCH_DEADLINE`.
+    :param observer: called with a :class:`CertificateEvent` for every lookup (hit, miss,
+        refusal remembered) and every download's end (download, failure), from the
+        request's thread or the download's; what it raises is logged (rate-limited) and
+        changes nothing. Settable later as the ``observer`` attribute.
     """
 
     def __init__(
@@ -368,7 +412,10 @@ class CertificateStore:
         negative_entries: int = DEFAULT_NEGATIVE_ENTRIES,
         max_concurrent_downloads: int = DEFAULT_MAX_CONCURRENT_DOWNLOADS,
         download_deadline: timedelta | None = None,
+        observer: CertificateObserver | None = None,
     ) -> None:
+        self.observer = observer
+        self._observer_guard = HookGuard("the CertificateStore observer")
         if max_entries < 1 or negative_entries < 1 or max_concurrent_downloads < 1:
             raise ValueError(
                 "max_entries, negative_entries and max_concurrent_downloads must be at least 1"
@@ -409,31 +456,44 @@ class CertificateStore:
         # precise enough to be worth a lock on every message (AWS uses a handful of URLs).
         cached = self._cache.get(url)
         if cached is not None and self._monotonic() < cached[0]:
+            if self.observer is not None:
+                self._notify(_HIT)
             return cached[1]
-        with self._lock:
-            cached = self._cache.get(url)
-            if cached is not None:
-                expires, certificate = cached
-                if self._monotonic() < expires:
-                    self._cache.move_to_end(url)
-                    return certificate
-                del self._cache[url]
-            refused = self._refused.get(url)
-            if refused is not None:
-                if self._monotonic() < refused[0]:
-                    raise _fresh_copy(refused[1])
-                del self._refused[url]
-            download = self._downloads.get(url)
-            leader = download is None
-            if download is None:
-                if self._running >= self._max_downloads:
-                    raise CertificateUnavailableError(
-                        "too many certificate downloads at once; try again later"
+        event = _MISS
+        try:
+            with self._lock:
+                cached = self._cache.get(url)
+                if cached is not None:
+                    expires, certificate = cached
+                    if self._monotonic() < expires:
+                        self._cache.move_to_end(url)
+                        event = _HIT
+                        return certificate
+                    del self._cache[url]
+                refused = self._refused.get(url)
+                if refused is not None:
+                    if self._monotonic() < refused[0]:
+                        error = _fresh_copy(refused[1])
+                        event = CertificateEvent(
+                            CertificateEventKind.REFUSAL_REMEMBERED, error.reason
+                        )
+                        raise error
+                    del self._refused[url]
+                download = self._downloads.get(url)
+                leader = download is None
+                if download is None:
+                    if self._running >= self._max_downloads:
+                        busy = CertificateUnavailableError(
+                            "too many certificate downloads at once; try again later"
+                        )
+                        event = CertificateEvent(CertificateEventKind.FAILURE, busy.reason)
+                        raise busy
+                    self._running += 1
+                    download = self._downloads[url] = _Download(
+                        threading.Event(), wait_until=time.monotonic() + self._wait
                     )
-                self._running += 1
-                download = self._downloads[url] = _Download(
-                    threading.Event(), wait_until=time.monotonic() + self._wait
-                )
+        finally:  # outside the lock: an observer may take its time, or look at the store
+            self._notify(event)
         if leader:
             self._start(url, topic, download)
         # Waiting happens right here, in get, for every request (tests look for it here).
@@ -489,7 +549,18 @@ class CertificateStore:
                 self._refused.move_to_end(url)
                 while len(self._refused) > self._negative_entries:
                     self._refused.popitem(last=False)
+        # Before the waiters wake: once a request is answered, its download has been counted.
+        if download.result is not None:
+            self._notify(_DOWNLOADED)
+        else:
+            reason = download.error.reason if download.error is not None else None
+            self._notify(CertificateEvent(CertificateEventKind.FAILURE, reason))
         download.done.set()
+
+    def _notify(self, event: CertificateEvent) -> None:
+        observer = self.observer
+        if observer is not None:
+            self._observer_guard.call(observer, event)
 
     def _fetch_and_check(self, url: str, topic: TopicArn) -> SigningCertificate:
         try:

@@ -4,13 +4,19 @@
   embedded defaults, ``SNSMIDDLEWARE_*`` variables, an INI file (``--config``) and flags;
   ``--dev`` also trusts the local development CA;
 * ``verify``: check a captured message and say which stage fails (``--json`` for machines);
-* ``send-test-alert``: post a Budgets alert signed by the development CA to a running server;
+* ``send-test-alert``: post a Budgets alert (``--anomaly``: a Cost Anomaly Detection alert)
+  signed by the development CA to a running server;
 * ``listen``: forward a topic's real deliveries, through a temporary SQS queue, to a local
-  server (:mod:`snsmiddleware.listen`).
+  server (:mod:`snsmiddleware.listen`);
+* ``replay``: send dead-lettered emails again through the configured mailer, exactly once
+  each (:mod:`snsmiddleware.replay`);
+* ``doctor``: audit a topic's wiring to an endpoint, one line per check
+  (:mod:`snsmiddleware.doctor`); ``connect``: wire a budget to an endpoint through a topic,
+  idempotently (:mod:`snsmiddleware.connect`).
 
 Output is for people first (one line per fact, the verdict last). Exit status: 0 success,
-1 the message did not verify (or the server refused the test alert), 2 bad usage or
-configuration (or the server could not be reached).
+1 the message did not verify (or the server refused the test alert, doctor found a FAIL,
+connect could not finish), 2 bad usage or configuration (or the server could not be reached).
 """
 
 from __future__ import annotations
@@ -19,22 +25,26 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
-from .devmode import DEFAULT_DEV_CA_DIR
+from .devmode import BUDGET_PERIOD_WORDING, DEFAULT_DEV_CA_DIR
 from .diagnose import Diagnosis, diagnose
 from .errors import ConfigurationError, SnsError
 from .message import parse_message, parse_timestamp
-from .middleware import SnsMiddleware
 from .policy import accepted_signature_versions
 from .reasons import Reason
 from .server import DEFAULT_TOPIC, ServerSettings
-from .terminal import terminal_safe
+from .terminal import terminal_safe, without_password
+
+if TYPE_CHECKING:
+    from .signer import MessageSigner, SignedMessage
 from .verifier import SnsVerifier, utc_now
 
 log = logging.getLogger("snsmiddleware.serve")
@@ -48,27 +58,76 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
     options["topics"] = " ".join(args.topic) if args.topic else None
     if args.basic_auth_file is not None:
         # A file, not a flag value: a password on the command line shows in `ps` and history.
-        options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        try:
+            options["basic_auth"] = Path(args.basic_auth_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigurationError(
+                f"--basic-auth-file {args.basic_auth_file}: cannot be read "
+                f"({getattr(exc, 'strerror', None) or exc})"
+            ) from None
+    if args.admin_recipient:  # one address per flag
+        options["admin_recipients"] = "\n".join(args.admin_recipient)
     options["workers"] = None if args.workers is None else str(args.workers)
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
+    options.update(_observability_flags(args))
     return {key: value for key, value in options.items() if value is not None}
 
 
-def serve(args: argparse.Namespace) -> int:
-    from .server import assemble, make_server
+def _observability_flags(args: argparse.Namespace) -> dict[str, str | None]:
+    port = args.metrics_port
+    return {
+        "metrics_port": None if port is None else str(port),
+        "metrics_host": args.metrics_host,
+        "log_format": args.log_format,
+    }
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+
+def _configure_logging(args: argparse.Namespace) -> logging.Handler:
+    """INFO to stderr, in the format the flag or ``SNSMIDDLEWARE_LOG_FORMAT`` names (an
+    INI's ``log_format`` applies once the file is read: see :func:`_apply_log_format`)."""
+    from .logformat import LOG_FORMATS, make_formatter
+
+    wanted = args.log_format or os.environ.get("SNSMIDDLEWARE_LOG_FORMAT", "").strip()
+    handler = logging.StreamHandler()
+    # A misspelt variable is refused by assemble(), naming it; until then: plain.
+    handler.setFormatter(make_formatter(wanted if wanted in LOG_FORMATS else "plain"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    return handler
+
+
+def _apply_log_format(handler: logging.Handler, log_format: str) -> None:
+    from .logformat import make_formatter
+
+    handler.setFormatter(make_formatter(log_format))
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .server import assemble, configure_logging, make_server, start_metrics_server
+
+    handler = _configure_logging(args)
     config = Path(args.config) if args.config else None
+    if config is not None:
+        configure_logging(config)  # the INI's [loggers] sections, as pserve applies them
     flags = _flag_options(args)
     assembly = assemble(flags, os.environ, config)
+    _apply_log_format(handler, assembly.settings.log_format)
     if assembly.settings.workers > 1:
         return _serve_workers(assembly, lambda: assemble(flags, os.environ, config))
     graceful = make_server(assembly)
-    _describe(assembly.app, assembly.settings.host, graceful.port, assembly.source)
-    graceful.run()
+    metrics_server = start_metrics_server(assembly)
+    _describe(assembly, graceful.port)
+    if metrics_server is not None:
+        log.info(
+            "  metrics       http://%s:%d/metrics",
+            assembly.settings.metrics_host,
+            metrics_server.port,
+        )
+    try:
+        graceful.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
     return 0
 
 
@@ -76,32 +135,18 @@ def _serve_workers(assembly: Any, rebuild: Any) -> int:
     """``serve --workers N``: N processes on one socket (see :mod:`snsmiddleware.prefork`)."""
     from .prefork import Supervisor
 
-    def describe(checked: Any, port: int) -> None:
-        _describe(checked.app, checked.settings.host, port, checked.source)
-
-    supervisor = Supervisor(assembly, rebuild, workers=assembly.settings.workers, describe=describe)
+    supervisor = Supervisor(
+        assembly, rebuild, workers=assembly.settings.workers, describe=_describe
+    )
     return supervisor.run()
 
 
-def _describe(app: Any, host: str, port: int, source: str) -> None:
+def _describe(assembly: Any, port: int) -> None:
     """One line per fact a person checks at start: where, what, and where the mail goes."""
-    log.info("snsmiddleware serving http://%s:%d (%s)", host, port, source)
-    if isinstance(app, SnsMiddleware):
-        for path in sorted(app.paths):
-            log.info("  SNS endpoint  http://%s:%d%s", host, port, path)
-        log.info("  topics        %s", app.verifier.topics)
-        log.info("  dedupe        %r", app.dedupe)
-        if app.basic_auth is not None:  # user names and realm only, never a password
-            log.info(
-                "  basic auth    users %s, realm %r",
-                ", ".join(app.basic_auth.users),
-                app.basic_auth.realm,
-            )
-        inner = app.app
-        mailer = getattr(inner, "mailer", None)
-        if mailer is not None:
-            log.info("  mailer        %r", mailer)
-            log.info("  dead letters  %r", getattr(inner, "dead_letter", None))
+    from .server import summary
+
+    for line in summary(assembly, port):
+        log.info("%s", line)
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -237,31 +282,36 @@ _UNTRUSTED_SIGNER_REASONS = frozenset(
 )
 
 
-def _without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in its user information becomes ``***``."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
     import requests
 
-    from .devmode import load_or_create_dev_ca, sample_budget_alert
+    from .devmode import load_or_create_dev_ca
     from .signer import MessageSigner
+
+    if args.anomaly:
+        conflicting = _budget_kind_flags(args)
+        if args.subscription_confirmation:
+            conflicting.insert(0, "--subscription-confirmation")
+        if conflicting:
+            sys.stderr.write(
+                "snsmiddleware send-test-alert: --anomaly sends a Cost Anomaly Detection "
+                f"alert; it cannot be combined with {', '.join(conflicting)}\n"
+            )
+            return 2
+    else:
+        for note in _alert_kind_notes(args):
+            sys.stderr.write(f"snsmiddleware send-test-alert: note: {note}\n")
 
     signer = MessageSigner(load_or_create_dev_ca(args.dev_ca), topic_arn=args.topic)
     if args.subscription_confirmation:
         message = signer.subscription_confirmation()
         what = "SubscriptionConfirmation"
+    elif args.anomaly:
+        message, what = _anomaly_message(signer, args.topic)
     else:
-        subject, text = sample_budget_alert(args.budget)
+        subject, text = _sample_alert(args)
         message = signer.notification(text, Subject=subject)
-        what = f"Budgets alert for {args.budget!r}"
+        what = f"{_alert_kind_label(args)} Budgets alert for {args.budget!r}"
     try:
         response = requests.post(
             args.url,
@@ -272,7 +322,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         )
     except requests.RequestException as exc:
         sys.stderr.write(
-            f"snsmiddleware send-test-alert: could not reach {_without_password(args.url)}: {exc}\n"
+            f"snsmiddleware send-test-alert: could not reach {without_password(args.url)}: {exc}\n"
         )
         return 2
     reason = response.headers.get("X-SNS-Reason")
@@ -290,7 +340,7 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         # The answer is the server's text: escape it, so it cannot drive the terminal.
         out.write(
             f"sent   {what} ({message.fields['MessageId']})\n"
-            f"to     {terminal_safe(_without_password(args.url))}\n"
+            f"to     {terminal_safe(without_password(args.url))}\n"
             f"answer {response.status_code} {terminal_safe(reason or '')}\n"
             f"       {terminal_safe(response.text.strip()[:200])}\n"
         )
@@ -299,6 +349,153 @@ def send_test_alert(args: argparse.Namespace, out: TextIO) -> int:
         if reason == Reason.UNAUTHORIZED:
             out.write("hint:  the server wants Basic auth: http://user:password@host:port/path\n")
     return 0 if 200 <= response.status_code < 300 else 1
+
+
+# --- send-test-alert: which kind of Budgets alert -------------------------------------------
+
+_CENT = Decimal("0.01")
+_AMOUNT = re.compile(r"\d{1,12}(?:\.\d{1,2})?", re.ASCII)
+_DEFAULT_BUDGETED = Decimal("100.00")
+#: Budgets sends an absolute threshold; a test alert's default is 90% of the budgeted amount.
+_DEFAULT_THRESHOLD_PERCENT = Decimal("90")
+#: The default amount: a little past the default threshold, as a real alert would be.
+_DEFAULT_AMOUNT_PERCENT = Decimal("93.17")
+
+
+def _amount(text: str) -> Decimal:
+    """An amount in dollars (``93.17``, ``$1,234.5``): digits, at most cents."""
+    cleaned = text.strip().removeprefix("$").replace(",", "")
+    if _AMOUNT.fullmatch(cleaned) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount like 93.17")
+    return Decimal(cleaned).quantize(_CENT)
+
+
+def _threshold(text: str) -> tuple[Decimal, bool]:
+    """``90%`` (of the budgeted amount) or an amount; ``(value, is_percent)``."""
+    if text.strip().endswith("%"):
+        percent = _amount(text.strip()[:-1])
+        if percent > 1000:
+            raise argparse.ArgumentTypeError(f"{text!r}: a threshold is at most 1000%")
+        return percent, True
+    return _amount(text), False
+
+
+def _add_alert_kind_arguments(send_cmd: argparse.ArgumentParser) -> None:
+    """The flags that choose which Budgets alert ``send-test-alert`` sends."""
+    send_cmd.add_argument(
+        "--forecasted",
+        action="store_true",
+        help="a FORECASTED alert (the forecast exceeds the threshold) instead of ACTUAL",
+    )
+    send_cmd.add_argument(
+        "--period",
+        choices=list(BUDGET_PERIOD_WORDING),
+        default="MONTHLY",
+        help="the budget's period, worded as Budgets does (default MONTHLY; DAILY budgets "
+        "have no forecasted alerts)",
+    )
+    send_cmd.add_argument(
+        "--budgeted",
+        type=_amount,
+        metavar="AMOUNT",
+        help=f"the budgeted amount in USD (default {_DEFAULT_BUDGETED})",
+    )
+    send_cmd.add_argument(
+        "--actual",
+        type=_amount,
+        metavar="AMOUNT",
+        help="the actual amount (with --forecasted: the forecasted amount) (default "
+        f"{_DEFAULT_AMOUNT_PERCENT}%% of the budgeted amount)",
+    )
+    send_cmd.add_argument(
+        "--threshold",
+        type=_threshold,
+        metavar="AMOUNT|PERCENT%",
+        help="the alert threshold, an amount or a percentage of the budgeted amount; Budgets "
+        f"writes it as an amount (default {_DEFAULT_THRESHOLD_PERCENT}%%)",
+    )
+
+
+def _alert_amounts(args: argparse.Namespace) -> tuple[Decimal, Decimal, Decimal]:
+    """(budgeted, threshold, amount) of the test alert, in dollars."""
+    budgeted = args.budgeted if args.budgeted is not None else _DEFAULT_BUDGETED
+    value, is_percent = (
+        args.threshold if args.threshold is not None else (_DEFAULT_THRESHOLD_PERCENT, True)
+    )
+    threshold = (budgeted * value / 100).quantize(_CENT) if is_percent else value
+    amount = (
+        args.actual
+        if args.actual is not None
+        else (budgeted * _DEFAULT_AMOUNT_PERCENT / 100).quantize(_CENT)
+    )
+    return budgeted, threshold, amount
+
+
+def _sample_alert(args: argparse.Namespace) -> tuple[str, str]:
+    """The ``(subject, message)`` of the Budgets alert the flags ask for."""
+    from .devmode import sample_budget_alert
+
+    budgeted, threshold, amount = _alert_amounts(args)
+    try:  # plain "1234.50", no thousands separator: what parsers in the wild expect
+        return sample_budget_alert(
+            args.budget,
+            alert_type="FORECASTED" if args.forecasted else "ACTUAL",
+            period=args.period,
+            budgeted=f"{budgeted:.2f}",
+            threshold=f"{threshold:.2f}",
+            actual=f"{amount:.2f}",
+        )
+    except ValueError as exc:  # --forecasted --period DAILY
+        raise ConfigurationError(str(exc)) from None
+
+
+def _alert_kind_label(args: argparse.Namespace) -> str:
+    """``FORECASTED QUARTERLY ($2710.40 of $2500.00, threshold $2000.00)``."""
+    budgeted, threshold, amount = _alert_amounts(args)
+    kind = "FORECASTED" if args.forecasted else "ACTUAL"
+    return f"{kind} {args.period} (${amount} of ${budgeted}, threshold ${threshold})"
+
+
+def _alert_kind_notes(args: argparse.Namespace) -> list[str]:
+    """What makes the test alert one Budgets would not send (it is sent all the same)."""
+    _, threshold, amount = _alert_amounts(args)
+    if amount <= threshold:
+        return [f"Budgets alerts only when the amount exceeds the threshold (${threshold})"]
+    return []
+
+
+def _anomaly_message(signer: MessageSigner, topic: str) -> tuple[SignedMessage, str]:
+    """A signed Cost Anomaly Detection alert from ``topic``, in that topic's account (so that
+    account entries of ``recipients`` apply), without a Subject (AWS sets none)."""
+    from .alert_email import topic_account
+    from .devmode import sample_anomaly_alert
+
+    account = topic_account(topic) or "123456789012"
+    return signer.notification(sample_anomaly_alert(account=account)), (
+        "Cost Anomaly Detection alert for monitor 'Test Monitor'"
+    )
+
+
+#: The flags that shape a Budgets test alert; ``--anomaly`` sends no Budgets alert at all.
+_BUDGET_KIND_FLAGS = ("forecasted", "budgeted", "actual", "threshold")
+
+
+def _budget_kind_flags(args: argparse.Namespace) -> list[str]:
+    """The Budgets-alert flags given on the command line (``--period``: when not the
+    default), which ``--anomaly`` cannot honour."""
+    given = [f"--{name}" for name in _BUDGET_KIND_FLAGS if getattr(args, name) not in (None, False)]
+    if args.period != "MONTHLY":
+        given.append("--period")
+    return given
+
+
+def _add_anomaly_flag(send_cmd: Any) -> None:
+    send_cmd.add_argument(
+        "--anomaly",
+        action="store_true",
+        help="send a Cost Anomaly Detection alert (monitor 'Test Monitor') instead of a "
+        "Budgets alert",
+    )
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -338,6 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
         "separated; or SNSMIDDLEWARE_BASIC_AUTH)",
     )
     serve_cmd.add_argument(
+        "--admin-recipient",
+        action="append",
+        metavar="ADDRESS",
+        help="email ADDRESS when this endpoint is unsubscribed from a topic (repeatable; or "
+        "SNSMIDDLEWARE_ADMIN_RECIPIENTS)",
+    )
+    serve_cmd.add_argument(
         "--dev",
         action="store_true",
         help="DEVELOPMENT MODE: also trust the local development CA (send-test-alert)",
@@ -345,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--dev-ca", metavar="DIR", help=f"development CA directory (default {DEFAULT_DEV_CA_DIR})"
     )
+    _add_observability_flags(serve_cmd)
 
     verify_cmd = commands.add_parser(
         "verify", help="check a captured SNS message and explain which check fails"
@@ -379,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send_cmd.add_argument("--topic", default=DEFAULT_TOPIC, help="the TopicArn to send from")
     send_cmd.add_argument("--budget", default="Test Budget", help="the budget name in the alert")
+    _add_alert_kind_arguments(send_cmd)
     send_cmd.add_argument(
         "--dev-ca",
         default=str(DEFAULT_DEV_CA_DIR),
@@ -386,8 +592,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="development CA directory (created on first use; the server must share it)",
     )
     send_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_anomaly_flag(send_cmd)
     _add_listen_parser(commands)
+    _add_replay_parser(commands)
+    _add_doctor_parsers(commands)
     return parser
+
+
+def _add_observability_flags(serve_cmd: argparse.ArgumentParser) -> None:
+    serve_cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port, never the SNS port (needs "
+        "snsmiddleware[prometheus]; default: no metrics)",
+    )
+    serve_cmd.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help=f"address of the metrics port (default {ServerSettings.metrics_host})",
+    )
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        help=f"log lines as text or one JSON object each (default {ServerSettings.log_format})",
+    )
 
 
 # --- listen ---------------------------------------------------------------------------------
@@ -438,6 +667,166 @@ def listen(args: argparse.Namespace, out: TextIO) -> int:
     return run_listen(options, out)
 
 
+# --- replay ---------------------------------------------------------------------------------
+
+
+def _add_replay_parser(commands: Any) -> None:
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="send dead-lettered emails again through the configured mailer, exactly once each",
+        description="The mailer, sender and default recipients are serve's: embedded defaults "
+        "< SNSMIDDLEWARE_* environment variables, or an INI file with --config. Every step is "
+        "recorded in a ledger (fsynced) before the next: a letter already replayed is skipped, "
+        "one whose earlier replay was interrupted is not re-sent unless you say so. "
+        "Exit status: 0 every file sent (now or before), 1 a file failed, was refused or was "
+        "interrupted, 2 bad usage or configuration.",
+    )
+    replay_cmd.add_argument(
+        "files", nargs="+", metavar="DEAD_LETTER.eml", help="dead letters to send again"
+    )
+    replay_cmd.add_argument("--config", metavar="FILE.ini", help="PasteDeploy configuration")
+    replay_cmd.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="where replays are recorded (default: replayed.jsonl in the dead-letter directory)",
+    )
+    replay_cmd.add_argument(
+        "--to",
+        action="append",
+        metavar="ADDRESS",
+        help="send every letter to ADDRESS instead of its own recipients (repeatable)",
+    )
+    replay_cmd.add_argument(
+        "--resend-interrupted",
+        action="store_true",
+        help="also send letters whose earlier replay was interrupted (they may have been sent)",
+    )
+
+
+def replay(args: argparse.Namespace, out: TextIO) -> int:
+    from .budget_app import parse_address
+    from .replay import LEDGER_NAME, ReplayLedger, replay_dead_letters
+    from .server import budget_app_from
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = budget_app_from(os.environ, Path(args.config) if args.config else None)
+    recipients = [parse_address(address, what="--to") for address in args.to or []]
+    ledger_path = Path(args.ledger) if args.ledger else app.dead_letter.directory / LEDGER_NAME
+    counts: dict[str, int] = {}
+    failed = False
+    with ReplayLedger(ledger_path) as ledger:
+        results = replay_dead_letters(
+            args.files,
+            mailer=app.mailer,
+            sender=app.sender,
+            ledger=ledger,
+            recipients=recipients,
+            default_recipients=app.default_recipients,
+            resend_interrupted=args.resend_interrupted,
+        )
+        for result in results:
+            counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+            failed = failed or not result.ok
+            # File names and details can hold anything: escaped, as the server's answers are.
+            out.write(
+                f"{result.outcome.value:<16} {terminal_safe(str(result.path))}\n"
+                f"{'':<16} {terminal_safe(result.detail)}\n"
+            )
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
+    out.write(f"replay: {summary}; ledger {terminal_safe(str(ledger_path))}\n")
+    return 1 if failed else 0
+
+
+# --- doctor and connect ---------------------------------------------------------------------
+
+
+def _add_aws_arguments(command: Any) -> None:
+    command.add_argument("--region", help="AWS region (default: the topic's)")
+    command.add_argument(
+        "--endpoint-url", metavar="URL", help="an AWS emulator (moto server, LocalStack)"
+    )
+
+
+def _add_doctor_parsers(commands: Any) -> None:
+    doctor_cmd = commands.add_parser(
+        "doctor",
+        help="audit a topic's wiring to an endpoint and explain each finding (ok/warn/FAIL)",
+    )
+    doctor_cmd.add_argument("--topic", required=True, metavar="ARN", help="the SNS TopicArn")
+    doctor_cmd.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="the subscribed endpoint: its subscription is checked and it is sent a probe "
+        "with a forged signature, which it must refuse",
+    )
+    doctor_cmd.add_argument(
+        "--dev-ca",
+        metavar="DIR",
+        help="also send a Budgets alert signed by this development CA (serve --dev accepts it)",
+    )
+    _add_aws_arguments(doctor_cmd)
+    connect_cmd = commands.add_parser(
+        "connect",
+        help="create or reuse the topic, subscribe the endpoint and add the topic to the "
+        "budget's notifications (idempotent)",
+    )
+    connect_cmd.add_argument("--budget", required=True, metavar="NAME", help="the budget's name")
+    connect_cmd.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="URL",
+        help="e.g. https://alerts.example.com/sns/budgets",
+    )
+    connect_cmd.add_argument(
+        "--topic",
+        metavar="ARN",
+        help="the topic to use (default: budget-alerts, created if need be)",
+    )
+    connect_cmd.add_argument(
+        "--threshold",
+        default="80",
+        metavar="PERCENT",
+        help="for a budget without notifications: alert above this percentage of the "
+        "budgeted amount (ACTUAL; default 80)",
+    )
+    connect_cmd.add_argument(
+        "--dry-run", action="store_true", help="print the changes without making them"
+    )
+    connect_cmd.add_argument(
+        "--allow-http", action="store_true", help="allow an http:// endpoint (local development)"
+    )
+    _add_aws_arguments(connect_cmd)
+
+
+def doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from .doctor import doctor_options, run_doctor
+
+    options = doctor_options(
+        args.topic,
+        endpoint=args.endpoint,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        dev_ca=args.dev_ca,
+    )
+    return run_doctor(options, out)
+
+
+def connect(args: argparse.Namespace, out: TextIO) -> int:
+    from .connect import connect_options, run_connect
+
+    options = connect_options(
+        args.budget,
+        args.endpoint,
+        topic_arn=args.topic,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        dry_run=args.dry_run,
+        allow_http=args.allow_http,
+        threshold=args.threshold,
+    )
+    return run_connect(options, out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -447,6 +836,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return send_test_alert(args, sys.stdout)
         if args.command == "listen":
             return listen(args, sys.stdout)
+        if args.command == "replay":
+            return replay(args, sys.stdout)
+        if args.command in {"doctor", "connect"}:
+            return (doctor if args.command == "doctor" else connect)(args, sys.stdout)
         return verify(args, sys.stdout)
     except (ConfigurationError, SnsError, OSError) as exc:
         sys.stderr.write(f"snsmiddleware {args.command}: {exc}\n")

@@ -11,9 +11,10 @@ into ``False``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formataddr, getaddresses
@@ -66,10 +67,15 @@ def to_positive_int(value: str) -> int:
 
 
 def to_duration(value: str) -> timedelta:
-    """A whole number with an optional unit: ``ms``, ``s`` (default), ``m``, ``h`` or ``d``."""
+    """A whole number with an optional unit: ``ms``, ``s`` (default), ``m``, ``h`` or ``d``.
+
+    A bare number is seconds (``300`` is five minutes), as it always was here; errors say
+    so, and ``serve`` prints durations with their unit."""
     match = _DURATION.fullmatch(value.strip())
     if match is None:
-        raise ValueError(f"{value!r} is not a duration like 90s, 5m or 1h")
+        raise ValueError(
+            f"{value!r} is not a duration like 90s, 5m or 1h (a number alone means seconds)"
+        )
     return int(match[1]) * _DURATION_UNITS[match[2] or "s"]
 
 
@@ -93,17 +99,37 @@ def one_of(*choices: str) -> Converter:
     return convert
 
 
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` is most probably a typo of, if any is close enough."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean topics?)`` for the known name closest to ``name``, or nothing."""
+    match = closest(name, known)
+    return f" (did you mean {match}?)" if match else ""
+
+
+def unknown_names(names: Iterable[str], known: Iterable[str]) -> str:
+    """``topic (did you mean topics?), dedup (did you mean dedupe?)``: each unknown name with
+    the known one it is probably a typo of."""
+    known = sorted(known)
+    return ", ".join(f"{name}{did_you_mean(name, known)}" for name in sorted(names))
+
+
 def convert_options(
     conf: Mapping[str, Any], table: Mapping[str, Converter], *, section: str
 ) -> dict[str, Any]:
-    """Convert string options with ``table``; unknown keys and bad values fail, naming the key.
+    """Convert string options with ``table``; unknown keys and bad values fail, naming the key
+    (and the known key an unknown one is probably a typo of).
 
     Values that are not strings (a Python caller passing real objects) are kept as they are.
     """
-    unknown = sorted(set(conf) - set(table))
+    unknown = set(conf) - set(table)
     if unknown:
         raise ConfigurationError(
-            f"unknown option(s) in [{section}]: {', '.join(unknown)}; "
+            f"unknown option(s) in [{section}]: {unknown_names(unknown, table)}; "
             f"known: {', '.join(sorted(table))}"
         )
     options: dict[str, Any] = {}
@@ -180,9 +206,8 @@ def make_dedupe_store(
     spec: str, *, retention: timedelta, lease: timedelta = DEFAULT_LEASE
 ) -> DedupeStore:
     """Build the store a ``dedupe`` option names, remembering ids for ``retention`` and
-    holding an unfinished claim for ``lease``."""
-    if lease <= timedelta(0):
-        raise ConfigurationError("dedupe_lease must be positive")
+    holding an unfinished claim for ``lease`` (both checked by :class:`StoreSpec`, the one
+    caller, when the option is read: a bad value fails at start-up, not at build)."""
     if spec == "memory":
         return MemoryDedupeStore(retention=retention, lease=lease)
     if spec.startswith(("redis://", "rediss://")):
@@ -258,9 +283,11 @@ def to_addresses(value: str) -> list[str]:
 
 
 def to_recipients(value: str) -> dict[str, list[str]]:
-    """Budget routing: one ``<budget name, glob or account id>: <addresses>`` per line.
+    """Alert routing: one ``<budget name, glob or account id>: <addresses>`` per line (for
+    anomaly alerts the name is the monitor's or the alert subscription's).
 
-    The separator is the first ``:``, which AWS forbids in budget names. A JSON object
+    The separator is the first ``:``, which AWS forbids in budget names (a monitor or
+    subscription name may hold one: use the JSON form for it). A JSON object
     (``{"Test Budget": ["ana@example.com"]}``) is accepted too, for environment variables.
     """
     text = value.strip()
@@ -286,6 +313,7 @@ def to_recipients(value: str) -> dict[str, list[str]]:
 BUDGET_APP_OPTIONS: Final[Mapping[str, Converter]] = {
     "recipients": to_recipients,
     "default_recipients": to_addresses,
+    "admin_recipients": to_addresses,
     "sender": to_text,
     "subject_prefix": to_text,
     "dead_letter_after": to_duration,

@@ -40,18 +40,23 @@ from datetime import timedelta
 from typing import Final, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, TransientError
-from .policy import DEFAULT_FRESHNESS_WINDOW, SNS_ANSWER_DEADLINE, InsecureConfigurationWarning
+from .hooks import HookGuard
+from .policy import DEFAULT_FRESHNESS_WINDOW, InsecureConfigurationWarning
 from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
 #: How long a claim blocks redeliveries when its holder neither commits nor releases it.
-#: The rule: at least one live attempt, shorter than SNS's retry interval. SNS abandons an
-#: attempt after :data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE` (so no live attempt needs
-#: a longer claim: every call we make is bounded inside it) and its default HTTP policy
-#: retries 3 times :data:`~snsmiddleware.policy.SNS_DEFAULT_RETRY_DELAY` apart, so a claim
-#: left by a dead process has lapsed before the next retry arrives.
-DEFAULT_LEASE: Final = SNS_ANSWER_DEADLINE
+#: The rule: longer than any live attempt can still act, shorter than SNS's retry interval.
+#: An attempt goes on after SNS stops waiting for it (SNS abandons it after
+#: :data:`~snsmiddleware.policy.SNS_ANSWER_DEADLINE`, our send does not stop), so the claim
+#: must outlast the slowest built-in send plus the store call that records it (SES 11 s or
+#: SMTP 10 s, then up to 7 s for DynamoDB: 18 s; ``tests/test_time_budget.py`` computes it
+#: from the real defaults); a redelivery arriving meanwhile is told ``in_progress``, never
+#: run a second time. And SNS's default HTTP policy retries
+#: :data:`~snsmiddleware.policy.SNS_DEFAULT_RETRY_DELAY` (20 s) apart, so a claim left by a
+#: dead process has lapsed before the next retry arrives.
+DEFAULT_LEASE: Final = timedelta(seconds=19)
 #: SNS retries for at most one hour; the verifier refuses older messages (+ skew). The
 #: default verifier's freshness window, by definition (see ``policy.freshness_window``).
 DEFAULT_RETENTION: Final = DEFAULT_FRESHNESS_WINDOW
@@ -460,6 +465,29 @@ class Admission(enum.Enum):
     COMMIT_PENDING = "commit_pending"
 
 
+class DedupeEvent(enum.Enum):
+    """What :class:`DeliveryLedger` did with one delivery's claim (for its ``observer``)."""
+
+    #: first seen: the claim is this delivery's
+    CLAIMED = "claimed"
+    #: already processed (or its commit is pending here): answered as a duplicate
+    DUPLICATE = "duplicate"
+    #: another request holds the claim: 503, SNS retries
+    IN_PROGRESS = "in_progress"
+    #: the work succeeded and the store committed it
+    COMMITTED = "committed"
+    #: the work failed (or a shutdown abandoned it): the claim was released for a retry
+    RELEASED = "released"
+    #: the work succeeded but the store refused the commit: kept in the backlog
+    DEFERRED = "deferred"
+    #: the store failed on a claim (503 ``dedupe_unavailable``) or a release
+    UNAVAILABLE = "unavailable"
+
+
+#: ``event -> None``, called by :class:`DeliveryLedger` (never raises into it).
+DedupeObserver = Callable[[DedupeEvent], object]
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One delivery as the :class:`DeliveryLedger` admitted it."""
@@ -497,10 +525,20 @@ class DeliveryLedger:
 
     :param store: the de-duplication store (see :func:`store_for_window`).
     :param retention: how long a commit the store refused is remembered here.
+    :param observer: called with a :class:`DedupeEvent` for each claim's outcome; what it
+        raises is logged (rate-limited) and changes nothing. Settable as ``observer``.
     """
 
-    def __init__(self, store: DedupeStore, *, retention: timedelta = DEFAULT_RETENTION) -> None:
+    def __init__(
+        self,
+        store: DedupeStore,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+        observer: DedupeObserver | None = None,
+    ) -> None:
         self.store = store
+        self.observer = observer
+        self._observer_guard = HookGuard("the DeliveryLedger observer")
         self.backlog = CommitBacklog(retention=retention)
         self._active: dict[str, Claim] = {}
         self._lock = threading.Lock()
@@ -523,23 +561,33 @@ class DeliveryLedger:
         if self.backlog:  # commits the store refused earlier: retry, and honour them
             self.backlog.flush(self.store)
             if key in self.backlog:
+                self._notify(DedupeEvent.DUPLICATE)
                 return Delivery(key, Admission.COMMIT_PENDING)
         try:
             claim = self.store.claim(key)
         except Exception as exc:
             log.exception("de-duplication store failed on claim")
+            self._notify(DedupeEvent.UNAVAILABLE)
             raise TransientError(
                 "the de-duplication store is unavailable", reason=Reason.DEDUPE_UNAVAILABLE
             ) from exc
         if claim.state is ClaimState.DONE:
+            self._notify(DedupeEvent.DUPLICATE)
             return Delivery(key, Admission.DUPLICATE)
         if claim.state is ClaimState.IN_PROGRESS:
+            self._notify(DedupeEvent.IN_PROGRESS)
             raise TransientError(
                 "this message is being processed; try again later", reason=Reason.IN_PROGRESS
             )
         with self._lock:
             self._active[claim.token] = claim
+        self._notify(DedupeEvent.CLAIMED)
         return Delivery(key, Admission.FIRST, claim)
+
+    def _notify(self, event: DedupeEvent) -> None:
+        observer = self.observer
+        if observer is not None:
+            self._observer_guard.call(observer, event)
 
     def effects(self, delivery: Delivery) -> MessageEffects | None:
         """The effect records of this delivery's message, when the store keeps them."""
@@ -566,6 +614,9 @@ class DeliveryLedger:
             # The work is done: keep the commit here and retry it later.
             log.exception("de-duplication store failed on commit message_id=%s", claim.key)
             self.backlog.add(claim)
+            self._notify(DedupeEvent.DEFERRED)
+            return
+        self._notify(DedupeEvent.COMMITTED)
 
     def begin_shutdown(self) -> None:
         """From now on :meth:`claim` answers ``shutting_down``; running deliveries go on."""
@@ -587,3 +638,6 @@ class DeliveryLedger:
             self.store.release(claim)
         except Exception:
             log.exception("de-duplication store failed on release message_id=%s", claim.key)
+            self._notify(DedupeEvent.UNAVAILABLE)
+            return
+        self._notify(DedupeEvent.RELEASED)

@@ -33,6 +33,7 @@ the WAL); they are one per email, not one per delivery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -251,6 +252,21 @@ class SQLiteDedupeStore:
     def effect_recorded(self, key: str, effect: str) -> bool:
         row = self._connection().execute(_STATE, (effect_key(key, effect),)).fetchone()
         return row is not None and bool(row[0]) and row[2] > self._clock()
+
+    def ping(self) -> bool:
+        """True when the file takes a write lock now (for health endpoints): a read-only,
+        vanished or locked-up database fails here as a claim would."""
+        connection = None
+        try:
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            if connection is not None and connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # never leave this thread's open
+                    connection.execute("ROLLBACK")
+            return False
+        return self.path.is_file()
 
     def _purge(self, connection: sqlite3.Connection, now: float) -> None:
         """Delete at most :data:`PURGE_BATCH` expired rows; come back at the next claim

@@ -13,9 +13,12 @@ development key (it sits unencrypted on disk) could sign messages it accepts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
@@ -80,6 +83,72 @@ class DevelopmentTrust:
         return confirm
 
 
+def sample_anomaly_alert(
+    monitor_name: str = "Test Monitor",
+    *,
+    account: str = "123456789012",
+    expected: str = "96.00",
+    actual: str = "988.20",
+    service: str = "Amazon Elastic Compute Cloud - Compute",
+    when: datetime | None = None,
+) -> str:
+    """A Cost Anomaly Detection alert ``Message`` in the JSON shape it publishes to SNS (an
+    anomaly over the three days up to ``when``; amounts are decimal strings, written as JSON
+    numbers)."""
+    moment = when or utc_now()
+    end = moment.date()
+    start = end - timedelta(days=2)
+    spent, usual = Decimal(actual), Decimal(expected)
+    impact = spent - usual
+    percent = (impact * 100 / usual).quantize(Decimal("0.01")) if usual else Decimal(0)
+    monitor_id, anomaly_id = uuid.uuid4(), uuid.uuid4()
+    link = (
+        "https://console.aws.amazon.com/cost-management/home#/anomaly-detection/monitors/"
+        f"{monitor_id}/anomalies/{anomaly_id}"
+    )
+    fields = {
+        "accountId": account,
+        "accountName": "sample-account",
+        "anomalyStartDate": f"{start.isoformat()}T00:00:00Z",
+        "anomalyEndDate": f"{end.isoformat()}T00:00:00Z",
+        "anomalyId": str(anomaly_id),
+        "dimensionalValue": service,
+        "monitorArn": f"arn:aws:ce::{account}:anomalymonitor/{monitor_id}",
+        "monitorName": monitor_name,
+        "monitorType": "DIMENSIONAL",
+        "rootCauses": [
+            {
+                "service": service,
+                "region": "us-east-1",
+                "linkedAccount": account,
+                "linkedAccountName": "sample-account",
+                "usageType": "BoxUsage:c7i.4xlarge",
+            }
+        ],
+        "anomalyDetailsLink": link,
+        "subscriptionId": str(uuid.uuid4()),
+        "subscriptionName": "Immediate alerts",
+    }
+    # JSON numbers written from the decimals themselves (json.dumps knows only floats).
+    numbers = (
+        f'"anomalyScore": {{"maxScore": 0.83, "currentScore": 0.61}}, '
+        f'"impact": {{"maxImpact": {(impact / 2).quantize(Decimal("0.01"))}, '
+        f'"totalExpectedSpend": {usual}, "totalActualSpend": {spent}, '
+        f'"totalImpact": {impact}, "totalImpactPercentage": {percent}}}'
+    )
+    return json.dumps(fields)[:-1] + ", " + numbers + "}"
+
+
+#: ``send-test-alert --period``: the budget's time unit as the Budgets API names it, and how
+#: the alert sentence words it (``shared/BUDGETS.md``: daily alerts report yesterday's cost).
+BUDGET_PERIOD_WORDING: Final = {
+    "DAILY": ("per day", "Yesterday, the"),
+    "MONTHLY": ("for the current month", "The"),
+    "QUARTERLY": ("for the current quarter", "The"),
+    "ANNUALLY": ("for the current year", "The"),
+}
+
+
 def sample_budget_alert(
     budget_name: str = "Test Budget",
     *,
@@ -89,8 +158,22 @@ def sample_budget_alert(
     actual: str = "93.17",
     alert_type: str = "ACTUAL",
     when: datetime | None = None,
+    period: str = "MONTHLY",
 ) -> tuple[str, str]:
-    """A Budgets alert ``(subject, message)`` in the exact shape AWS Budgets publishes."""
+    """A Budgets alert ``(subject, message)`` in the exact shape AWS Budgets publishes.
+
+    ``alert_type`` is ``ACTUAL`` or ``FORECASTED`` (``actual`` is then the forecasted
+    amount), ``period`` a key of :data:`BUDGET_PERIOD_WORDING`; amounts are written as given
+    (``"93.17"``), after a ``$``. Budgets has no forecasted alerts for daily budgets, so that
+    combination is a ``ValueError``.
+    """
+    if alert_type not in ("ACTUAL", "FORECASTED"):
+        raise ValueError(f"alert_type must be ACTUAL or FORECASTED, not {alert_type!r}")
+    if period not in BUDGET_PERIOD_WORDING:
+        raise ValueError(f"period must be one of {', '.join(BUDGET_PERIOD_WORDING)}")
+    if period == "DAILY" and alert_type == "FORECASTED":
+        raise ValueError("AWS Budgets sends no forecasted alerts for daily budgets")
+    span, cost_is = BUDGET_PERIOD_WORDING[period]
     moment = when or utc_now()
     subject = f"AWS Budgets: {budget_name} has exceeded your alert threshold"
     message = (
@@ -98,7 +181,7 @@ def sample_budget_alert(
         f"AWS Account {account}\n\n"
         "Dear AWS Customer,\n\n"
         f"You requested that we alert you when the {alert_type} Cost associated with your "
-        f"{budget_name} budget is greater than ${threshold} for the current month. The "
+        f"{budget_name} budget is greater than ${threshold} {span}. {cost_is} "
         f"{alert_type} Cost associated with this budget is ${actual}. You can find additional "
         "details below and by accessing the AWS Budgets dashboard [1].\n\n"
         f"Budget Name: {budget_name}\n"

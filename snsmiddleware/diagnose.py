@@ -73,6 +73,7 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.UNSUBSCRIBE_ACKNOWLEDGED: None,
     Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED: None,
     Reason.DUPLICATE: None,
+    Reason.DELIVERED: None,
     Reason.CONFIRMATION_REJECTED: None,
     Reason.CONFIRMATION_FAILED: None,
     Reason.DEDUPE_UNAVAILABLE: None,
@@ -93,6 +94,7 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.NOT_VERIFIED: None,
     Reason.NOT_A_BUDGET_ALERT: None,
     Reason.BUDGET_AUTO_ADJUSTMENT: None,
+    Reason.NOT_AN_ANOMALY_ALERT: None,
     Reason.MAIL_UNAVAILABLE: None,
     Reason.OUTBOX_UNAVAILABLE: None,
     Reason.NO_RECIPIENTS: None,
@@ -103,6 +105,10 @@ STAGE_OF_REASON: Final[Mapping[Reason, str | None]] = {
     Reason.SMTP_UNSUPPORTED: None,
     Reason.SMTP_CERTIFICATE: None,
     Reason.SES_QUOTA_EXHAUSTED: None,
+    # the standalone server's own answers, off the SNS paths
+    Reason.OK: None,
+    Reason.NOT_READY: None,
+    Reason.NOT_FOUND: None,
 }
 
 

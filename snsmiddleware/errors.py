@@ -16,9 +16,10 @@ its answer (:meth:`SnsError.answer`, written by
 :class:`~snsmiddleware.answers.PlainTextAnswer`), headers included (``Allow: POST`` for a
 405, the Basic challenge for a 401), so nothing has to special-case error classes.
 
-Every error class of the package lives here (the mail and Budgets ones included, still
-importable from :mod:`snsmiddleware.mail` and :mod:`snsmiddleware.budgets`), along with
-:class:`InsecureConfigurationWarning` and :class:`UnsafeHeaderError`.
+Every error class of the package lives here (the mail, Budgets and Cost Anomaly Detection
+ones included, still importable from :mod:`snsmiddleware.mail`, :mod:`snsmiddleware.budgets`
+and :mod:`snsmiddleware.anomaly`), along with :class:`InsecureConfigurationWarning`,
+:class:`UnsafeHeaderError` and :class:`TopicPolicyError`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ class InsecureConfigurationWarning(UserWarning):
 
 class UnsafeHeaderError(ValueError):
     """A header of a built email would not read back as the single line that was set."""
+
+
+class NotADeadLetterError(ValueError):
+    """A file given to ``snsmiddleware replay`` is not a dead letter this package wrote (or
+    not one it can send again): it is refused, never sent."""
+
+
+class TopicPolicyError(ValueError):
+    """A topic's Policy attribute is not a JSON object with a list of statements
+    (:mod:`snsmiddleware.topic_policy`; ``doctor`` reports it, ``connect`` refuses to
+    rewrite a policy it cannot read)."""
 
 
 class SnsError(Exception):
@@ -229,6 +241,18 @@ class BudgetAdjustmentError(NotABudgetAlertError):
     """An auto-adjusting budget's JSON notice (``previousBudgetLimit``/``currentBudgetLimit``)."""
 
     default_reason = Reason.BUDGET_AUTO_ADJUSTMENT
+
+
+class NotAnAnomalyAlertError(NotABudgetAlertError):
+    """A notification that :func:`~snsmiddleware.anomaly.parse_anomaly_alert` does not
+    recognise as a Cost Anomaly Detection alert (422, like any other non-alert).
+
+    A subclass of :class:`NotABudgetAlertError`, so code that already treats "not an alert"
+    as one case keeps doing so. A message that *is* recognised as an anomaly alert never
+    raises this, however badly its details read: it is emailed with its raw text.
+    """
+
+    default_reason = Reason.NOT_AN_ANOMALY_ALERT
 
 
 # --- the mailers' errors --------------------------------------------------------------------

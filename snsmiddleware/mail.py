@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import smtplib
+import socket
 import ssl
 import tempfile
 import time
@@ -46,6 +47,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
+from .deadline import Deadline, watch_active
 from .errors import ConfigurationError, SnsError
 from .errors import MailRejectedError as MailRejectedError  # defined there, kept importable
 from .errors import MailUnavailableError as MailUnavailableError
@@ -59,11 +61,17 @@ log = logging.getLogger(__name__)
 #: SMTP socket timeout per operation. Connect, EHLO, STARTTLS, AUTH, MAIL, RCPT and DATA
 #: each wait at most this long; a healthy server answers in milliseconds.
 DEFAULT_SMTP_TIMEOUT: Final = 5.0
+#: The whole SMTP exchange, connect to DATA's answer: a server that drips its replies one
+#: byte at a time inside the per-operation time-out is cut off here (the send is then
+#: transient: SNS retries), so a send never outlives the claim that guards it.
+DEFAULT_SMTP_DEADLINE: Final = 10.0
 #: SES: connect and read timeouts and total attempts (boto3 "standard" retry mode), chosen so
-#: that the worst case, 2 x (2 + 4) s plus at most 1 s of back-off = 13 s, stays below
-#: ``policy.SNS_ANSWER_DEADLINE`` (15 s). (3 s and 5 s made it 17 s.)
+#: that the worst case, 2 x (2 + 3) s plus at most 1 s of back-off = 11 s, stays below
+#: ``policy.SNS_ANSWER_DEADLINE`` (15 s) and, with the store call that records the send,
+#: inside the claim's lease (``dedupe.DEFAULT_LEASE``). SendEmail answers in well under a
+#: second; 3 s and 5 s made it 17 s.
 DEFAULT_SES_CONNECT_TIMEOUT: Final = 2.0
-DEFAULT_SES_READ_TIMEOUT: Final = 4.0
+DEFAULT_SES_READ_TIMEOUT: Final = 3.0
 DEFAULT_SES_MAX_ATTEMPTS: Final = 2
 
 #: SES error codes that may clear on retry. Everything else that SES answers with a 4xx is
@@ -188,8 +196,7 @@ class FileOutbox:
         if not self.directory.is_dir():
             raise ConfigurationError(f"the outbox {str(self.directory)!r} is not a directory")
         try:  # fail at startup, not on the first alert (os.access lies for root)
-            with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
-                pass
+            self._probe()
         except OSError as exc:
             raise ConfigurationError(
                 f"the outbox directory {str(self.directory)!r} is not writable: {exc}"
@@ -199,6 +206,19 @@ class FileOutbox:
 
     def __repr__(self) -> str:
         return f"FileOutbox({str(self.directory)!r})"
+
+    def _probe(self) -> None:
+        """Create and remove a file in the directory (raises ``OSError`` if it cannot)."""
+        with tempfile.TemporaryFile(dir=self.directory, prefix=".probe-"):
+            pass
+
+    def ping(self) -> bool:
+        """True when a file can be created in the directory now (for health endpoints)."""
+        try:
+            self._probe()
+        except OSError:
+            return False
+        return True
 
     def send(self, message: EmailMessage) -> None:
         self.write(message)
@@ -340,6 +360,26 @@ def _hang_up(smtp: smtplib.SMTP) -> None:
     smtp.close()
 
 
+class _WatchedSMTP(smtplib.SMTP):
+    """Registers its socket with the active :class:`~snsmiddleware.deadline.Deadline` as
+    soon as TCP is connected, so the whole exchange (STARTTLS included) can be cut."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        watch_active(sock)
+        return sock
+
+
+class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+    """Implicit TLS: the plain socket is registered before the handshake (which a server
+    could drip as well), then wrapped."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = smtplib.SMTP._get_socket(self, host, port, timeout)  # type: ignore[attr-defined]
+        watch_active(sock)
+        return self.context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]
+
+
 class SmtpMailer:
     """Send through an SMTP server with the standard library's :mod:`smtplib`.
 
@@ -354,6 +394,8 @@ class SmtpMailer:
         unless ``security="none"`` was chosen explicitly.
     :param password: the password for ``username``.
     :param timeout: seconds for each socket operation.
+    :param deadline: seconds for the whole exchange (a server dripping its replies is cut
+        off then, and the send is transient: 503, SNS retries).
     :param ssl_context: certificate verification settings; default: the system's trust
         store with host name checking.
     :param local_hostname: the name sent in EHLO (default: this machine's FQDN).
@@ -372,6 +414,7 @@ class SmtpMailer:
         username: str | None = None,
         password: str | None = None,
         timeout: float = DEFAULT_SMTP_TIMEOUT,
+        deadline: float = DEFAULT_SMTP_DEADLINE,
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
     ) -> None:
@@ -381,14 +424,15 @@ class SmtpMailer:
             raise ConfigurationError("host is required")
         if (username is None) != (password is None):
             raise ConfigurationError("give both username and password, or neither")
-        if timeout <= 0:
-            raise ConfigurationError("timeout must be positive")
+        if timeout <= 0 or deadline <= 0:
+            raise ConfigurationError("timeout and deadline must be positive")
         self.host = host
         self.port = port if port is not None else _DEFAULT_PORTS[security]
         self.security = security
         self.username = username
         self._password = password
         self.timeout = timeout
+        self.deadline = deadline
         self.ssl_context = ssl_context
         self.local_hostname = local_hostname
 
@@ -400,16 +444,56 @@ class SmtpMailer:
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "tls":
-            return smtplib.SMTP_SSL(
+            return _WatchedSMTPSSL(
                 self.host,
                 self.port,
                 local_hostname=self.local_hostname,
                 timeout=self.timeout,
                 context=self._context(),
             )
-        return smtplib.SMTP(
+        return _WatchedSMTP(
             self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
         )
+
+    def _exchange(
+        self, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        """Connect, secure, log in and send; the recipients the server refused."""
+        smtp = self._open()
+        try:
+            if self.username is not None and self._password is not None:
+                smtp.login(self.username, self._password)
+            return smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+        finally:
+            _hang_up(smtp)
+
+    def _open(self) -> smtplib.SMTP:
+        """A connection, upgraded with STARTTLS when that is the security (never in clear
+        then: starttls raises when the server does not offer it)."""
+        smtp = self._connect()
+        if self.security == "starttls":
+            try:
+                smtp.starttls(context=self._context())
+                smtp.ehlo()
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
+
+    def ping(self) -> bool:
+        """True when the server answers a connection, TLS as configured and NOOP (for health
+        endpoints). It does not log in: a probe every few seconds must not look like a
+        password-guessing client to the mail server."""
+        try:
+            with Deadline(self.deadline):
+                smtp = self._open()
+                try:
+                    code, _ = smtp.noop()
+                finally:
+                    _hang_up(smtp)
+        except (OSError, smtplib.SMTPException):
+            return False
+        return code == 250
 
     def send(self, message: EmailMessage) -> None:
         sender = envelope_sender(message)
@@ -417,17 +501,10 @@ class SmtpMailer:
         if not recipients:
             raise MailRejectedError("the email has no recipients", reason=Reason.NO_RECIPIENTS)
         # (send_message never transmits Bcc headers; the envelope still includes them.)
+        deadline = Deadline(self.deadline)
         try:
-            smtp = self._connect()
-            try:
-                if self.security == "starttls":
-                    smtp.starttls(context=self._context())
-                    smtp.ehlo()
-                if self.username is not None and self._password is not None:
-                    smtp.login(self.username, self._password)
-                refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
-            finally:
-                _hang_up(smtp)
+            with deadline:
+                refused = self._exchange(message, sender, recipients)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [int(code) for code, _ in exc.recipients.values()]
             if any(400 <= code < 500 for code in codes):
@@ -459,6 +536,10 @@ class SmtpMailer:
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             # Refused, reset, timed out, disconnected: may well clear before SNS gives up.
+            if deadline.expired:
+                raise MailUnavailableError(
+                    f"the SMTP exchange took longer than {self.deadline:g} s and was cut off"
+                ) from None
             raise MailUnavailableError(
                 f"the SMTP server could not be reached ({type(exc).__name__})"
             ) from None

@@ -17,6 +17,11 @@ verification, and the wrapped app never sees the ``Authorization`` header.
 Statuses follow SNS delivery semantics: 5xx only for trouble that may clear (SNS retries),
 4xx for definitive rejections (SNS stops). Responses never carry a traceback; each decision
 is logged once with its reason code, never with a Token, SubscribeURL or Signature.
+
+Every request to an SNS path ends in exactly one decision (:class:`_Verdict`): it is logged
+(one line, with the fields of :data:`DECISION_LOG_FIELDS` as ``extra=``, for a JSON log
+format), answered, and handed to the ``observer`` if one is set, as a frozen
+:class:`Decision`. Without an observer that costs one ``if``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from .answers import NOSNIFF as NOSNIFF  # defined there, kept importable
@@ -50,7 +56,14 @@ from .errors import (
     TransientError,
     UnauthorizedError,
 )
-from .message import Notification, SnsMessage, SubscriptionConfirmation, is_topic_verification
+from .hooks import HookGuard
+from .message import (
+    Notification,
+    SnsMessage,
+    SubscriptionConfirmation,
+    UnsubscribeConfirmation,
+    is_topic_verification,
+)
 from .reasons import Reason
 from .verifier import SnsVerifier, VerifierOptions, build_verifier, given_verifier_options
 from .wsgibody import read_body, restore_body
@@ -79,10 +92,129 @@ CONFIRMED_MEMORY_ENTRIES: Final = 1024
 #: saying how many there were since the last (see :attr:`SnsMiddleware.delivered`).
 DELIVERY_SUMMARY_SECONDS: Final = 60.0
 
+#: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
+#: (its return value is ignored).
+UnsubscribeHook = Callable[[UnsubscribeConfirmation], object]
 
-def _answer(start_response: StartResponse, code: int, reason: str, detail: str) -> list[bytes]:
+
+#: The ``extra=`` fields of every decision log line (see :mod:`snsmiddleware.logformat`).
+#: ``message_type``, ``message_id`` and ``topic_arn`` are those of a *verified* message, and
+#: absent when the request was refused before or during verification.
+DECISION_LOG_FIELDS: Final = (
+    "reason",
+    "status",
+    "path",
+    "message_type",
+    "message_id",
+    "topic_arn",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What :class:`SnsMiddleware` decided about one request to one of its paths: what its
+    ``observer`` receives, exactly once per request (requests to other paths are not
+    decisions of the middleware's and are not observed).
+
+    The message fields come from a message whose signature, certificate and topic were
+    verified; they are ``None`` when the request was refused before or during verification
+    (a bad signature, a topic not allowed, a malformed body...), because nothing the sender
+    wrote can be trusted then. So every value here is either chosen by this package (reason,
+    status, path: one of the configured ``paths``) or signed by AWS for an allowed topic:
+    safe as a metrics label.
+
+    :param reason: the reason code: a :class:`~snsmiddleware.reasons.Reason` member
+        (``Reason.DELIVERED`` when the wrapped app answered), or the string an error of your
+        own (a ``confirm`` callable, a ``fetch_certificate``) was raised with.
+    :param status: the HTTP status of the answer (the app's own when it answered).
+    :param path: the configured path the request came to.
+    :param elapsed: seconds from the start of the decision to the answer (the app's share
+        included, the sending of the answer not).
+    :param message_type: ``Notification``, ``SubscriptionConfirmation`` or
+        ``UnsubscribeConfirmation`` of a verified message, else ``None``.
+    :param message_id: the verified message's MessageId, else ``None``.
+    :param topic_arn: the verified message's TopicArn, else ``None``.
+    """
+
+    reason: Reason | str
+    status: int
+    path: str
+    elapsed: float
+    message_type: str | None = None
+    message_id: str | None = None
+    topic_arn: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Whether the request carried a verified message (its fields are set)."""
+        return self.topic_arn is not None
+
+    @property
+    def genuine_notification(self) -> bool:
+        """A verified Notification (whatever became of it: delivered, a duplicate, or
+        retried later): proof that the subscription delivers."""
+        return self.message_type == "Notification"
+
+
+#: ``decision -> None``; see :class:`Decision`.
+Observer = Callable[[Decision], object]
+
+
+def as_reason(code: str) -> Reason | str:
+    """``code`` as its :class:`Reason` member, or unchanged when it is not catalogued."""
+    try:
+        return Reason(code)
+    except ValueError:
+        return code
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and never leaves this module
+class _Verdict:
+    """One decision, before it is answered, logged and observed."""
+
+    reason: str
+    status: int
+    status_line: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    level: int
+    text: str
+    message: SnsMessage | None = None
+    failure: BaseException | None = None
+
+
+def _answer(
+    code: int,
+    reason: str,
+    detail: str,
+    *,
+    level: int,
+    text: str,
+    message: SnsMessage | None = None,
+    failure: BaseException | None = None,
+) -> _Verdict:
     """A plain-text answer of the middleware's own (see :class:`PlainTextAnswer`)."""
-    return PlainTextAnswer(code, reason, detail).respond(start_response)
+    return _render(PlainTextAnswer(code, reason, detail), level, text, message, failure)
+
+
+def _render(
+    answer: PlainTextAnswer,
+    level: int,
+    text: str,
+    message: SnsMessage | None = None,
+    failure: BaseException | None = None,
+) -> _Verdict:
+    return _Verdict(
+        answer.reason,
+        answer.status,
+        answer.status_line,
+        answer.headers,
+        answer.body,
+        level,
+        text,
+        message,
+        failure,
+    )
 
 
 def _log_level(exc: SnsError) -> int:
@@ -192,6 +324,22 @@ class SnsMiddleware:
         the request with the credentials of the subscription URL
         (``https://user:password@host/path``). Never replaces the signature check.
     :param basic_auth_realm: the realm named in the challenge.
+    :param observer: called once per request to ``paths`` with its :class:`Decision`, after
+        the answer is decided (for metrics: :mod:`snsmiddleware.metrics`). It runs in the
+        request's thread, so keep it quick; whatever it raises is logged (at most once a
+        minute) and never changes the answer. ``None`` (the default) costs one ``if``.
+    :param on_unsubscribe: called with each verified :class:`UnsubscribeConfirmation` of an
+        allowed topic (this endpoint's subscription was deleted: deliveries stop), at most
+        once per MessageId: the call is claimed and committed in the de-duplication store
+        like a notification, so SNS's redeliveries answer 200 ``duplicate``. It returns:
+        200 ``unsubscribe_acknowledged``. It raises a transient :class:`SnsError`
+        (:class:`TransientError`, a mailer's ``MailUnavailableError``): its 503, and the
+        claim is released, so a redelivery calls it again (a retry is worth more than a
+        notice lost; SNS retries this message like any other under the subscription's
+        delivery policy, if it still applies to a deleted subscription). A permanent
+        :class:`SnsError`: its 4xx, the claim committed (retrying cannot help). Anything
+        else: logged with its traceback, 500 ``app_error``, the claim released. No
+        traceback is ever answered. Without a hook the confirmation is logged as a WARNING.
 
     ``topics``, ``fetch_certificate``, ``clock``, ``require_signature_v2``, ``max_age``,
     ``clock_skew`` and ``emulator`` are the :class:`~snsmiddleware.verifier.VerifierOptions`,
@@ -216,9 +364,19 @@ class SnsMiddleware:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         basic_auth: BasicAuthCredentials | None = None,
         basic_auth_realm: str | None = None,
+        observer: Observer | None = None,
+        on_unsubscribe: UnsubscribeHook | None = None,
         **verifier_options: Unpack[VerifierOptions],
     ) -> None:
         self.app = app
+        if observer is not None and not callable(observer):
+            raise ConfigurationError("observer must be a callable taking a Decision")
+        #: see the ``observer`` parameter; settable
+        self.observer: Observer | None = observer
+        self._observer_guard = HookGuard("the SnsMiddleware observer")
+        if on_unsubscribe is not None and not callable(on_unsubscribe):
+            raise ConfigurationError("on_unsubscribe must be a callable (or None)")
+        self.on_unsubscribe = on_unsubscribe
         self.basic_auth = BasicAuth.optional(basic_auth, realm=basic_auth_realm)
         self.paths = _check_paths(paths)
         if max_body_bytes < 1:
@@ -289,8 +447,48 @@ class SnsMiddleware:
         return self.ledger.release_in_flight()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if _request_path(environ) not in self.paths:
+        path = _request_path(environ)
+        if path not in self.paths:
             return self.app(environ, start_response)
+        if self.observer is not None:
+            return self._observed(path, environ, start_response)
+        verdict = self._decide(path, environ)
+        start_response(verdict.status_line, verdict.headers)
+        return [verdict.body]
+
+    def _observed(
+        self, path: str, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """:meth:`__call__` with an observer: the decision is timed and reported."""
+        started = time.perf_counter()
+        verdict = self._decide(path, environ)
+        elapsed = time.perf_counter() - started
+        start_response(verdict.status_line, verdict.headers)
+        message = verdict.message
+        decision = Decision(
+            as_reason(verdict.reason),
+            verdict.status,
+            path,
+            elapsed,
+            *(
+                (None, None, None)
+                if message is None
+                else (message.type, message.message_id, message.topic_arn)
+            ),
+        )
+        observer = self.observer
+        if observer is not None:  # it may have been unset meanwhile (another thread)
+            self._observer_guard.call(observer, decision)
+        return [verdict.body]
+
+    def _decide(self, path: str, environ: WSGIEnvironment) -> _Verdict:
+        """Decide about one request to ``path`` and log the decision (one line)."""
+        verdict = self._judge(environ)
+        if log.isEnabledFor(verdict.level):
+            self._log(verdict, path)
+        return verdict
+
+    def _judge(self, environ: WSGIEnvironment) -> _Verdict:
         message: SnsMessage | None = None
         try:
             if self.basic_auth is not None:
@@ -300,54 +498,78 @@ class SnsMiddleware:
                 raise MethodNotAllowedError("SNS delivers with POST")
             body = read_body(environ, self.max_body_bytes)
             message = self.verifier.verify(body, _sns_headers(environ))
-            return self._dispatch(message, body, environ, start_response)
+            return self._dispatch(message, body, environ)
         except SnsError as exc:
-            self._log(_log_level(exc), f"rejected {exc.reason} ({exc.detail})", message)
-            return exc.answer().respond(start_response)
-        except Exception:
-            log.exception("internal error while handling an SNS delivery")
-            return _answer(start_response, 500, Reason.INTERNAL_ERROR, "internal error")
-
-    def _log(self, level: int, decision: str, message: SnsMessage | None) -> None:
-        """One line per decision: what, which message, and the emulator base if any."""
-        if not log.isEnabledFor(level):
-            return
-        about = (
-            f" type={message.type} message_id={message.message_id} topic={message.topic_arn!r}"
-            if message is not None
-            else ""
-        )
-        log.log(level, "%s%s%s", decision, about, self._log_suffix)
-
-    def _dispatch(
-        self,
-        message: SnsMessage,
-        body: bytes,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> Iterable[bytes]:
-        if isinstance(message, SubscriptionConfirmation):
-            return self._confirm(message, start_response)
-        if not isinstance(message, Notification):
-            self._log(logging.INFO, "unsubscribe confirmation acknowledged", message)
-            return _answer(start_response, 200, Reason.UNSUBSCRIBE_ACKNOWLEDGED, "acknowledged")
-        if self.answer_budgets_verification and is_topic_verification(message):
-            self._log(logging.INFO, "budgets topic verification acknowledged", message)
-            return _answer(
-                start_response, 200, Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED, "acknowledged"
+            return _render(
+                exc.answer(), _log_level(exc), f"rejected {exc.reason} ({exc.detail})", message
             )
-        return self._deliver(message, body, environ, start_response)
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.INTERNAL_ERROR,
+                "internal error",
+                level=logging.ERROR,
+                text="internal error while handling an SNS delivery",
+                message=message,
+                failure=exc,
+            )
 
-    def _confirm(
-        self, message: SubscriptionConfirmation, start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def _log(self, verdict: _Verdict, path: str) -> None:
+        """One line per decision: what, which message, and the emulator base if any; the
+        fields of :data:`DECISION_LOG_FIELDS` go along as ``extra=``."""
+        message = verdict.message
+        fields: dict[str, object] = {"reason": verdict.reason, "status": verdict.status}
+        fields["path"] = path
+        about = ""
+        if message is not None:
+            about = (
+                f" type={message.type} message_id={message.message_id} topic={message.topic_arn!r}"
+            )
+            fields["message_type"] = message.type
+            fields["message_id"] = message.message_id
+            fields["topic_arn"] = message.topic_arn
+        log.log(
+            verdict.level,
+            "%s%s%s",
+            verdict.text,
+            about,
+            self._log_suffix,
+            exc_info=verdict.failure,
+            extra=fields,
+        )
+
+    def _dispatch(self, message: SnsMessage, body: bytes, environ: WSGIEnvironment) -> _Verdict:
+        if isinstance(message, SubscriptionConfirmation):
+            return self._confirm(message)
+        if isinstance(message, UnsubscribeConfirmation):
+            return self._unsubscribed(message)
+        if not isinstance(message, Notification):  # pragma: no cover - three types exist
+            raise SnsError("unknown message type", reason=Reason.UNKNOWN_TYPE)
+        if self.answer_budgets_verification and is_topic_verification(message):
+            return _answer(
+                200,
+                Reason.BUDGETS_VERIFICATION_ACKNOWLEDGED,
+                "acknowledged",
+                level=logging.INFO,
+                text="budgets topic verification acknowledged",
+                message=message,
+            )
+        return self._deliver(message, body, environ)
+
+    def _confirm(self, message: SubscriptionConfirmation) -> _Verdict:
         """Confirm once per (topic, token) within the window; replays get 200 ``duplicate``."""
         # A digest, so the remembered keys are not tokens.
         key = hashlib.sha256(f"{message.topic_arn}\n{message.token}".encode()).hexdigest()
         claim = self._confirmed.claim(key)
         if claim.state is ClaimState.DONE:
-            self._log(logging.INFO, "duplicate confirmation ignored (already confirmed)", message)
-            return _answer(start_response, 200, Reason.DUPLICATE, "subscription already confirmed")
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "subscription already confirmed",
+                level=logging.INFO,
+                text="duplicate confirmation ignored (already confirmed)",
+                message=message,
+            )
         if claim.state is ClaimState.IN_PROGRESS:
             raise TransientError(
                 "this subscription is being confirmed; try again later", reason=Reason.IN_PROGRESS
@@ -358,21 +580,81 @@ class SnsMiddleware:
             self._confirmed.release(claim)
             raise
         self._confirmed.commit(claim)
-        self._log(logging.INFO, "confirmed subscription", message)
-        return _answer(start_response, 200, Reason.SUBSCRIPTION_CONFIRMED, "subscription confirmed")
+        return _answer(
+            200,
+            Reason.SUBSCRIPTION_CONFIRMED,
+            "subscription confirmed",
+            level=logging.INFO,
+            text="confirmed subscription",
+            message=message,
+        )
 
-    def _deliver(
-        self,
-        message: Notification,
-        body: bytes,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> Iterable[bytes]:
+    def _unsubscribed(self, message: UnsubscribeConfirmation) -> _Verdict:
+        """This endpoint's subscription was deleted: tell :attr:`on_unsubscribe` once per
+        MessageId (see the class docstring for how its failures are answered)."""
+        hook = self.on_unsubscribe
+        if hook is None:
+            return _answer(
+                200,
+                Reason.UNSUBSCRIBE_ACKNOWLEDGED,
+                "acknowledged",
+                level=logging.WARNING,
+                text="unsubscribe confirmation acknowledged: deliveries from this topic stop",
+                message=message,
+            )
+        delivery = self.ledger.claim(message.message_id)
+        if delivery.duplicate:
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "already processed",
+                level=logging.INFO,
+                text="duplicate unsubscribe confirmation ignored",
+                message=message,
+            )
+        done = False
+        try:
+            hook(message)
+            done = True
+        except SnsError as exc:
+            done = not exc.transient  # permanent: a redelivery could not do better
+            level = logging.ERROR if exc.transient else logging.WARNING
+            return _render(
+                exc.answer(), level, f"on_unsubscribe failed: {exc.reason} ({exc.detail})", message
+            )
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.APP_ERROR,
+                "the unsubscribe hook failed",
+                level=logging.ERROR,
+                text="the on_unsubscribe hook failed",
+                message=message,
+                failure=exc,
+            )
+        finally:
+            self.ledger.finish(delivery, succeeded=done)
+        return _answer(
+            200,
+            Reason.UNSUBSCRIBE_ACKNOWLEDGED,
+            "acknowledged",
+            level=logging.INFO,
+            text="unsubscribe confirmation handed to on_unsubscribe",
+            message=message,
+        )
+
+    def _deliver(self, message: Notification, body: bytes, environ: WSGIEnvironment) -> _Verdict:
         delivery = self.ledger.claim(message.message_id)
         if delivery.duplicate:
             pending = " (commit pending)" if delivery.admission is Admission.COMMIT_PENDING else ""
-            self._log(logging.INFO, f"duplicate delivery ignored{pending}", message)
-            return _answer(start_response, 200, Reason.DUPLICATE, "already processed")
+            return _answer(
+                200,
+                Reason.DUPLICATE,
+                "already processed",
+                level=logging.INFO,
+                text=f"duplicate delivery ignored{pending}",
+                message=message,
+            )
         succeeded = False
         try:
             environ[MESSAGE_ENVIRON_KEY] = message
@@ -380,15 +662,29 @@ class SnsMiddleware:
                 environ[EFFECTS_ENVIRON_KEY] = effects
             restore_body(environ, body)
             status, headers, app_body = self._call_app(environ)
-            succeeded = 200 <= int(status[:3]) < 300
-        except Exception:
-            log.exception("the wrapped app failed message_id=%s", message.message_id)
-            return _answer(start_response, 500, Reason.APP_ERROR, "the application failed")
+            code = int(status[:3])
+            succeeded = 200 <= code < 300
+        except Exception as exc:
+            return _answer(
+                500,
+                Reason.APP_ERROR,
+                "the application failed",
+                level=logging.ERROR,
+                text="the wrapped app failed",
+                message=message,
+                failure=exc,
+            )
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
             self.ledger.finish(delivery, succeeded=succeeded)
-        self._log(*self._delivery_line(status, succeeded=succeeded), message)
-        start_response(status, headers)
-        return [app_body]
+        return _Verdict(
+            Reason.DELIVERED,
+            code,
+            status,
+            headers,
+            app_body,
+            *self._delivery_line(status, succeeded=succeeded),
+            message,
+        )
 
     def _delivery_line(self, status: str, *, succeeded: bool) -> tuple[int, str]:
         """The level and text of the line logging a delivery the app answered; counts it
@@ -450,8 +746,13 @@ def filter_app_factory(
     """PasteDeploy ``paste.filter_app_factory``: ``[filter:sns] use = egg:snsmiddleware#sns``.
 
     Every option is a string converted strictly (see :mod:`snsmiddleware.config`); unknown
-    keys fail at startup.
+    keys fail at startup. A wrapped app with an ``on_unsubscribe`` method (such as
+    :class:`~snsmiddleware.budget_app.BudgetApp`) gets it as the ``on_unsubscribe`` hook: a
+    callable cannot be written in an INI file.
     """
     from .config import middleware_options
 
-    return SnsMiddleware(app, **middleware_options(local_conf))
+    hook = getattr(app, "on_unsubscribe", None)
+    return SnsMiddleware(
+        app, on_unsubscribe=hook if callable(hook) else None, **middleware_options(local_conf)
+    )

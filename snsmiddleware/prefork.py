@@ -30,7 +30,7 @@ from typing import Final
 from .dedupe import MemoryDedupeStore
 from .errors import ConfigurationError
 from .graceful import find_middlewares
-from .server import Assembly, make_server
+from .server import Assembly, bind_failure, make_server
 
 log = logging.getLogger("snsmiddleware.serve")
 
@@ -49,6 +49,15 @@ def check_shared_store(assembly: Assembly) -> None:
                 "sqlite:PATH on one host, or redis://...): with memory each worker would "
                 "process a redelivery its sibling has already processed"
             )
+
+
+def check_single_process_options(assembly: Assembly) -> None:
+    """Refuse what only one process can do: a metrics server per worker could not share
+    its port, and each would show only its own share of the traffic."""
+    if assembly.settings.metrics_port is not None:
+        raise ConfigurationError(
+            "--metrics-port needs one server process: leave out --workers (or metrics_port)"
+        )
 
 
 def close_stores(assembly: Assembly) -> None:
@@ -86,11 +95,17 @@ class Supervisor:
         describe: Callable[[Assembly, int], None] | None = None,
     ) -> None:
         check_shared_store(assembly)
+        check_single_process_options(assembly)
         close_stores(assembly)
         self.settings = assembly.settings
         self.workers = workers
         self._rebuild = rebuild
-        self.socket = listening_socket(self.settings.host, self.settings.port)
+        try:
+            self.socket = listening_socket(self.settings.host, self.settings.port)
+        except OSError as exc:
+            raise ConfigurationError(
+                bind_failure(exc, self.settings.host, self.settings.port)
+            ) from None
         self.port = int(self.socket.getsockname()[1])
         if describe is not None:
             describe(assembly, self.port)

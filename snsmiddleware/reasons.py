@@ -27,6 +27,9 @@ class Reason(enum.StrEnum):
     BUDGETS_VERIFICATION_ACKNOWLEDGED = "budgets_verification_acknowledged"
     DUPLICATE = "duplicate"
 
+    # --- the wrapped app answered, with its own status (logs and observers only) ----------
+    DELIVERED = "delivered"
+
     # --- the request itself, before any parsing ---------------------------------------------
     UNAUTHORIZED = "unauthorized"  # 401
     METHOD_NOT_ALLOWED = "method_not_allowed"  # 405
@@ -92,6 +95,7 @@ class Reason(enum.StrEnum):
     NOT_VERIFIED = "not_verified"  # 403
     NOT_A_BUDGET_ALERT = "not_a_budget_alert"  # 422
     BUDGET_AUTO_ADJUSTMENT = "budget_auto_adjustment"  # 422
+    NOT_AN_ANOMALY_ALERT = "not_an_anomaly_alert"  # 422 (parse_anomaly_alert)
     MAIL_UNAVAILABLE = "mail_unavailable"  # 503
     OUTBOX_UNAVAILABLE = "outbox_unavailable"  # 503
 
@@ -104,3 +108,8 @@ class Reason(enum.StrEnum):
     SMTP_UNSUPPORTED = "smtp_unsupported"
     SMTP_CERTIFICATE = "smtp_certificate"
     SES_QUOTA_EXHAUSTED = "ses_quota_exhausted"
+
+    # --- the standalone server's own answers (snsmiddleware serve) --------------------------
+    OK = "ok"  # 200: /healthz, and /readyz when ready
+    NOT_READY = "not_ready"  # 503: /readyz, a part named in the detail is not usable
+    NOT_FOUND = "not_found"  # 404: not an SNS endpoint (nor a health endpoint)

@@ -6,6 +6,8 @@ Used by the commands that print what a server or a message said (``send-test-ale
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 
 def terminal_safe(text: str) -> str:
     """Every character that is not printable (ESC, CR, LF, bidi overrides...) comes out as
@@ -14,3 +16,12 @@ def terminal_safe(text: str) -> str:
         char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
         for char in text
     )
+
+
+def without_password(url: str) -> str:
+    """``url`` as it may be shown: a password in its user information becomes ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._net import free_port
+from ._net import MotoWsgiServer
 
 REGION = "us-east-1"
 #: Credentials that only moto accepts: nothing here can reach AWS.
@@ -66,31 +66,13 @@ class _SerialisedApp:
             return list(self.app(environ, start_response))
 
 
-class MotoDynamoDB:
+class MotoDynamoDB(MotoWsgiServer):
     """moto's server mode on a free port of 127.0.0.1, DynamoDB over real HTTP."""
 
+    _app: _SerialisedApp
+
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._app = _SerialisedApp(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            "127.0.0.1", self.port, self._app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
+        super().__init__(_SerialisedApp)
 
     @property
     def requests(self) -> list[str]:

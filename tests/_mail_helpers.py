@@ -14,7 +14,7 @@ import email
 import ipaddress
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from snsmiddleware.mail import Mailer
+
 from ._net import free_port
 
 LOCALHOST = "127.0.0.1"
@@ -46,6 +48,19 @@ def parse_email(data: bytes | str) -> EmailMessage:
     message = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=default_policy)
     assert isinstance(message, EmailMessage)
     return message
+
+
+def text_and_html(message: EmailMessage) -> tuple[str, str]:
+    """The plain-text and HTML parts of an alert email (both must be there)."""
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def to_addresses(message: EmailMessage) -> list[str]:
+    """The To addresses as written (``Ana Lima <ana@example.com>``)."""
+    return [str(address) for address in message["To"].addresses]
 
 
 @dataclass(frozen=True)
@@ -272,3 +287,7 @@ FAKE_AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+#: A mailer and what its receiving end got (every email, parsed).
+MailRoute = tuple[Mailer, Callable[[], list[EmailMessage]]]

@@ -109,3 +109,31 @@ class RefusingAdapter(HTTPAdapter):
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         self.sent.append(request.url)
         raise requests.ConnectionError("this test never leaves 127.0.0.1")
+
+
+class MotoWsgiServer:
+    """moto's server mode on a free port of 127.0.0.1, its WSGI app wrapped by ``wrap`` (to
+    serialise requests, inject faults, add calls moto lacks); werkzeug serves it in a thread."""
+
+    def __init__(self, wrap: Any) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._app = wrap(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", self.port, self._app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +16,27 @@ SNS_PATH = "/sns/budgets"
 
 
 class Server:
-    """A server process started with a command line, stopped at teardown."""
+    """A server process started with a command line, stopped at teardown.
+
+    ``env``: variables added to the test's environment (from which every ``SNSMIDDLEWARE_*``
+    variable is removed first); ``log``: the file its output goes to (``cwd/server.log``).
+    """
 
     def __init__(
-        self, argv: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
+        self,
+        argv: list[str],
+        cwd: Path,
+        port: int,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
     ) -> None:
         self.port = port
-        self.url = f"http://127.0.0.1:{port}{SNS_PATH}"
-        self.log = cwd / "server.log"
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}{SNS_PATH}"
+        self.log = log if log is not None else cwd / "server.log"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")},
-            **(env or {}),  # only the settings this server is given
+            **(env or {}),
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=log, env=env)
@@ -42,6 +54,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def serve_argv(*flags: str) -> list[str]:
+    """The command line of ``snsmiddleware serve`` with ``flags``, run by this Python."""
+    return [sys.executable, "-m", "snsmiddleware", "serve", *flags]
 
 
 def refuse_to_serve(*args: Any, **kwargs: Any) -> None:

@@ -83,3 +83,20 @@ class VectorCertificates:
                 if match[1] in name:
                     return pem
         raise CertificateError("no such vector certificate", reason="certificate_not_found")
+
+
+#: What the signature covers, per AWS's documentation of the string to sign (written out
+#: here rather than taken from snsmiddleware.signing, so the tests do not trust the code).
+SIGNED_KEYS: dict[str, tuple[str, ...]] = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
+}
+SIGNED_KEYS["UnsubscribeConfirmation"] = SIGNED_KEYS["SubscriptionConfirmation"]

@@ -11,10 +11,27 @@ import pytest
 import webtest
 
 from snsmiddleware import SnsMiddleware
+from snsmiddleware.mail import FileOutbox, SesMailer, SmtpMailer
 from snsmiddleware.message import SubscriptionConfirmation
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA
 
-from ._mail_helpers import MotoSes, running_moto_ses
+from ._aws_wiring_helpers import MotoAws, fresh_moto, running_moto_aws
+from ._dynamodb_helpers import MotoDynamoDB, running_moto_dynamodb
+from ._mail_helpers import (
+    LOCALHOST,
+    SES_REGION,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    MailRoute,
+    MotoSes,
+    TlsFiles,
+    fresh_ses,
+    parse_email,
+    running_moto_ses,
+    smtp_server,
+    tls_contexts,
+)
+from ._redis_helpers import start_redis
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
 PATH = "/sns/budgets"
@@ -54,6 +71,18 @@ def _isolated_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture
+def outbox(tmp_path: Path) -> FileOutbox:
+    """The file outbox of the test's emails."""
+    return FileOutbox(tmp_path / "outbox")
+
+
+@pytest.fixture
+def dead_letter(tmp_path: Path) -> FileOutbox:
+    """The dead-letter outbox, beside :func:`outbox`."""
+    return FileOutbox(tmp_path / "dead-letter")
+
+
 @pytest.fixture(scope="session")
 def test_ca() -> TestCA:
     return TestCA()
@@ -75,10 +104,72 @@ def signer(test_ca: TestCA, clock: FrozenClock) -> MessageSigner:
 
 
 @pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1, one per test module that asks for it."""
+    yield from start_redis(tmp_path_factory.mktemp("redis"))
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[MotoDynamoDB]:
+    """moto's server (DynamoDB) on 127.0.0.1, one per test module that asks for it."""
+    with running_moto_dynamodb() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def moto_aws_server() -> Iterator[MotoAws]:
+    """moto's server (SNS, STS, Budgets; doctor and connect) on 127.0.0.1, one per module."""
+    with running_moto_aws() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_aws_server: MotoAws, monkeypatch: pytest.MonkeyPatch) -> MotoAws:
+    """:func:`moto_aws_server`, emptied, with boto3 on fake credentials."""
+    return fresh_moto(moto_aws_server, monkeypatch)
+
+
+@pytest.fixture(scope="module")
 def moto_server() -> Iterator[MotoSes]:
     """moto's server (SES) on 127.0.0.1, one per test module that asks for it."""
     with running_moto_ses() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway certificate for 127.0.0.1 and the contexts of both ends."""
+    return tls_contexts(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
+    """moto's SES, emptied, with the verified sender and fake credentials."""
+    return fresh_ses(moto_server, monkeypatch)
+
+
+@pytest.fixture(params=["file", "smtp", "ses"])
+def mail_route(
+    request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles
+) -> Iterator[MailRoute]:
+    """(mailer, delivered emails) for each kind of mailer, with a real receiving end: the
+    outbox, an aiosmtpd server behind STARTTLS and AUTH, or moto's SES."""
+    if request.param == "file":
+        yield outbox, lambda: [parse_email(path.read_bytes()) for path in outbox.messages()]
+    elif request.param == "smtp":
+        with smtp_server("starttls", tls) as server:
+            mailer = SmtpMailer(
+                LOCALHOST,
+                server.port,
+                username=SMTP_USER,
+                password=SMTP_PASSWORD,
+                ssl_context=tls.client,
+            )
+            yield mailer, lambda: [received.message for received in server.received]
+    else:
+        moto: MotoSes = request.getfixturevalue("ses")
+        mailer = SesMailer(region=SES_REGION, endpoint_url=moto.url)
+        yield mailer, lambda: [parse_email(sent.raw_data) for sent in moto.sent()]
 
 
 @pytest.fixture

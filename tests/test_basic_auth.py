@@ -466,20 +466,31 @@ def test_serve_reads_the_environment_and_never_logs_the_password(
     monkeypatch.setenv("SNSMIDDLEWARE_BASIC_AUTH", "sns:old-s3cret sns:new-s3cret")
     caplog.set_level(logging.INFO)
     assert main(["serve"]) == 0
-    [app] = served
+    [front_door] = served
+    app = front_door.app  # behind the server's own /healthz, /readyz and 404
     assert isinstance(app, SnsMiddleware) and app.basic_auth is not None
-    assert "basic auth    users sns, realm 'snsmiddleware'" in caplog.text
+    assert "basic auth     on: users sns, realm 'snsmiddleware'" in caplog.text
     assert "s3cret" not in caplog.text
 
 
 def test_ini_takes_credentials_from_the_environment(tmp_path: Path) -> None:
-    ini = filter_ini(tmp_path / "server.ini", "basic_auth = %(basic_auth)s")
-    app, _ = load_ini_application(ini, {"SNSMIDDLEWARE_BASIC_AUTH": "sns:from-env"})
+    ini = filter_ini(tmp_path / "server.ini", "basic_auth = %(SNSMIDDLEWARE_BASIC_AUTH)s")
+    app, _ = load_ini_application(ini, {"SNSMIDDLEWARE_BASIC_AUTH": "sns:from-env%1"})
     assert isinstance(app, SnsMiddleware)
-    response = webtest.TestApp(app).post(
-        "/sns", b"{}", headers={"Authorization": basic("sns", "from-env")}, status=400
+    testapp = webtest.TestApp(app)
+    assert reason(testapp.post("/sns", b"{}", status=401)) == "unauthorized"
+    response = testapp.post(
+        "/sns", b"{}", headers={"Authorization": basic("sns", "from-env%1")}, status=400
     )
     assert reason(response) == "unknown_type"
+
+
+def test_the_short_interpolation_that_lost_basic_auth_is_refused(tmp_path: Path) -> None:
+    # PasteDeploy drops an option named like a default it is given: this line used to vanish
+    # and the server ran without Basic auth.
+    ini = filter_ini(tmp_path / "server.ini", "basic_auth = %(basic_auth)s")
+    with pytest.raises(ConfigurationError, match=r"write basic_auth = %\(SNSMIDDLEWARE_BASIC_AUTH"):
+        load_ini_application(ini, {"SNSMIDDLEWARE_BASIC_AUTH": "sns:from-env"})
 
 
 def test_basic_auth_file_flag_is_for_the_embedded_defaults(
@@ -518,7 +529,7 @@ def test_dev_server_with_basic_auth_file_and_send_test_alert(
         server.stop()
     assert len(emails_in(tmp_path / "outbox")) == 1
     log = server.log.read_text()
-    assert "basic auth    users sns" in log and "f1le-s3cret" not in log
+    assert "basic auth     on: users sns" in log and "f1le-s3cret" not in log
 
 
 # --- a real server: SNS's challenge and response --------------------------------------------

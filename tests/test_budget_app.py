@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,14 @@ from ._budget_helpers import REAL_ALERTS, REAL_TOPICS, RealAlert, notification, 
 from ._mail_helpers import (
     LOCALHOST,
     SES_REGION,
-    SMTP_PASSWORD,
-    SMTP_USER,
     VERIFIED_SENDER,
     MotoSes,
-    TlsFiles,
     free_port,
-    fresh_ses,
     parse_email,
     smtp_server,
-    tls_contexts,
+    to_addresses,
 )
+from ._mail_helpers import text_and_html as parts
 from .conftest import PATH, TOPIC
 
 MakeMiddleware = Callable[..., SnsMiddleware]
@@ -63,27 +60,6 @@ TEMPLATE = REAL_ALERTS[0]
 
 def emails(outbox: FileOutbox) -> list[EmailMessage]:
     return [parse_email(path.read_bytes()) for path in outbox.messages()]
-
-
-def parts(message: EmailMessage) -> tuple[str, str]:
-    text = message.get_body(("plain",))
-    html = message.get_body(("html",))
-    assert text is not None and html is not None
-    return text.get_content(), html.get_content()
-
-
-def to_addresses(message: EmailMessage) -> list[str]:
-    return [str(address) for address in message["To"].addresses]
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> FileOutbox:
-    return FileOutbox(tmp_path / "outbox")
-
-
-@pytest.fixture
-def dead_letter(tmp_path: Path) -> FileOutbox:
-    return FileOutbox(tmp_path / "dead-letter")
 
 
 @pytest.fixture
@@ -120,39 +96,6 @@ def alert_message(
 
 
 # --- every real variant, every mailer --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def ses(moto_server: MotoSes, monkeypatch: pytest.MonkeyPatch) -> MotoSes:
-    return fresh_ses(moto_server, monkeypatch)
-
-
-@pytest.fixture(params=["file", "smtp", "ses"])
-def mail_route(
-    request: pytest.FixtureRequest, outbox: FileOutbox, tls: TlsFiles
-) -> Iterator[tuple[Any, Callable[[], list[EmailMessage]]]]:
-    """(mailer, delivered emails) for each kind of mailer, with a real receiving end."""
-    if request.param == "file":
-        yield outbox, lambda: emails(outbox)
-    elif request.param == "smtp":
-        with smtp_server("starttls", tls) as server:
-            mailer = SmtpMailer(
-                LOCALHOST,
-                server.port,
-                username=SMTP_USER,
-                password=SMTP_PASSWORD,
-                ssl_context=tls.client,
-            )
-            yield mailer, lambda: [received.message for received in server.received]
-    else:
-        moto: MotoSes = request.getfixturevalue("ses")
-        mailer = SesMailer(region=SES_REGION, endpoint_url=moto.url)
-        yield mailer, lambda: [parse_email(sent.raw_data) for sent in moto.sent()]
 
 
 @pytest.mark.parametrize("real", real_alert_params)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import http.server
 import socket
 import socketserver
@@ -44,6 +43,7 @@ from snsmiddleware.http_deadline import DeadlineAdapter
 from snsmiddleware.policy import parse_topic_arn
 
 from ._certificates import build_certificate
+from ._misbehaving import drip_body, gzip_bomb, trickle
 from ._net import LocalHttpServer, serving
 from ._vector_helpers import VectorCertificates
 
@@ -721,7 +721,6 @@ class CertificateServer(LocalHttpServer):
     def __init__(self) -> None:
         super().__init__(CertificateHandler)
         self.requested: list[str] = []
-        self.dripped = 0
 
 
 class CertificateHandler(http.server.BaseHTTPRequestHandler):
@@ -761,7 +760,7 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
         elif route == "/gzip-bomb.pem":
             self._send(200, gzip_bomb(), {"Content-Encoding": "gzip"})
         elif route == "/drip.pem":
-            self._drip()
+            drip_body(self)
         elif route == "/stall.pem":
             self.server.stop.wait(3)
         elif route in _MISBEHAVIOURS:
@@ -770,22 +769,6 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(404, b"no such path")
 
-    def _drip(self) -> None:
-        # Announce a certificate-sized body, then send one byte every 20 ms for at most 3 s:
-        # each byte arrives well inside any read time-out, so only a deadline stops it.
-        self.send_response(200)
-        self.send_header("Content-Length", "4000")
-        self.end_headers()
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < 3 and not self.server.stop.is_set():
-                self.wfile.write(b"A")
-                self.wfile.flush()
-                self.server.dripped += 1
-                time.sleep(0.02)
-        except OSError:
-            pass  # the client gave up: that is the point
-
 
 # Misbehaviour before (or instead of) the body. The slow ones last MISBEHAVE_FOR seconds,
 # far longer than the test deadline, with every byte well inside the read time-out: only a
@@ -793,28 +776,13 @@ class CertificateHandler(http.server.BaseHTTPRequestHandler):
 MISBEHAVE_FOR = 8.0
 
 
-def _write_slowly(handler: CertificateHandler, head: bytes, filler: bytes) -> None:
-    """Send ``head`` at once, then ``filler`` one byte every 20 ms."""
-    started = time.monotonic()
-    try:
-        handler.wfile.write(head)
-        handler.wfile.flush()
-        while time.monotonic() - started < MISBEHAVE_FOR and not handler.server.stop.is_set():
-            for byte in filler:
-                handler.wfile.write(bytes([byte]))
-                handler.wfile.flush()
-                time.sleep(0.02)
-    except OSError:
-        pass  # the client hung up: that is the point
-
-
 def _drip_status_line(handler: CertificateHandler) -> None:
     # The reason phrase may be long (http.client reads up to 64 KiB of status line).
-    _write_slowly(handler, b"HTTP/1.1 200 ", b"O" * 1000)
+    trickle(handler, b"HTTP/1.1 200 ", b"O" * 1000, MISBEHAVE_FOR)
 
 
 def _drip_headers(handler: CertificateHandler) -> None:
-    _write_slowly(handler, b"HTTP/1.1 200 OK\r\nX-Padding: ", b"a" * 1000)
+    trickle(handler, b"HTTP/1.1 200 OK\r\nX-Padding: ", b"a" * 1000, MISBEHAVE_FOR)
 
 
 def _headers_then_stall(handler: CertificateHandler) -> None:
@@ -853,12 +821,6 @@ _MISBEHAVIOURS: dict[str, Callable[[CertificateHandler], None]] = {
     "/empty-200.pem": _empty_200,
     "/pem-without-end.pem": _pem_without_end_unsized,
 }
-
-
-@cache
-def gzip_bomb() -> bytes:
-    """20 MB of zeros, compressed once: compressing per request could outlast the deadline."""
-    return gzip.compress(b"\0" * 20_000_000)
 
 
 @pytest.fixture(scope="module")

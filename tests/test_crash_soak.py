@@ -13,22 +13,15 @@ timeout and dead-letter span scaled with it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ._crash_soak import SoakPlan, run_soak
-from ._redis_helpers import start_redis
 
 ALERTS = 240
 SIGNALS = ("KILL", "TERM", "KILL", "TERM")
 SERVER_THREADS = 4
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_redis(tmp_path_factory.mktemp("redis"))
 
 
 @pytest.mark.soak

@@ -34,8 +34,7 @@ from snsmiddleware.dedupe_dynamodb import DynamoDBDedupeStore
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 
-from ._dynamodb_helpers import REGION, MotoDynamoDB, running_moto_dynamodb
-from ._redis_helpers import start_redis
+from ._dynamodb_helpers import REGION, MotoDynamoDB
 
 LEASE = timedelta(seconds=30)
 RETENTION = timedelta(minutes=10)
@@ -66,17 +65,6 @@ class Harness:
 @pytest.fixture
 def clock() -> FakeClock:  # shadows conftest's datetime clock: stores count seconds
     return FakeClock()
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_redis(tmp_path_factory.mktemp("redis"))
-
-
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[MotoDynamoDB]:
-    with running_moto_dynamodb() as server:
-        yield server
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis", "dynamodb"])

@@ -39,18 +39,12 @@ from snsmiddleware.server import (
 )
 from snsmiddleware.testing import MessageSigner, post_sns
 
-from ._dynamodb_helpers import REGION, MotoDynamoDB, running_moto_dynamodb
+from ._dynamodb_helpers import REGION, MotoDynamoDB
 from ._net import free_port
 from .conftest import PATH, TOPIC, EchoApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "examples" / "dynamodb-dedupe-table.yaml"
-
-
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[MotoDynamoDB]:
-    with running_moto_dynamodb() as server:
-        yield server
 
 
 @pytest.fixture

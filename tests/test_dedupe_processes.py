@@ -21,24 +21,12 @@ import webtest
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.testing import MessageSigner, SignedMessage, TestCA, post_sns
 
-from ._dynamodb_helpers import MotoDynamoDB, running_moto_dynamodb
+from ._dynamodb_helpers import MotoDynamoDB
 from ._net import free_port, wait_for_port
-from ._redis_helpers import start_redis
 from .conftest import PATH, EchoApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_redis(tmp_path_factory.mktemp("redis"))
-
-
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[MotoDynamoDB]:
-    with running_moto_dynamodb() as server:
-        yield server
 
 
 @pytest.fixture(params=["redis", "dynamodb"])

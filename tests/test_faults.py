@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import functools
-import gzip
 import http.server
 import shutil
 import threading
@@ -42,6 +40,7 @@ from snsmiddleware.testing import MessageSigner, SignedMessage, post_sns
 
 from ._answers import assert_answer
 from ._hardening_helpers import RecordingStore, emails_in
+from ._misbehaving import drip_body, gzip_bomb, trickle
 from ._net import ForwardingAdapter, LocalHttpServer, RefusingAdapter, free_port, serving
 from .conftest import PATH, EchoApp
 
@@ -88,20 +87,10 @@ class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
             self.server.release.wait(10)
             self._send(404, b"<Error/>")
         elif mode == "drip":
-            self.send_response(200)
-            self.send_header("Content-Length", "4000")
-            self.end_headers()
-            started = time.monotonic()
-            try:
-                while time.monotonic() - started < 3 and not self.server.stop.is_set():
-                    self.wfile.write(b"-")
-                    self.wfile.flush()
-                    time.sleep(0.02)
-            except OSError:
-                pass  # the fetcher gave up, as it should
+            drip_body(self)
         elif mode in ("drip-status", "drip-headers"):
             head = b"HTTP/1.1 200 " if mode == "drip-status" else b"HTTP/1.1 200 OK\r\nX-Pad: "
-            self._write_slowly(head)
+            trickle(self, head, b"O", 3)
         elif mode == "headers-then-stall":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n")
             self.wfile.flush()
@@ -127,25 +116,6 @@ class CertificateHostHandler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"<html><body>Service Unavailable</body></html>")
         else:
             self._send(int(mode), b"<Error/>")
-
-    def _write_slowly(self, head: bytes) -> None:
-        """Send ``head``, then one more byte every 20 ms for 3 s (never a whole line)."""
-        started = time.monotonic()
-        try:
-            self.wfile.write(head)
-            while time.monotonic() - started < 3 and not self.server.stop.is_set():
-                self.wfile.write(b"O")
-                self.wfile.flush()
-                time.sleep(0.02)
-        except OSError:
-            pass  # the fetcher gave up, as it should
-        self.close_connection = True
-
-
-@functools.cache
-def gzip_bomb(certificate: bytes) -> bytes:
-    """Compressed once: compressing 20 MB per request could outlast the download deadline."""
-    return gzip.compress(certificate + b"\0" * 20_000_000)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,16 @@ from ._project import ROOT, repository_url
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # Directories of the repository whose files the README may name.
-SOURCE_DIRS = ("examples", "tests", "scripts", "fuzz", "benchmarks", "snsmiddleware", ".ci")
+SOURCE_DIRS = (
+    "examples",
+    "tests",
+    "scripts",
+    "fuzz",
+    "benchmarks",
+    "snsmiddleware",
+    ".ci",
+    "docs",
+)
 _PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(map(re.escape, SOURCE_DIRS)) + r")/[\w./-]*)")
 
 
@@ -60,6 +69,18 @@ def test_links_into_the_repository_name_files_that_exist(rendered: str) -> None:
         assert kind in {"blob", "tree"} and path, f"not a link to a file on main: {target}"
         path = path.split("#")[0]
         assert (ROOT / path).exists(), f"README links to {path}, which is not in the repository"
+
+
+def test_pictures_come_from_the_repository_and_exist(rendered: str) -> None:
+    """Images (the email screenshots) are raw files of main, which PyPI and GitHub show."""
+    owner_name = repository_url().rstrip("/").removeprefix("https://github.com/")
+    raw = f"https://raw.githubusercontent.com/{owner_name}/main/"
+    pictures = re.findall(r'<img[^>]*\bsrc="([^"]*)"', rendered)
+    assert pictures, "the README shows no picture (checked here)"
+    for source in pictures:
+        assert source.startswith(raw), f"not a raw file of the repository's main: {source}"
+        path = source.removeprefix(raw)
+        assert (ROOT / path).is_file(), f"README shows {path}, which is not in the repository"
 
 
 def test_paths_mentioned_exist() -> None:

@@ -10,12 +10,15 @@ checking the request's ConfigurationSetName); everything moto can express runs a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import policy
@@ -34,6 +37,7 @@ from snsmiddleware.mail import (
     MailUnavailableError,
     SesMailer,
     SmtpMailer,
+    SmtpSecurity,
 )
 
 from ._mail_helpers import (
@@ -286,6 +290,72 @@ def test_smtp_server_that_never_answers_times_out_as_transient() -> None:
         mailer = plain_mailer(listener.getsockname()[1], timeout=0.3)
         with pytest.raises(MailUnavailableError):
             mailer.send(sample_email())
+
+
+@contextlib.contextmanager
+def dripping_server(head: bytes, filler: bytes, tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A server that sends ``head``, then ``filler`` one byte every 20 ms to each client
+    (after a TLS handshake with ``tls``): every byte well inside any per-operation
+    time-out, so only a deadline ends it."""
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind((LOCALHOST, 0))
+    listener.listen(4)
+    listener.settimeout(0.1)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError):
+                if tls is not None:
+                    client.settimeout(5)
+                    client = tls.wrap_socket(client, server_side=True)
+            with client, contextlib.suppress(OSError):
+                client.sendall(head)
+                while not stop.is_set():
+                    for byte in filler:
+                        client.sendall(bytes([byte]))
+                        time.sleep(0.02)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        listener.close()
+
+
+@pytest.mark.parametrize("security", ["none", "tls"])
+def test_an_smtp_server_that_drips_is_cut_off_at_the_deadline(
+    security: SmtpSecurity, tmp_path: Path
+) -> None:
+    """A greeting that never ends (one more character of "220 welcome..." every 20 ms, in
+    clear or after an implicit-TLS handshake): each byte arrives inside the 0.5 s operation
+    time-out, so the 1 s deadline on the whole exchange is what ends the send (transient:
+    SNS retries). With TLS the socket cut is the one registered before the handshake."""
+    tls = tls_contexts(tmp_path) if security == "tls" else None
+    with dripping_server(b"220", b" welcome", tls.server if tls else None) as port:
+        mailer = SmtpMailer(
+            LOCALHOST,
+            port,
+            security=security,
+            timeout=0.5,
+            deadline=1.0,
+            ssl_context=tls.client if tls else None,
+        )
+        with pytest.raises(MailUnavailableError, match="longer than 1 s and was cut off") as info:
+            mailer.send(sample_email())  # without the deadline: until the server stops
+    assert info.value.status == 503
+
+
+def test_the_smtp_deadline_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError):
+        SmtpMailer(LOCALHOST, 25, security="none", deadline=0)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@
 the sdist breaks the wheel), ``twine check --strict`` checks them as PyPI would, and the
 wheel is installed into a fresh virtualenv (no editable install, no test extras, not the
 source tree on ``sys.path``) to prove that ``install_requires`` alone runs the console
-script and imports the test kit. The package itself is installed from the built file;
+script and imports the test kit, and a second one with the ``paste`` extra serves an INI
+file. The package itself is installed from the built file;
 only its dependencies come from the index (a skip if it cannot be reached, a failure
 under CI: ``tests/_pip.py``).
 """
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import http.client
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -27,6 +31,7 @@ import pytest
 
 import snsmiddleware
 
+from ._net import free_port, wait_for_port
 from ._pip import run_with_index
 from ._project import ROOT, repository_url
 
@@ -136,9 +141,12 @@ def test_wheel_metadata(dist: Dist) -> None:
     assert not missing, f"classifiers missing from the wheel: {sorted(missing)}"
     urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
     assert urls["Source"] == repository_url()
-    assert {"Issues", "Security policy"} <= set(urls)
+    assert {"Documentation", "Issues", "Security policy"} <= set(urls)
     assert "sns" in (metadata["Keywords"] or "").split(",")
-    assert 'pastedeploy>=3; extra == "paste"' in (metadata.get_all("Requires-Dist") or [])
+    requires = metadata.get_all("Requires-Dist") or []
+    assert 'pastedeploy>=3; extra == "paste"' in requires
+    assert 'prometheus_client>=0.20; extra == "prometheus"' in requires
+    assert not any(r.startswith("prometheus") and "extra" not in r for r in requires)
     # The PyPI page is the README, rendered as Markdown (test_long_description.py checks
     # that its links work there).
     assert metadata["Description-Content-Type"] == "text/markdown"
@@ -156,6 +164,16 @@ def test_wheel_contents(dist: Dist) -> None:
     assert "snsmiddleware/_version.py" in names
     top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top_level == {"snsmiddleware"}, "only the package: no tests, examples or fuzz"
+
+
+def test_classifiers_are_pypis_own(dist: Dist) -> None:
+    """Each classifier is on PyPI's list (an unknown one makes the upload fail)."""
+    from trove_classifiers import classifiers, deprecated_classifiers
+
+    declared = wheel_metadata(dist.wheel).get_all("Classifier") or []
+    unknown = sorted(set(declared) - set(classifiers))
+    assert not unknown, f"classifiers PyPI does not know: {unknown}"
+    assert not set(declared) & set(deprecated_classifiers)
 
 
 def test_license_is_mit() -> None:
@@ -204,14 +222,13 @@ def pip_for(venv: Path) -> list[str]:
     return [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
 
 
-@pytest.fixture(scope="module")
-def clean_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh virtualenv with only the wheel and its install_requires; yields its bin/.
+def venv_with(requirement: str, directory: Path, what: str) -> Path:
+    """A fresh virtualenv with only ``requirement`` and its dependencies; returns its bin/.
 
     Created without pip (ours installs into it: faster, and the venv holds nothing else);
     bytecode is compiled on first import rather than at install.
     """
-    venv = tmp_path_factory.mktemp("clean") / "venv"
+    venv = directory / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
     )
@@ -227,12 +244,32 @@ def clean_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "30",
             "--retries",
             "2",
-            str(dist.wheel),
+            requirement,
         ],
-        what="installing the wheel into a clean virtualenv",
+        what=what,
         timeout=INSTALL_TIMEOUT,
     )
-    yield venv / "bin"
+    return venv / "bin"
+
+
+@pytest.fixture(scope="module")
+def clean_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The wheel and its install_requires, nothing else."""
+    yield venv_with(
+        str(dist.wheel),
+        tmp_path_factory.mktemp("clean"),
+        "installing the wheel into a clean virtualenv",
+    )
+
+
+@pytest.fixture(scope="module")
+def paste_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The wheel with its ``paste`` extra, as ``pip install snsmiddleware[paste]`` makes it."""
+    yield venv_with(
+        f"snsmiddleware[paste] @ {dist.wheel.as_uri()}",
+        tmp_path_factory.mktemp("paste"),
+        "installing the wheel with the paste extra into a clean virtualenv",
+    )
 
 
 def run_installed(
@@ -300,3 +337,37 @@ def test_installed_serve_config_names_the_paste_extra(clean_venv: Path, tmp_path
     assert done.returncode == 2
     assert "PasteDeploy" in done.stderr and "pip install snsmiddleware[paste]" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_installed_with_the_paste_extra_serves_an_ini_file(
+    paste_venv: Path, tmp_path: Path
+) -> None:
+    """``serve --config`` from the wheel alone: PasteDeploy finds the package's entry points
+    (``egg:snsmiddleware#sns``, ``#budget_app``) in the installed metadata, the server
+    starts on the INI's application, and stops on SIGTERM with status 0."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
+    env["SNSMIDDLEWARE_PORT"] = str(port)
+    process = subprocess.Popen(
+        [str(paste_venv / "snsmiddleware"), "serve", "--config", str(ROOT / "examples/paste.ini")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/sns/budgets")
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert response.getheader("X-SNS-Reason"), "the middleware of the INI answered"
+    assert process.returncode == 0, err
+    assert "Traceback" not in err

@@ -38,6 +38,7 @@ from snsmiddleware.testing import FrozenClock, MessageSigner, SignedMessage, Tes
 
 from ._hardening_helpers import emails_in
 from ._hostile_urls import HOSTILE_CERT_URLS, HOSTILE_SUBSCRIBE_URLS
+from ._vector_helpers import SIGNED_KEYS
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,20 +188,6 @@ def test_arbitrary_requests_are_answered_4xx_and_never_reach_the_app(
 # --- mutations of a genuinely signed message -----------------------------------------------
 
 _MISSING: Any = object()
-#: What the signature covers, per AWS's documentation of the string to sign (written out
-#: here rather than taken from snsmiddleware.signing, so the test does not trust the code).
-_SIGNED_KEYS = {
-    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
-}
 
 
 def _signed_view(document: Any, message_type: str) -> Any:
@@ -208,7 +195,7 @@ def _signed_view(document: Any, message_type: str) -> Any:
     values; ``SignatureVersion`` too, since it chooses the digest the signature is over."""
     if not isinstance(document, dict):
         return _MISSING
-    keys = (*_SIGNED_KEYS[message_type], "SignatureVersion")
+    keys = (*SIGNED_KEYS[message_type], "SignatureVersion")
     return {key: document.get(key, _MISSING) for key in keys}
 
 

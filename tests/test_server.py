@@ -179,7 +179,11 @@ def test_embedded_defaults_build_budget_app_behind_middleware(
         ),
         pytest.param({"SNSMIDDLEWARE_TOPICS": "not-an-arn"}, "not an SNS TopicArn", id="bad-topic"),
         pytest.param({"SNSMIDDLEWARE_TOPICS": " "}, "topics is required", id="empty-topics"),
-        pytest.param({"SNSMIDDLEWARE_PORT": "eighty"}, "port", id="bad-port"),
+        pytest.param(
+            {"SNSMIDDLEWARE_PORT": "eighty"},
+            "SNSMIDDLEWARE_PORT=eighty: 'eighty' is not a positive whole number",
+            id="bad-port",
+        ),
         pytest.param({"SNSMIDDLEWARE_MAILER": "smtp"}, "smtp_host", id="smtp-without-host"),
         pytest.param(
             {"SNSMIDDLEWARE_SMTP_HOST": "mail"},

@@ -30,7 +30,7 @@ from snsmiddleware.signing import (
 )
 from snsmiddleware.testing import FrozenClock, MessageSigner, TestCA, post_sns
 
-from ._vector_helpers import VectorCertificates, vector_body, vector_fields
+from ._vector_helpers import SIGNED_KEYS, VectorCertificates, vector_body, vector_fields
 from .conftest import PATH, TOPIC, EchoApp, RecordingConfirmer
 
 TOKEN_14 = (
@@ -97,20 +97,9 @@ def test_string_to_sign_known_answer(name: str) -> None:
     assert string_to_sign(fields) == KNOWN_ANSWERS[name]
 
 
-def test_signed_keys_per_type() -> None:
-    notification = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-    confirmation = (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    )
-    assert signed_keys("Notification") == notification
-    assert signed_keys("SubscriptionConfirmation") == confirmation
-    assert signed_keys("UnsubscribeConfirmation") == confirmation
+@pytest.mark.parametrize("message_type", sorted(SIGNED_KEYS))
+def test_signed_keys_per_type(message_type: str) -> None:
+    assert signed_keys(message_type) == SIGNED_KEYS[message_type]
 
 
 BASE: dict[str, str] = {

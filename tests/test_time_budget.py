@@ -17,6 +17,8 @@ import pytest
 from snsmiddleware.certs import DOWNLOAD_WAIT_SLACK, CertificateStore, HttpCertificateFetcher
 from snsmiddleware.confirm import ApiConfirmer, UrlConfirmer
 from snsmiddleware.dedupe import MemoryDedupeStore
+from snsmiddleware.dedupe_dynamodb import DynamoDBDedupeStore
+from snsmiddleware.dedupe_dynamodb import _client_config as dynamodb_client_config
 from snsmiddleware.dedupe_redis import RedisDedupeStore
 from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 from snsmiddleware.graceful import GracefulServer
@@ -102,11 +104,43 @@ def test_dedupe_store_calls_fit_the_deadline(store: Any, parameter: str, calls: 
     assert (calls * timeout).total_seconds() < DEADLINE
 
 
-@pytest.mark.parametrize("store", [MemoryDedupeStore, RedisDedupeStore, SQLiteDedupeStore])
+STORES = [MemoryDedupeStore, RedisDedupeStore, SQLiteDedupeStore, DynamoDBDedupeStore]
+
+
+@pytest.mark.parametrize("store", STORES)
 def test_lease_outlasts_an_attempt_and_lapses_before_the_retry(store: Any) -> None:
     """No live attempt outlives its claim; a dead holder's claim is gone when SNS retries."""
     lease: timedelta = default_of(store, "lease")
     assert SNS_ANSWER_DEADLINE <= lease < SNS_DEFAULT_RETRY_DELAY
+
+
+def slowest_send() -> float:
+    """The longest a built-in mailer can take to send one email, by its defaults."""
+    ses = botocore_worst_case(SesMailer(region="us-east-1")._client.meta.config)
+    return max(ses, SmtpMailer("mail.invalid").deadline)
+
+
+def slowest_store_call() -> float:
+    """The longest one call to a built-in store can take (the one recording a send)."""
+    redis: timedelta = default_of(RedisDedupeStore, "socket_timeout")
+    sqlite: timedelta = default_of(SQLiteDedupeStore, "busy_timeout")
+    dynamodb = botocore_worst_case(dynamodb_client_config())
+    return max(2 * redis.total_seconds(), sqlite.total_seconds(), dynamodb)  # redis: connect + read
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_claim_outlasts_the_slowest_send_and_the_call_recording_it(store: Any) -> None:
+    """SNS stops waiting after 15 s, our send does not: a redelivery arriving while the
+    first attempt is still sending must find the claim held (``in_progress``), else the
+    email goes out twice. SES (11 s) + DynamoDB (7 s) is the slowest pair today."""
+    lease: timedelta = default_of(store, "lease")
+    assert slowest_send() + slowest_store_call() < lease.total_seconds()
+
+
+def test_the_smtp_exchange_has_a_deadline_inside_sns_answer_deadline() -> None:
+    """Per-operation time-outs alone let a server that drips its replies hold a send for
+    ever; the whole exchange is bounded (tests/test_mail.py shows it cut off)."""
+    assert SmtpMailer("mail.invalid").deadline < DEADLINE
 
 
 def test_graceful_shutdown_waits_as_long_as_sns_does() -> None:

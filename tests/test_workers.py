@@ -18,8 +18,8 @@ import requests
 
 from snsmiddleware import ConfigurationError
 from snsmiddleware.devmode import load_or_create_dev_ca, sample_budget_alert
-from snsmiddleware.prefork import check_shared_store
-from snsmiddleware.server import EMBEDDED_DEFAULTS, assemble
+from snsmiddleware.prefork import check_shared_store, check_single_process_options
+from snsmiddleware.server import EMBEDDED_DEFAULTS, assemble, make_app
 from snsmiddleware.testing import MessageSigner, SignedMessage, TestCA
 
 from ._hardening_helpers import emails_in
@@ -73,6 +73,13 @@ def _assert_exactly_once(answers: list[str], outbox: Path, count: int) -> None:
     assert len({str(email["X-SNS-Message-Id"]) for email in emails}) == count
 
 
+def _assert_front_door(base: str) -> None:
+    """The server's own answers around the SNS path: health, readiness, 404 elsewhere."""
+    for path, status in (("/healthz", 200), ("/readyz", 200), ("/elsewhere", 404)):
+        with requests.get(f"{base}{path}", timeout=10) as response:
+            assert response.status_code == status, (path, response.text)
+
+
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[Server, MessageSigner]]:
     """``serve --dev --workers 2`` on the embedded defaults (SQLite), and a signer it trusts."""
@@ -100,6 +107,7 @@ def test_serve_workers_share_the_sqlite_store_and_stop_on_sigterm(
         assert len(_children(server.process.pid)) == 2
         answers = _post_each_twice_at_once(server.url, _alerts(signer, 12))
         _assert_exactly_once(answers, tmp_path / "outbox", 12)
+        _assert_front_door(server.base)  # each worker serves what serve serves
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0
     finally:
@@ -130,6 +138,25 @@ def test_workers_refuse_a_per_process_store(tmp_path: Path) -> None:
     assembly = assemble({"dedupe": "memory", "workers": "2"}, {}, None)
     with pytest.raises(ConfigurationError, match="--workers needs a de-duplication store"):
         check_shared_store(assembly)
+
+
+def test_workers_refuse_a_metrics_port(tmp_path: Path) -> None:
+    # One metrics server per worker could not share the port: refused before any is forked.
+    flags = {"dedupe": f"sqlite:{tmp_path / 'dedupe.sqlite3'}", "workers": "2"}
+    assembly = assemble({**flags, "metrics_port": str(free_port())}, {}, None)
+    with pytest.raises(ConfigurationError, match="--metrics-port needs one server process"):
+        check_single_process_options(assembly)
+    check_single_process_options(assemble(flags, {}, None))  # without it: fine
+
+
+def test_the_app_factory_refuses_a_metrics_port_it_would_never_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SNSMIDDLEWARE_DEDUPE", f"sqlite:{tmp_path / 'dedupe.sqlite3'}")
+    monkeypatch.setenv("SNSMIDDLEWARE_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("SNSMIDDLEWARE_METRICS_PORT", str(free_port()))
+    with pytest.raises(ConfigurationError, match="metrics_port is served by"):
+        make_app()
 
 
 @pytest.fixture
@@ -178,5 +205,6 @@ def test_gunicorn_workers_with_the_app_factory_deliver_each_alert_once(
         answers = _post_each_twice_at_once(f"http://127.0.0.1:{port}{SNS_PATH}", alerts)
         _assert_exactly_once(answers, tmp_path / "outbox", 12)
         assert len(_children(server.process.pid)) == 2
+        _assert_front_door(server.base)
     finally:
         server.stop()
