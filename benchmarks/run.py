@@ -5,7 +5,10 @@ several rounds, alternating the measured code and its baseline, and reports medi
 
     .venv/bin/python -m benchmarks.run            # everything (scripts/bench does the setup)
     .venv/bin/python -m benchmarks.run verify     # one part: verify, certs, import, memory,
-                                                  # http, budget, stores, observers
+                                                  # http, budget, stores, observers,
+                                                  # realistic, sizes, profile, wal, serve,
+                                                  # scaleout, instructions (callgrind; or run
+                                                  # python -m benchmarks.instructions)
 
 Not part of the test suite, and it asserts nothing about time: it prints what it measured.
 """
@@ -519,6 +522,34 @@ def _for_threads(kind: str, thread_counts: Iterable[int]) -> None:
         bench_http(kind, threads=threads)
 
 
+def _product(name: str) -> Callable[[], None]:
+    def run() -> None:
+        from benchmarks import product
+
+        getattr(product, f"bench_{name}")(report)
+
+    return run
+
+
+def bench_instructions(count: int = 100) -> None:
+    """Instruction counts per message under callgrind (repeatable on a busy machine)."""
+    from benchmarks import instructions
+
+    if shutil.which("valgrind") is None:
+        print("instructions: skipped, valgrind is not installed (scripts/bench installs it)")
+        return
+    corpus = Path(tempfile.mkdtemp(prefix="snsbench-corpus-"))
+    instructions.prepare(corpus, count)
+    per_message = instructions.measure(list(instructions.MODES), count, None, corpus)
+    shutil.rmtree(corpus, ignore_errors=True)
+    for mode, value in per_message.items():
+        report(
+            f"instructions_{mode}",
+            per_message=value,
+            ratio_to_rsa=per_message["rsa"] / value,
+        )
+
+
 # --- 8. the observer hook and the Prometheus metrics on the request path ---------------------
 
 
@@ -611,6 +642,14 @@ PARTS: dict[str, Callable[[], None]] = {
     "budget": lambda: bench_http("budget", threads=4),
     "stores": bench_stores,
     "observers": bench_observers,
+    # issue 17: the product around the verify core (benchmarks/product.py)
+    "realistic": _product("realistic"),
+    "sizes": _product("sizes"),
+    "profile": _product("profile"),
+    "wal": _product("wal"),
+    "instructions": bench_instructions,
+    "serve": _product("serve"),
+    "scaleout": _product("scaleout"),
 }
 
 

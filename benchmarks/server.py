@@ -40,12 +40,18 @@ def build(kind: str, ca_dir: str, outbox: str | None) -> Any:
         inner = BudgetApp(
             recipients={"*": "Ana <ana@example.com>"}, mailer=FileOutbox(outbox or "outbox")
         )
+    dedupe: Any = None
+    if os.environ.get("BENCH_DEDUPE"):  # shared by the processes of one measurement
+        from snsmiddleware.config import StoreSpec
+
+        dedupe = StoreSpec(os.environ["BENCH_DEDUPE"])
     return SnsMiddleware(
         inner,
         paths=["/sns/budgets"],
         topics=[TOPIC],
         fetch_certificate=signer.fetch_certificate,
         confirm="url",
+        dedupe=dedupe,
     )
 
 
@@ -55,4 +61,13 @@ if __name__ == "__main__":
     app = build(kind, ca_dir, sys.argv[4] if len(sys.argv) > 4 else None)
     threads = int(os.environ.get("BENCH_THREADS", "4"))
 
-    waitress.serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
+    if os.environ.get("BENCH_REUSEPORT"):  # several processes on one port: the kernel spreads
+        import socket
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1024)
+        waitress.serve(app, sockets=[sock], threads=threads, _quiet=True)
+    else:
+        waitress.serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)

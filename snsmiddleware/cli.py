@@ -67,6 +67,7 @@ def _flag_options(args: argparse.Namespace) -> dict[str, str]:
             ) from None
     if args.admin_recipient:  # one address per flag
         options["admin_recipients"] = "\n".join(args.admin_recipient)
+    options["workers"] = None if args.workers is None else str(args.workers)
     options["development"] = "true" if args.dev else None
     options["dev_ca"] = args.dev_ca
     options.update(_observability_flags(args))
@@ -108,8 +109,11 @@ def serve(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else None
     if config is not None:
         configure_logging(config)  # the INI's [loggers] sections, as pserve applies them
-    assembly = assemble(_flag_options(args), os.environ, config)
+    flags = _flag_options(args)
+    assembly = assemble(flags, os.environ, config)
     _apply_log_format(handler, assembly.settings.log_format)
+    if assembly.settings.workers > 1:
+        return _serve_workers(assembly, lambda: assemble(flags, os.environ, config))
     graceful = make_server(assembly)
     metrics_server = start_metrics_server(assembly)
     _describe(assembly, graceful.port)
@@ -125,6 +129,16 @@ def serve(args: argparse.Namespace) -> int:
         if metrics_server is not None:
             metrics_server.close()
     return 0
+
+
+def _serve_workers(assembly: Any, rebuild: Any) -> int:
+    """``serve --workers N``: N processes on one socket (see :mod:`snsmiddleware.prefork`)."""
+    from .prefork import Supervisor
+
+    supervisor = Supervisor(
+        assembly, rebuild, workers=assembly.settings.workers, describe=_describe
+    )
+    return supervisor.run()
 
 
 def _describe(assembly: Any, port: int) -> None:
@@ -507,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--topic", action="append", help=f"allowed TopicArn (default {DEFAULT_TOPIC})"
+    )
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        help=f"server processes sharing the port and the de-duplication store (default "
+        f"{ServerSettings.workers}; one per core verifies in parallel)",
     )
     serve_cmd.add_argument(
         "--basic-auth-file",

@@ -29,9 +29,9 @@ import hashlib
 import itertools
 import logging
 import os
+import secrets
 import threading
 import time
-import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -88,20 +88,41 @@ def _pid_namespace() -> str:
 
 
 _NAMESPACE: Final = _pid_namespace()
-_SELF_STAT: Final = _proc_stat("self")
+
+
+class _ProcessIdentity:
+    """This process as claim tokens name it, computed once per process: a forked child
+    (``serve --workers``, gunicorn with ``--preload``) computes its own, since its PID and
+    start time are not its parent's (a child naming its parent's start time would be
+    declared dead by its siblings, and its live claims taken over)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.stat = _proc_stat("self")
+        self.pid = os.getpid()
+        holder = f"{_NAMESPACE}.{self.pid}.{self.stat[1]}" if _NAMESPACE and self.stat else ""
+        # Tokens are this process's random prefix and a counter: unique across processes
+        # (128 random bits per process) and within it (next() is atomic under the GIL),
+        # without a uuid4 (a system call and an object) per claim.
+        self.suffix = f".{holder}" if holder else ""
+        self.prefix = secrets.token_hex(16)
+        self.counter = itertools.count(1)
+
+
+_SELF = _ProcessIdentity()
+os.register_at_fork(after_in_child=_SELF.reset)
 
 
 def _holder() -> str:
     """This process, as ``namespace.pid.start`` (empty when /proc cannot tell)."""
-    if not _NAMESPACE or _SELF_STAT is None:
-        return ""
-    return f"{_NAMESPACE}.{os.getpid()}.{_SELF_STAT[1]}"
+    return _SELF.suffix[1:]
 
 
 def new_token() -> str:
     """A claim token, unique across processes, naming the process that holds the claim."""
-    holder = _holder()
-    return f"{uuid.uuid4().hex}.{holder}" if holder else uuid.uuid4().hex
+    return f"{_SELF.prefix}{next(_SELF.counter):x}{_SELF.suffix}"
 
 
 def holder_is_dead(token: str) -> bool:
@@ -116,7 +137,7 @@ def holder_is_dead(token: str) -> bool:
         return False
     pid, started = int(parts[2]), parts[3]
     if pid == os.getpid():
-        return _SELF_STAT is not None and started != _SELF_STAT[1]  # a previous incarnation
+        return _SELF.stat is not None and started != _SELF.stat[1]  # a previous incarnation
     stat = _proc_stat(pid)
     if stat is None:
         try:
@@ -522,6 +543,7 @@ class DeliveryLedger:
         self._active: dict[str, Claim] = {}
         self._lock = threading.Lock()
         self.draining = False
+        self._keeps_effects: tuple[object, bool] = (None, False)
 
     def __repr__(self) -> str:
         return f"DeliveryLedger({self.store!r})"
@@ -569,9 +591,12 @@ class DeliveryLedger:
 
     def effects(self, delivery: Delivery) -> MessageEffects | None:
         """The effect records of this delivery's message, when the store keeps them."""
-        if isinstance(self.store, EffectLedger):
-            return MessageEffects(self.store, delivery.key)
-        return None
+        store = self.store
+        known, keeps = self._keeps_effects
+        if known is not store:  # isinstance of a Protocol is slow: once per store
+            keeps = isinstance(store, EffectLedger)
+            self._keeps_effects = (store, keeps)
+        return MessageEffects(store, delivery.key) if keeps else None  # type: ignore[arg-type]
 
     def finish(self, delivery: Delivery, *, succeeded: bool) -> None:
         """Commit (``succeeded``) or release the claim of a first-seen delivery."""

@@ -14,8 +14,21 @@ without holding a transaction open across the app call:
 * an effect record (:class:`~.dedupe.EffectLedger`) is a done row under its own key.
 
 Times are wall-clock seconds (``time.time``): a monotonic clock means nothing to another
-process or after a restart. Expired rows are purged now and then, in bounded batches, so the
-file does not grow without limit.
+process or after a restart. Expired rows are purged in small batches (:data:`PURGE_BATCH`
+rows, about a millisecond), one batch per claim while any are due, so the file does not grow
+without limit and no request waits behind a long purge.
+
+Durability: WAL with ``synchronous=NORMAL``. Every statement is in the WAL (the operating
+system's page cache) before it returns, so a crash of the process loses nothing; a power
+cut (or a kernel crash) can lose the last transactions written since the WAL was last
+synced, never corrupt the file. What that can cost: claims (harmless: nobody holds them
+after a reboot) and commits of deliveries just processed. A lost commit matters only if SNS
+redelivers the message, which it does only when our 2xx did not reach it, the same case as
+a process dying just before its commit, which the contract already covers: the app runs
+again, and an app whose effect cannot be repeated checks its effect record first. Effect
+records are therefore written with ``synchronous=FULL`` (synced before
+:meth:`SQLiteDedupeStore.record_effect` returns, together with everything before them in
+the WAL); they are one per email, not one per delivery.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -46,36 +60,85 @@ log = logging.getLogger(__name__)
 
 #: How long a statement waits for another process's write lock before failing (503).
 DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=5)
-#: Expired rows are purged at most this often, this many at a time.
+#: Expired rows are purged at most this many at a time (about a millisecond of work), so no
+#: request waits long behind a purge; a full batch means more are due, and the next claim
+#: purges again, so the purge keeps up with any rate of claims (each adds one row).
+PURGE_BATCH: Final = 100
+#: With nothing (more) to purge, look again this much later.
 PURGE_INTERVAL_SECONDS: Final = 60.0
-PURGE_BATCH: Final = 10_000
 
+# ``expires`` is when a row may be forgotten: a claim writes it once, as the retention it
+# will need when committed (plus the lease, so a commit at the lease's end still finds its
+# full retention), so that the commit only flips ``done`` and touches no index. The lease
+# has its own, unindexed column ``held_until`` (NULL in rows written before it existed,
+# whose lease was ``expires``).
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sns_claims (
     key TEXT PRIMARY KEY,
     done INTEGER NOT NULL,
     expires REAL NOT NULL,
-    token TEXT NOT NULL
+    token TEXT NOT NULL,
+    held_until REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sns_claims_expires ON sns_claims (expires);
 """
+_ADD_LEASE_COLUMN: Final = "ALTER TABLE sns_claims ADD COLUMN held_until REAL"
 _CLAIM: Final = """
-INSERT INTO sns_claims (key, done, expires, token) VALUES (?, 0, ?, ?)
-ON CONFLICT (key) DO UPDATE SET done = 0, expires = excluded.expires, token = excluded.token
-WHERE sns_claims.expires <= ?
+INSERT INTO sns_claims (key, done, expires, token, held_until) VALUES (?1, 0, ?2, ?3, ?4)
+ON CONFLICT (key) DO UPDATE SET
+    done = 0, expires = excluded.expires, token = excluded.token,
+    held_until = excluded.held_until
+WHERE sns_claims.expires <= ?5
+   OR (sns_claims.done = 0 AND coalesce(sns_claims.held_until, sns_claims.expires) <= ?5)
 """
 _STATE: Final = "SELECT done, token, expires FROM sns_claims WHERE key = ?"
 _TAKE_OVER: Final = (
-    "UPDATE sns_claims SET expires = ?, token = ? WHERE key = ? AND token = ? AND done = 0"
+    "UPDATE sns_claims SET held_until = ?, token = ? WHERE key = ? AND token = ? AND done = 0"
 )
+# The usual commit: this claim, still held, whose row already lasts the retention.
+_COMMIT_HELD: Final = (
+    "UPDATE sns_claims SET done = 1 WHERE key = ? AND token = ? AND done = 0 AND expires >= ?"
+)
+# Any other commit (the lease lapsed and another request took over, the app outlived the
+# lease, a row of an older version): done is done, whoever holds the claim now.
 _COMMIT: Final = """
 INSERT INTO sns_claims (key, done, expires, token) VALUES (?, 1, ?, ?)
-ON CONFLICT (key) DO UPDATE SET done = 1, expires = excluded.expires, token = excluded.token
+ON CONFLICT (key) DO UPDATE SET
+    done = 1, expires = excluded.expires, token = excluded.token, held_until = NULL
 """
 _RELEASE: Final = "DELETE FROM sns_claims WHERE key = ? AND token = ? AND done = 0"
 _PURGE: Final = (
     "DELETE FROM sns_claims WHERE key IN (SELECT key FROM sns_claims WHERE expires <= ? LIMIT ?)"
 )
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Create the table, or bring a file of an earlier version up to date (in place: its
+    rows keep working, and processes of that version can go on sharing the file)."""
+    connection.executescript(_SCHEMA)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(sns_claims)")}
+    if "held_until" in columns:
+        return
+    try:
+        connection.execute(_ADD_LEASE_COLUMN)
+    except sqlite3.OperationalError:  # another process added it first
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(sns_claims)")}
+        if "held_until" not in columns:
+            raise
+
+
+#: Every open store, so that a forked child (gunicorn ``--preload``, ``os.fork``) opens
+#: connections of its own: SQLite forbids using a connection across a fork.
+_STORES: Final[weakref.WeakSet[SQLiteDedupeStore]] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for store in list(_STORES):
+        store._local = threading.local()
+        store._connections = []  # the parent's: neither used nor closed here
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 class SQLiteDedupeStore:
@@ -106,9 +169,10 @@ class SQLiteDedupeStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._next_purge = 0.0
+        _STORES.add(self)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(_SCHEMA)  # fail at startup, not on an alert
+            _migrate(self._connection())  # fail at startup, not on an alert
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(
                 f"the de-duplication store {self.path} is unusable: {exc}"
@@ -145,31 +209,45 @@ class SQLiteDedupeStore:
         now = self._clock()
         connection = self._connection()
         token = new_token()  # unique across processes, and names this one
-        cursor = connection.execute(_CLAIM, (key, now + self._lease, token, now))
+        held_until = now + self._lease
+        cursor = connection.execute(
+            _CLAIM, (key, held_until + self._retention, token, held_until, now)
+        )
         if cursor.rowcount == 1:
-            self._maybe_purge(connection, now)
+            if now >= self._next_purge:
+                self._purge(connection, now)
             return Claim(key, ClaimState.CLAIMED, token)
         row = connection.execute(_STATE, (key,)).fetchone()
         if row is not None and row[0]:
             return Claim(key, ClaimState.DONE)
         # A row released between the two statements counts as held: SNS retries soon.
         if row is not None and holder_is_dead(row[1]):
-            taken = connection.execute(_TAKE_OVER, (now + self._lease, token, key, row[1]))
+            taken = connection.execute(_TAKE_OVER, (held_until, token, key, row[1]))
             if taken.rowcount == 1:
                 log.warning("took over the claim of a dead process message_id=%s", key)
                 return Claim(key, ClaimState.CLAIMED, token)
         return Claim(key, ClaimState.IN_PROGRESS)
 
     def commit(self, claim: Claim) -> None:
-        now = self._clock()
-        self._connection().execute(_COMMIT, (claim.key, now + self._retention, claim.token))
+        expires = self._clock() + self._retention
+        connection = self._connection()
+        held = connection.execute(_COMMIT_HELD, (claim.key, claim.token, expires))
+        if held.rowcount != 1:
+            connection.execute(_COMMIT, (claim.key, expires, claim.token))
 
     def release(self, claim: Claim) -> None:
         self._connection().execute(_RELEASE, (claim.key, claim.token))
 
     def record_effect(self, key: str, effect: str) -> None:
+        """Durable at once, also against a power cut (``synchronous=FULL`` for this one
+        statement): the effect (an email handed over) cannot be taken back."""
         now = self._clock()
-        self._connection().execute(_COMMIT, (effect_key(key, effect), now + self._retention, ""))
+        connection = self._connection()
+        connection.execute("PRAGMA synchronous=FULL")
+        try:
+            connection.execute(_COMMIT, (effect_key(key, effect), now + self._retention, ""))
+        finally:
+            connection.execute("PRAGMA synchronous=NORMAL")
 
     def effect_recorded(self, key: str, effect: str) -> bool:
         row = self._connection().execute(_STATE, (effect_key(key, effect),)).fetchone()
@@ -190,11 +268,12 @@ class SQLiteDedupeStore:
             return False
         return self.path.is_file()
 
-    def _maybe_purge(self, connection: sqlite3.Connection, now: float) -> None:
-        if now < self._next_purge:
-            return
+    def _purge(self, connection: sqlite3.Connection, now: float) -> None:
+        """Delete at most :data:`PURGE_BATCH` expired rows; come back at the next claim
+        while there are more, else after :data:`PURGE_INTERVAL_SECONDS`."""
         self._next_purge = now + PURGE_INTERVAL_SECONDS
-        connection.execute(_PURGE, (now, PURGE_BATCH))
+        if connection.execute(_PURGE, (now, PURGE_BATCH)).rowcount >= PURGE_BATCH:
+            self._next_purge = now
 
     def __len__(self) -> int:
         """Rows in the file, expired ones included until purged (for tests and metrics)."""

@@ -27,13 +27,12 @@ format), answered, and handed to the ``observer`` if one is set, as a frozen
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Unpack
-
-from webob import Request
 
 from .answers import NOSNIFF as NOSNIFF  # defined there, kept importable
 from .answers import PlainTextAnswer
@@ -89,6 +88,9 @@ _SNS_HEADERS: Final = (
 )
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
+#: Accepted deliveries are logged one by one at DEBUG; at INFO, at most one line this often,
+#: saying how many there were since the last (see :attr:`SnsMiddleware.delivered`).
+DELIVERY_SUMMARY_SECONDS: Final = 60.0
 
 #: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
 #: (its return value is ignored).
@@ -272,8 +274,11 @@ def _announce_emulator(verifier: SnsVerifier) -> str | None:
 
 def _request_path(environ: WSGIEnvironment) -> str | None:
     # PATH_INFO is latin-1 "bytes as str" (PEP 3333); paths are configured as real text.
+    path = environ.get("PATH_INFO", "")
+    if type(path) is str and path.isascii():
+        return path  # the same text in both readings (every SNS path there is)
     try:
-        return str(environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8")
+        return str(path).encode("latin-1").decode("utf-8")
     except UnicodeError:
         return None
 
@@ -392,6 +397,10 @@ class SnsMiddleware:
         )
         window = verifier.freshness_window
         self.ledger = DeliveryLedger(store_for_window(dedupe, window), retention=window)
+        self._deliveries = itertools.count(1)  # next() is atomic: no lock on the hot path
+        self._delivered = 0
+        self._summarised = 0
+        self._next_summary = 0.0  # the first delivery is logged at INFO
         # (topic, token) digests of subscriptions confirmed within the freshness window: a
         # replayed SubscriptionConfirmation (verified again in full) is answered without a
         # second ConfirmSubscription call. Per process and bounded, like the default store.
@@ -415,6 +424,12 @@ class SnsMiddleware:
     @draining.setter
     def draining(self, value: bool) -> None:
         self.ledger.draining = value
+
+    @property
+    def delivered(self) -> int:
+        """How many notifications the app has answered with 2xx since this middleware was
+        built (each is logged at DEBUG; an INFO line sums them up at most once a minute)."""
+        return self._delivered
 
     @property
     def in_flight(self) -> int:
@@ -667,21 +682,62 @@ class SnsMiddleware:
             status,
             headers,
             app_body,
-            logging.INFO,
-            f"delivered to the app ({status})",
+            *self._delivery_line(status, succeeded=succeeded),
             message,
         )
 
+    def _delivery_line(self, status: str, *, succeeded: bool) -> tuple[int, str]:
+        """The level and text of the line logging a delivery the app answered; counts it
+        (:attr:`delivered`) when the app accepted it.
+
+        Accepted deliveries are logged at DEBUG, and at INFO when one is the first for
+        :data:`DELIVERY_SUMMARY_SECONDS` (so a quiet server, a few alerts a day, still logs
+        each one), with how many came since the last such line. One INFO line per delivery
+        cost about as much as the rest of the middleware's own work (formatting, the
+        handler's lock, the write) on a busy server. The app's non-2xx answers (the claim is
+        released: SNS retries a 5xx, drops a 4xx) stay one INFO line each, like refusals."""
+        text = f"delivered to the app ({status})"
+        if not succeeded:
+            return logging.INFO, text
+        self._delivered = count = next(self._deliveries)
+        now = time.monotonic()
+        if now < self._next_summary:
+            return logging.DEBUG, text
+        self._next_summary = now + DELIVERY_SUMMARY_SECONDS
+        since, self._summarised = self._summarised, count
+        return (
+            logging.INFO,
+            f"{text}; {count - since} since the last such line, {count} since start",
+        )
+
     def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Run the app to completion: drain and close its iterable exactly once."""
-        status, headers, app_iter = Request(environ).call_application(self.app)
+        """Run the app to completion: drain and close its iterable exactly once.
+
+        PEP 3333's whole protocol, without WebOb's Request on the hot path: output given to
+        ``write()`` comes first, the iterable after it; ``start_response`` may be called
+        while iterating; an ``exc_info`` re-raises (the app failed: 500 ``app_error``)."""
+        started: list[Any] = []
+        output: list[bytes] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            if exc_info is not None:
+                raise exc_info[1].with_traceback(exc_info[2])
+            started[:] = (status, headers)
+            return output.append
+
+        app_iter = self.app(environ, start_response)
         try:
-            app_body = b"".join(app_iter)
+            output.extend(app_iter)
         finally:
             close = getattr(app_iter, "close", None)
             if close is not None:
                 close()
-        return status, list(headers), app_body
+        if not started:
+            raise RuntimeError("the app returned without calling start_response")
+        status, headers = started
+        return status, list(headers), b"".join(output)
 
 
 def filter_app_factory(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import configparser
 import errno
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ SERVER_OPTIONS: Final = {
     "host": to_text,
     "port": to_positive_int,
     "threads": to_positive_int,
+    "workers": to_positive_int,
     "development": to_bool,
     "dev_ca": to_text,
     "shutdown_timeout": to_duration,
@@ -127,6 +129,7 @@ INI_SERVER_OPTIONS: Final = (
     "host",
     "port",
     "threads",
+    "workers",
     "shutdown_timeout",
     "metrics_port",
     "metrics_host",
@@ -162,6 +165,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     threads: int = 4
+    #: processes (``serve --workers``, :mod:`snsmiddleware.prefork`); 1 serves in this one
+    workers: int = 1
     development: bool = False
     dev_ca: str | None = None
     #: how long in-flight deliveries may finish after SIGTERM (SNS's answer deadline)
@@ -586,13 +591,18 @@ def request_body_limit(app: object) -> int | None:
     return max(limits) + 1 if limits else None
 
 
-def make_server(assembly: Assembly) -> GracefulServer:
+def make_server(assembly: Assembly, **waitress_options: Any) -> GracefulServer:
     """The graceful waitress server for ``assembly`` (bound, not yet running).
 
-    A port that cannot be bound is a :class:`ConfigurationError` saying so in one line."""
+    ``waitress_options`` go to waitress; ``sockets=[...]`` serves on sockets already bound
+    (the workers of :mod:`snsmiddleware.prefork`) instead of ``host`` and ``port``. A port
+    that cannot be bound is a :class:`ConfigurationError` saying so in one line."""
     from . import graceful  # looked up at call time: tests stand in for the server
 
     settings = assembly.settings
+    where: dict[str, Any] = (
+        {} if "sockets" in waitress_options else {"host": settings.host, "port": settings.port}
+    )
     limits = {}
     if (limit := request_body_limit(assembly.app)) is not None:
         limits["max_request_body_size"] = limit
@@ -600,17 +610,18 @@ def make_server(assembly: Assembly) -> GracefulServer:
         return graceful.GracefulServer(
             front_door(assembly.app),
             timeout=settings.shutdown_timeout,
-            host=settings.host,
-            port=settings.port,
             threads=settings.threads,
+            **where,
             **limits,
             **proxy_options(settings),
+            **waitress_options,
         )
     except OSError as exc:
-        raise ConfigurationError(_bind_failure(exc, settings.host, settings.port)) from None
+        raise ConfigurationError(bind_failure(exc, settings.host, settings.port)) from None
 
 
-def _bind_failure(exc: OSError, host: str, port: int) -> str:
+def bind_failure(exc: OSError, host: str, port: int) -> str:
+    """One line on why ``host:port`` cannot be listened on, and what to do instead."""
     if exc.errno == errno.EADDRINUSE:
         return f"port {port} on {host} is in use; pick another with --port"
     if exc.errno == errno.EACCES:
@@ -736,3 +747,26 @@ def configure_logging(config: Path) -> bool:
     except (KeyError, ValueError, TypeError, ImportError, configparser.Error) as exc:
         raise ConfigurationError(f"the logging sections of {config}: {exc!r}") from None
     return True
+
+
+def make_app(config: str | None = None) -> WSGIApplication:
+    """The application ``snsmiddleware serve`` runs, for another WSGI server (a factory).
+
+    For gunicorn: ``gunicorn -w 2 'snsmiddleware.server:make_app()'`` (or
+    ``make_app("server.ini")``); settings come from the ``SNSMIDDLEWARE_*`` environment
+    variables (or the INI file), checked as ``serve`` checks them. Each worker process calls
+    it, after the fork, so each opens its own connection to the de-duplication store,
+    which the workers must share: the embedded default (SQLite, one host) or Redis. Server
+    settings (host, port, threads, workers) are the process manager's, not read here.
+    Development mode stays a ``serve --dev`` flag: it is never enabled here. The app is
+    behind the same :func:`front_door` (``/healthz``, ``/readyz``, 404 off the SNS paths).
+    ``metrics_port`` is refused: only ``serve`` runs the metrics server, and one per worker
+    could not share the port.
+    """
+    assembly = assemble({}, os.environ, Path(config) if config else None)
+    if assembly.settings.metrics_port is not None:
+        raise ConfigurationError(
+            "metrics_port is served by `snsmiddleware serve` (one process); under another "
+            "WSGI server leave it unset"
+        )
+    return front_door(assembly.app)

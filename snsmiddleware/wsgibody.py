@@ -35,8 +35,11 @@ def _read_chunk(stream: Any, size: int) -> bytes:
         raise MessageFormatError(
             "the request body could not be read", reason=Reason.BODY_INCOMPLETE
         ) from None
-    # A stream that returns more than asked for must not unbound the read.
-    return bytes(chunk[:size])
+    # A stream that returns more than asked for must not unbound the read; bytes as they
+    # are (the usual case) are not copied.
+    if len(chunk) > size:
+        chunk = chunk[:size]
+    return chunk if type(chunk) is bytes else bytes(chunk)
 
 
 def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
@@ -51,8 +54,17 @@ def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
         length = int(raw_length)
         if length > max_bytes:
             raise BodyTooLargeError(f"the body is larger than {max_bytes} bytes")
-        parts: list[bytes] = []
-        remaining = length
+        # One read of the whole (bounded) length: waitress and most servers hand it over
+        # at once; a stream that returns less is read on until the length is complete.
+        first = _read_chunk(stream, length) if length else b""
+        if len(first) == length:
+            return first
+        if not first:
+            raise MessageFormatError(
+                "the body is shorter than its Content-Length", reason=Reason.BODY_INCOMPLETE
+            )
+        parts: list[bytes] = [first]
+        remaining = length - len(first)
         while remaining:
             chunk = _read_chunk(stream, min(remaining, _CHUNK_BYTES))
             if not chunk:

@@ -82,13 +82,38 @@ def test_verifier_needs_no_webob() -> None:
 
 
 def test_the_webob_block_can_fail() -> None:
-    """The same block makes the WSGI names unavailable, so the test above proves something."""
+    """The same block makes the names built on WebOb unavailable (BudgetApp; the middleware
+    calls the app without WebOb since issue 17), so the test above proves something."""
     loaded = modules_after(
         _BLOCK_WEBOB + "try:\n"
-        "    from snsmiddleware import SnsMiddleware\n"
+        "    from snsmiddleware.budget_app import BudgetApp\n"
         "except ImportError:\n"
         "    pass\n"
         "else:\n"
-        "    raise SystemExit('SnsMiddleware imported without webob')\n"
+        "    raise SystemExit('BudgetApp imported without webob')\n"
+    )
+    assert "webob" not in loaded
+
+
+def test_the_middleware_needs_no_webob() -> None:
+    """SnsMiddleware plumbs the WSGI call itself: an app on any framework, no WebOb."""
+    loaded = modules_after(
+        _BLOCK_WEBOB + "from snsmiddleware import SnsMiddleware\n"
+        "from snsmiddleware.signer import MessageSigner\n"
+        "import io\n"
+        "signer = MessageSigner()\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [environ['wsgi.input'].read()]\n"
+        "sns = SnsMiddleware(app, paths=['/sns'], topics=[signer.topic_arn], confirm='url',\n"
+        "                    fetch_certificate=signer.fetch_certificate)\n"
+        "message = signer.notification('hello')\n"
+        "environ = {'REQUEST_METHOD': 'POST', 'PATH_INFO': '/sns',\n"
+        "           'wsgi.input': io.BytesIO(message.body),\n"
+        "           'CONTENT_LENGTH': str(len(message.body))}\n"
+        "for name, value in message.headers.items():\n"
+        "    environ['HTTP_' + name.upper().replace('-', '_')] = value\n"
+        "body = b''.join(sns(environ, lambda status, headers, exc_info=None: None))\n"
+        "assert body == message.body, body\n"
     )
     assert "webob" not in loaded

@@ -1,0 +1,466 @@
+"""Issue 17's figures: the product around the verify core, on the realistic corpus.
+
+Parts of ``benchmarks.run`` (``scripts/bench`` runs them all): ``realistic`` (verify,
+whole middleware with the memory and the SQLite store, the peer, against RSA verify),
+``sizes`` (1 KB / 64 KB / 256 KB), ``profile`` (per stage), ``serve`` (``snsmiddleware
+serve`` on its defaults over HTTP against bare waitress) and ``scaleout`` (two server
+processes against one, SQLite and Redis). Ratios are to baselines of the same run, in
+alternating rounds, medians.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import logging
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.corpus import PATH, TOPIC, Delivery, certificate_fetcher, realistic, rsa_verifier
+from snsmiddleware import SnsMiddleware, SnsVerifier
+from snsmiddleware.testing import MessageSigner, TestCA
+
+Report = Callable[..., None]
+
+
+def _app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"ok\n"]
+
+
+def _ok(status: str, headers: Any, exc_info: Any = None) -> None:
+    assert status.startswith("200"), status
+
+
+def serve_like_logging() -> None:
+    """INFO to a stream, formatted as ``snsmiddleware serve`` does (its default logging)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (process-long)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _middleware(ca: TestCA, dedupe: Any = None) -> SnsMiddleware:
+    verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=certificate_fetcher(ca))
+    return SnsMiddleware(_app, paths=[PATH], verifier=verifier, dedupe=dedupe, confirm="url")
+
+
+def _timed(run: Callable[[], int]) -> float:
+    started = time.perf_counter()
+    count = run()
+    return (time.perf_counter() - started) / count * 1e6
+
+
+def _contenders(
+    ca: TestCA, deliveries: list[Delivery], work: Path
+) -> dict[str, Callable[[], Callable[[], int]]]:
+    """name -> a set-up (untimed) returning the timed run (which returns its count)."""
+    rsa = rsa_verifier(ca)
+    verifier = SnsVerifier(topics=[TOPIC], fetch_certificate=certificate_fetcher(ca))
+    verifier.verify(deliveries[0].body, deliveries[0].headers)
+
+    def rsa_setup() -> Callable[[], int]:
+        return lambda: [rsa(d) for d in deliveries] and len(deliveries)
+
+    def verify_setup() -> Callable[[], int]:
+        return lambda: [verifier.verify(d.body, d.headers) for d in deliveries] and len(deliveries)
+
+    def middleware_setup(store: str) -> Callable[[], Callable[[], int]]:
+        def setup() -> Callable[[], int]:
+            dedupe: Any = None
+            if store == "sqlite":
+                from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+                dedupe = SQLiteDedupeStore(work / f"{time.monotonic_ns()}.sqlite3")
+            middleware = _middleware(ca, dedupe)
+            environs = [d.environ() for d in deliveries]
+
+            def run() -> int:
+                for environ in environs:
+                    b"".join(middleware(environ, _ok))
+                return len(environs)
+
+            return run
+
+        return setup
+
+    contenders = {
+        "rsa": rsa_setup,
+        "verify": verify_setup,
+        "middleware_memory": middleware_setup("memory"),
+        "middleware_sqlite": middleware_setup("sqlite"),
+    }
+    peer = _peer(ca, deliveries)
+    if peer is not None:
+        contenders["peer_aws_sns_verifier"] = peer
+    return contenders
+
+
+def _peer(ca: TestCA, deliveries: list[Delivery]) -> Callable[[], Callable[[], int]] | None:
+    """aws-sns-verifier (PyPI), on the messages it accepts (it refuses those without
+    Subject); its certificate step is given our key (it insists on an Amazon issuer)."""
+    try:
+        from aws_sns_verifier import validator
+    except ImportError:
+        print("realistic: aws-sns-verifier not installed (pip install -e .[bench])")
+        return None
+    key = ca.certificate.public_key()
+    validator._validate_certificate = lambda url: key  # type: ignore[attr-defined]
+    with_subject = [d.body for d in deliveries if b'"Subject"' in d.body]
+
+    def setup() -> Callable[[], int]:
+        def run() -> int:
+            for body in with_subject:
+                validator.validate_sns_signature(body, TOPIC, auto_confirm_subscription=False)
+            return len(with_subject)
+
+        return run
+
+    return setup
+
+
+def _alternate(
+    contenders: dict[str, Callable[[], Callable[[], int]]], rounds: int
+) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, setup in contenders.items():
+            samples[name].append(_timed(setup()))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def bench_realistic(report: Report, rounds: int = 7, count: int = 1000) -> None:
+    """Issue 17's table: µs per message and the ratio to RSA verify, same corpus."""
+    serve_like_logging()
+    work = Path(tempfile.mkdtemp(prefix="snsbench-realistic-"))
+    ca = TestCA()
+    deliveries = realistic(count, ca)
+    try:
+        medians = _alternate(_contenders(ca, deliveries, work), rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    targets = {"verify": 0.65, "middleware_memory": 0.55, "middleware_sqlite": 0.30}
+    for name, us in medians.items():
+        report(
+            f"realistic_{name}",
+            us_per_msg=us,
+            ratio_to_rsa=medians["rsa"] / us,
+            target=targets.get(name, "report"),
+        )
+
+
+def bench_sizes(report: Report, rounds: int = 5) -> None:
+    """Cost against message size, and what dominates at 256 KB."""
+    serve_like_logging()
+    ca = TestCA()
+    for size, count in ((1024, 500), (64 * 1024, 100), (256 * 1024, 40)):
+        deliveries = realistic(count, ca, body_bytes=size)
+        contenders = _contenders(ca, deliveries, Path(tempfile.gettempdir()))
+        contenders.pop("middleware_sqlite")
+        contenders.pop("peer_aws_sns_verifier", None)
+        medians = _alternate(contenders, rounds)
+        report(
+            f"size_{size // 1024}kb",
+            body_bytes=len(deliveries[0].body),
+            **{f"{name}_us": us for name, us in medians.items()},
+            middleware_ratio_to_rsa=medians["rsa"] / medians["middleware_memory"],
+        )
+        if size == 256 * 1024:
+            report("size_256kb_dominated_by", **_top_functions(ca, deliveries))
+
+
+def _top_functions(ca: TestCA, deliveries: list[Delivery], top: int = 5) -> dict[str, str]:
+    middleware = _middleware(ca)
+    environs = [d.environ() for d in deliveries]
+    profile = cProfile.Profile()
+    profile.enable()
+    for environ in environs:
+        b"".join(middleware(environ, _ok))
+    profile.disable()
+    stats = pstats.Stats(profile)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    ranked = sorted(stats.stats.items(), key=lambda item: -item[1][2])  # type: ignore[attr-defined]
+    return {
+        f"{index + 1}": f"{func[2]} ({Path(func[0]).name}) {row[2] / total:.0%}"
+        for index, (func, row) in enumerate(ranked[:top])
+    }
+
+
+#: stage -> (module file, function) whose cumulative time it is; RSA is cryptography's
+_STAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "read, path and headers": (
+        ("wsgibody.py", "read_body"),
+        ("middleware.py", "_request_path"),
+        ("middleware.py", "_sns_headers"),
+    ),
+    "parse (JSON, fields, timestamp)": (("message.py", "parse_message"),),
+    "signature check (string to sign, base64, RSA)": (("signing.py", "verify_signature"),),
+    "RSA verify alone": (),
+    "verify total (+ headers, policy, certificate)": (("verifier.py", "verify"),),
+    "dedupe claim": (("dedupe.py", "claim"),),
+    "dedupe commit": (("dedupe.py", "finish"),),
+    "app call": (("middleware.py", "_call_app"),),
+    "delivery log and counter": (("middleware.py", "_count_delivery"),),
+    "whole middleware": (("middleware.py", "__call__"),),
+}
+
+
+def bench_profile(report: Report, count: int = 1000) -> None:
+    """Where one delivery's time goes (cProfile, SQLite store, serve's logging)."""
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+    serve_like_logging()
+    work = Path(tempfile.mkdtemp(prefix="snsbench-profile-"))
+    ca = TestCA()
+    deliveries = realistic(count + 1, ca)
+    middleware = _middleware(ca, SQLiteDedupeStore(work / "profile.sqlite3"))
+    environs = [d.environ() for d in deliveries]
+    b"".join(middleware(environs[0], _ok))
+    profile = cProfile.Profile()
+    profile.enable()
+    for environ in environs[1:]:
+        b"".join(middleware(environ, _ok))
+    profile.disable()
+    shutil.rmtree(work, ignore_errors=True)
+    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    found: dict[str, float] = {}
+    for stage, places in _STAGES.items():
+        cumulative = 0.0
+        for (filename, _, function), row in stats.items():
+            if not places:  # the built-in method of cryptography's RSA public key
+                if "RSAPublicKey" in function and "verify" in function:
+                    cumulative += row[3]
+            elif any(
+                filename.endswith(f"snsmiddleware/{module}") and function == name
+                for module, name in places
+            ):
+                cumulative += row[3]
+        found[stage] = cumulative / count * 1e6
+    whole = found["whole middleware"] or 1.0
+    report(
+        "profile_per_stage",
+        **{stage: f"{us:.1f} us ({us / whole:.0%})" for stage, us in found.items()},
+        note="cProfile inflates every figure; read the shares",
+    )
+
+
+def bench_wal(report: Report, count: int = 1000) -> None:
+    """Bytes the SQLite store writes to its WAL per delivery (claim + commit): the kernel
+    work callgrind does not count; repeatable (automatic checkpoints off)."""
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+    work = Path(tempfile.mkdtemp(prefix="snsbench-wal-"))
+    try:
+        store = SQLiteDedupeStore(work / "wal.sqlite3")
+        store._connection().execute("PRAGMA wal_autocheckpoint=0")
+        for index in range(50):
+            store.commit(store.claim(f"warm-{index}"))
+        wal = work / "wal.sqlite3-wal"
+        before = wal.stat().st_size
+        for index in range(count):
+            store.commit(store.claim(f"{index:08x}-0000-4000-8000-000000000000"))
+        written = (wal.stat().st_size - before) / count
+        store.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report("sqlite_wal_per_delivery", bytes=written, pages=written / (4096 + 24))
+
+
+# --- over HTTP -------------------------------------------------------------------------
+
+
+def _wrk_bodies(path: Path, signer: MessageSigner, count: int, budget: bool) -> None:
+    from benchmarks.run import write_bodies
+    from snsmiddleware.devmode import sample_budget_alert
+
+    if budget:
+        messages = (
+            signer.notification(sample_budget_alert(f"Budget {i}")[1], Subject="AWS Budgets")
+            for i in range(count)
+        )
+    else:
+        messages = (signer.notification(f"m{i}") for i in range(count))
+    write_bodies(path, messages)
+
+
+def _wait_for_port(port: int, processes: list[subprocess.Popen[bytes]]) -> None:
+    import socket
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError(f"nothing serves port {port}") from None
+            time.sleep(0.05)
+
+
+def _serve_process(cwd: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "snsmiddleware", "serve", "--dev", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
+    process = subprocess.Popen(
+        [*command, *extra],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    _wait_for_port(port, [process])
+    time.sleep(1.0)  # the workers of --workers start after the supervisor binds
+    return process
+
+
+def bench_serve(report: Report, rounds: int = 3, seconds: int = 4) -> None:
+    """``snsmiddleware serve --dev`` on its defaults (BudgetApp, SQLite, file outbox with
+    fsync, INFO logging) against bare waitress, with distinct budget alerts."""
+    from benchmarks.run import ServerProcess, free_port, run_wrk
+    from snsmiddleware.devmode import load_or_create_dev_ca
+
+    if shutil.which("wrk") is None:
+        print("serve: skipped, wrk is not installed (scripts/bench installs it)")
+        return
+    work = Path(tempfile.mkdtemp(prefix="snsbench-serve-"))
+    ca = load_or_create_dev_ca(work / "template" / "var" / "dev-ca")
+    ca.save(work / "ca")
+    bodies = work / "bodies.tsv"
+    _wrk_bodies(bodies, MessageSigner(ca, topic_arn=TOPIC), 6000 * seconds // 4, budget=True)
+    variants: dict[str, tuple[str, ...] | None] = {
+        "bare": None,
+        "serve_defaults": (),
+        "serve_workers2": ("--workers", "2"),
+    }
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    try:
+        for index in range(rounds):
+            for name, extra in variants.items():
+                if extra is None:
+                    bare = ServerProcess("bare", work / "ca", work / "unused", 4)
+                    try:
+                        result = run_wrk(bare.port, bodies, seconds, 8)
+                    finally:
+                        bare.stop()
+                else:
+                    cwd = work / f"{name}-{index}"
+                    shutil.copytree(work / "template", cwd)
+                    port = free_port()
+                    process = _serve_process(cwd, port, *extra)
+                    try:
+                        result = run_wrk(port, bodies, seconds, 8)
+                    finally:
+                        process.terminate()
+                        process.wait(timeout=60)
+                results[name].append(result)
+                print(f"  serve round {index + 1} {name}: {result}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    bare_rps = statistics.median(r["rps"] for r in results["bare"])
+    for name in ("serve_defaults", "serve_workers2"):
+        rps = statistics.median(r["rps"] for r in results[name])
+        report(
+            f"http_{name}",
+            bare_rps=bare_rps,
+            measured_rps=rps,
+            ratio=rps / bare_rps,
+            p50_ms=statistics.median(r.get("p50_ms", 0.0) for r in results[name]),
+            p99_ms=statistics.median(r.get("p99_ms", 0.0) for r in results[name]),
+            non_2xx=statistics.median(r.get("non_2xx", 0.0) for r in results[name]),
+            target=0.5,
+        )
+
+
+def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
+    """Two middleware processes (trivial app, one port) against one, on a shared store."""
+    from benchmarks.run import _start_and_wait, free_port, run_wrk
+
+    if shutil.which("wrk") is None:
+        print("scaleout: skipped, wrk is not installed")
+        return
+    work = Path(tempfile.mkdtemp(prefix="snsbench-scaleout-"))
+    ca = TestCA()
+    ca.save(work / "ca")
+    bodies = work / "bodies.tsv"
+    _wrk_bodies(bodies, MessageSigner(ca, topic_arn=TOPIC), 25_000 * seconds // 4, budget=False)
+    redis: Any = None
+    stores = {"sqlite": lambda run: f"sqlite:{work / f'{run}.sqlite3'}"}
+    if shutil.which("redis-server"):
+        redis_port = free_port()
+        redis = _start_and_wait(
+            ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+            redis_port,
+            "redis-server",
+            {},
+        )
+        stores["redis"] = lambda run: f"redis://127.0.0.1:{redis_port}/{int(run[-1]) % 16}"
+    try:
+        for store, url_for in stores.items():
+            results: dict[int, list[float]] = {1: [], 2: []}
+            for index in range(rounds):
+                for processes in (1, 2):
+                    if redis is not None and store == "redis":
+                        subprocess.run(
+                            ["redis-cli", "-p", str(redis_port), "flushall"],
+                            capture_output=True,
+                            check=False,
+                        )
+                    port = free_port()
+                    env = {
+                        **os.environ,
+                        "BENCH_THREADS": "1",
+                        "BENCH_REUSEPORT": "1",
+                        "BENCH_DEDUPE": url_for(f"{processes}{index}"),
+                    }
+                    servers = [
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                "-m",
+                                "benchmarks.server",
+                                "sns",
+                                str(port),
+                                str(work / "ca"),
+                            ],
+                            cwd=Path(__file__).resolve().parent.parent,
+                            env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
+                        for _ in range(processes)
+                    ]
+                    try:
+                        _wait_for_port(port, servers)
+                        time.sleep(0.5)  # every process listening, not only the first
+                        result = run_wrk(port, bodies, seconds, 8)
+                    finally:
+                        for server in servers:
+                            server.terminate()
+                            server.wait(timeout=30)
+                    results[processes].append(result["rps"])
+                    print(
+                        f"  scaleout {store} round {index + 1} x{processes}: {result}", flush=True
+                    )
+            one, two = (statistics.median(results[n]) for n in (1, 2))
+            report(
+                f"scaleout_{store}",
+                one_process_rps=one,
+                two_processes_rps=two,
+                ratio=two / one,
+                target=1.6,
+            )
+    finally:
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
