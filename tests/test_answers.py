@@ -30,6 +30,7 @@ from snsmiddleware.errors import (
     MessageFormatError,
     MethodNotAllowedError,
     NotABudgetAlertError,
+    NotAnAnomalyAlertError,
     NotYetValidError,
     PolicyError,
     SignatureError,
@@ -115,6 +116,7 @@ def test_a_status_without_a_standard_phrase_keeps_its_number() -> None:
         (NotYetValidError("x"), 503, "not_yet_valid", []),
         (CertificateUnavailableError("x"), 503, "certificate_unavailable", []),
         (NotABudgetAlertError("x"), 422, "not_a_budget_alert", []),
+        (NotAnAnomalyAlertError("x"), 422, "not_an_anomaly_alert", []),
         (BudgetAdjustmentError("x"), 422, "budget_auto_adjustment", []),
         (MailUnavailableError("x"), 503, "mail_unavailable", []),
         (MailRejectedError("x"), 422, "mail_rejected", []),
@@ -142,8 +144,8 @@ def test_every_error_class_is_covered_above() -> None:
         "SnsError", "UnauthorizedError", "MethodNotAllowedError", "LengthRequiredError",
         "BodyTooLargeError", "MessageFormatError", "PolicyError", "CertificateError",
         "SignatureError", "ConfirmationRejectedError", "TransientError", "NotYetValidError",
-        "CertificateUnavailableError", "NotABudgetAlertError", "BudgetAdjustmentError",
-        "MailUnavailableError", "MailRejectedError",
+        "CertificateUnavailableError", "NotABudgetAlertError", "NotAnAnomalyAlertError",
+        "BudgetAdjustmentError", "MailUnavailableError", "MailRejectedError",
     }  # fmt: skip
     assert defined == covered
 

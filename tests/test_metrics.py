@@ -228,8 +228,15 @@ def test_metrics_settings_from_the_environment_and_their_defaults() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SNSMIDDLEWARE_LOG_FORMAT": "xml"}, "log_format: 'xml' is not one of plain, json"),
-        ({"SNSMIDDLEWARE_METRICS_PORT": "0"}, "metrics_port: '0' is not a positive whole"),
+        # An environment error names the variable (issue 15: the surface's own language).
+        (
+            {"SNSMIDDLEWARE_LOG_FORMAT": "xml"},
+            "SNSMIDDLEWARE_LOG_FORMAT=xml: 'xml' is not one of plain, json",
+        ),
+        (
+            {"SNSMIDDLEWARE_METRICS_PORT": "0"},
+            "SNSMIDDLEWARE_METRICS_PORT=0: '0' is not a positive",
+        ),
     ],
 )
 def test_serve_refuses_bad_metrics_and_log_settings(
