@@ -280,11 +280,19 @@ def bench_wal(report: Report, count: int = 1000) -> None:
 # --- over HTTP -------------------------------------------------------------------------
 
 
-def _wrk_bodies(path: Path, signer: MessageSigner, count: int, budget: bool) -> None:
+def _wrk_bodies(
+    path: Path, signer: MessageSigner, count: int, budget: bool, corpus: bool = False
+) -> None:
+    from benchmarks.corpus import text_of
     from benchmarks.run import write_bodies
     from snsmiddleware.devmode import sample_budget_alert
 
-    if budget:
+    if corpus:  # the issue's: about 1.5 KB of non-ASCII text, half with a Subject
+        messages = (
+            signer.notification(text_of(536, i), **({"Subject": "Équipe 🚨"} if i % 2 else {}))
+            for i in range(count)
+        )
+    elif budget:
         messages = (
             signer.notification(sample_budget_alert(f"Budget {i}")[1], Subject="AWS Budgets")
             for i in range(count)
@@ -325,7 +333,10 @@ def _serve_process(cwd: Path, port: int, *extra: str) -> subprocess.Popen[bytes]
 
 def bench_serve(report: Report, rounds: int = 3, seconds: int = 4) -> None:
     """``snsmiddleware serve --dev`` on its defaults (BudgetApp, SQLite, file outbox with
-    fsync, INFO logging) against bare waitress, with distinct budget alerts."""
+    fsync, INFO logging) against bare waitress, with two kinds of distinct bodies: budget
+    alerts (each one an email, synced to disk) and the issue's corpus (1.5 KB non-ASCII
+    notifications that are not alerts: BudgetApp answers 422 without writing anything, so
+    the figure is the server and middleware alone)."""
     from benchmarks.run import ServerProcess, free_port, run_wrk
     from snsmiddleware.devmode import load_or_create_dev_ca
 
@@ -335,50 +346,54 @@ def bench_serve(report: Report, rounds: int = 3, seconds: int = 4) -> None:
     work = Path(tempfile.mkdtemp(prefix="snsbench-serve-"))
     ca = load_or_create_dev_ca(work / "template" / "var" / "dev-ca")
     ca.save(work / "ca")
-    bodies = work / "bodies.tsv"
-    _wrk_bodies(bodies, MessageSigner(ca, topic_arn=TOPIC), 6000 * seconds // 4, budget=True)
+    signer = MessageSigner(ca, topic_arn=TOPIC)
+    kinds = {"alerts": work / "alerts.tsv", "issue_corpus": work / "corpus.tsv"}
+    _wrk_bodies(kinds["alerts"], signer, 6000 * seconds // 4, budget=True)
+    _wrk_bodies(kinds["issue_corpus"], signer, 25_000 * seconds // 4, budget=False, corpus=True)
     variants: dict[str, tuple[str, ...] | None] = {
         "bare": None,
         "serve_defaults": (),
         "serve_workers2": ("--workers", "2"),
     }
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
-    try:
-        for index in range(rounds):
-            for name, extra in variants.items():
-                if extra is None:
-                    bare = ServerProcess("bare", work / "ca", work / "unused", 4)
-                    try:
-                        result = run_wrk(bare.port, bodies, seconds, 8)
-                    finally:
-                        bare.stop()
-                else:
-                    cwd = work / f"{name}-{index}"
-                    shutil.copytree(work / "template", cwd)
-                    port = free_port()
-                    process = _serve_process(cwd, port, *extra)
-                    try:
-                        result = run_wrk(port, bodies, seconds, 8)
-                    finally:
-                        process.terminate()
-                        process.wait(timeout=60)
-                results[name].append(result)
-                print(f"  serve round {index + 1} {name}: {result}", flush=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    bare_rps = statistics.median(r["rps"] for r in results["bare"])
-    for name in ("serve_defaults", "serve_workers2"):
-        rps = statistics.median(r["rps"] for r in results[name])
-        report(
-            f"http_{name}",
-            bare_rps=bare_rps,
-            measured_rps=rps,
-            ratio=rps / bare_rps,
-            p50_ms=statistics.median(r.get("p50_ms", 0.0) for r in results[name]),
-            p99_ms=statistics.median(r.get("p99_ms", 0.0) for r in results[name]),
-            non_2xx=statistics.median(r.get("non_2xx", 0.0) for r in results[name]),
-            target=0.5,
-        )
+    for kind, bodies in kinds.items():
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        try:
+            for index in range(rounds):
+                for name, extra in variants.items():
+                    if extra is None:
+                        bare = ServerProcess("bare", work / "ca", work / "unused", 4)
+                        try:
+                            result = run_wrk(bare.port, bodies, seconds, 8)
+                        finally:
+                            bare.stop()
+                    else:
+                        cwd = work / f"{kind}-{name}-{index}"
+                        shutil.copytree(work / "template", cwd)
+                        port = free_port()
+                        process = _serve_process(cwd, port, *extra)
+                        try:
+                            result = run_wrk(port, bodies, seconds, 8)
+                        finally:
+                            process.terminate()
+                            process.wait(timeout=60)
+                    results[name].append(result)
+                    print(f"  serve {kind} round {index + 1} {name}: {result}", flush=True)
+        finally:
+            if kind == "issue_corpus":
+                shutil.rmtree(work, ignore_errors=True)
+        bare_rps = statistics.median(r["rps"] for r in results["bare"])
+        for name in ("serve_defaults", "serve_workers2"):
+            rps = statistics.median(r["rps"] for r in results[name])
+            report(
+                f"http_{name}_{kind}",
+                bare_rps=bare_rps,
+                measured_rps=rps,
+                ratio=rps / bare_rps,
+                p50_ms=statistics.median(r.get("p50_ms", 0.0) for r in results[name]),
+                p99_ms=statistics.median(r.get("p99_ms", 0.0) for r in results[name]),
+                non_2xx=statistics.median(r.get("non_2xx", 0.0) for r in results[name]),
+                target=0.5,
+            )
 
 
 def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
