@@ -10,6 +10,7 @@ alternating rounds, medians.
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import logging
 import os
@@ -27,6 +28,8 @@ from typing import Any
 from benchmarks.corpus import PATH, TOPIC, Delivery, certificate_fetcher, realistic, rsa_verifier
 from snsmiddleware import SnsMiddleware, SnsVerifier
 from snsmiddleware.testing import MessageSigner, TestCA
+from tests._net import wait_for_port
+from tests._redis_helpers import start_redis
 
 Report = Callable[..., None]
 
@@ -302,20 +305,6 @@ def _wrk_bodies(
     write_bodies(path, messages)
 
 
-def _wait_for_port(port: int, processes: list[subprocess.Popen[bytes]]) -> None:
-    import socket
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise RuntimeError(f"nothing serves port {port}") from None
-            time.sleep(0.05)
-
-
 def _serve_process(cwd: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "snsmiddleware", "serve", "--dev", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNSMIDDLEWARE_")}
@@ -326,7 +315,7 @@ def _serve_process(cwd: Path, port: int, *extra: str) -> subprocess.Popen[bytes]
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    _wait_for_port(port, [process])
+    wait_for_port(port, process, timeout=60)
     time.sleep(1.0)  # the workers of --workers start after the supervisor binds
     return process
 
@@ -398,7 +387,7 @@ def bench_serve(report: Report, rounds: int = 3, seconds: int = 4) -> None:
 
 def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
     """Two middleware processes (trivial app, one port) against one, on a shared store."""
-    from benchmarks.run import _start_and_wait, free_port, run_wrk
+    from benchmarks.run import free_port, run_wrk
 
     if shutil.which("wrk") is None:
         print("scaleout: skipped, wrk is not installed")
@@ -408,23 +397,19 @@ def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
     ca.save(work / "ca")
     bodies = work / "bodies.tsv"
     _wrk_bodies(bodies, MessageSigner(ca, topic_arn=TOPIC), 25_000 * seconds // 4, budget=False)
-    redis: Any = None
+    servers_to_stop = contextlib.ExitStack()
+    redis_port: int | None = None
     stores = {"sqlite": lambda run: f"sqlite:{work / f'{run}.sqlite3'}"}
-    if shutil.which("redis-server"):
-        redis_port = free_port()
-        redis = _start_and_wait(
-            ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
-            redis_port,
-            "redis-server",
-            {},
-        )
+    if shutil.which("redis-server"):  # the suite's own redis-server, stopped at the end
+        redis_url = servers_to_stop.enter_context(contextlib.contextmanager(start_redis)(work))
+        redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
         stores["redis"] = lambda run: f"redis://127.0.0.1:{redis_port}/{int(run[-1]) % 16}"
     try:
         for store, url_for in stores.items():
             results: dict[int, list[float]] = {1: [], 2: []}
             for index in range(rounds):
                 for processes in (1, 2):
-                    if redis is not None and store == "redis":
+                    if redis_port is not None and store == "redis":
                         subprocess.run(
                             ["redis-cli", "-p", str(redis_port), "flushall"],
                             capture_output=True,
@@ -455,7 +440,7 @@ def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
                         for _ in range(processes)
                     ]
                     try:
-                        _wait_for_port(port, servers)
+                        wait_for_port(port, servers, timeout=60)
                         time.sleep(0.5)  # every process listening, not only the first
                         result = run_wrk(port, bodies, seconds, 8)
                     finally:
@@ -475,7 +460,5 @@ def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
                 target=1.6,
             )
     finally:
-        if redis is not None:
-            redis.terminate()
-            redis.wait(timeout=10)
+        servers_to_stop.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -39,6 +39,7 @@ from snsmiddleware import SnsVerifier
 from snsmiddleware.dedupe import MemoryDedupeStore
 from snsmiddleware.signing import decode_signature, hash_for, string_to_sign
 from snsmiddleware.testing import MessageSigner, TestCA
+from tests._net import wait_for_port
 from tests._redis_helpers import start_redis
 
 HERE = Path(__file__).resolve().parent
@@ -352,16 +353,12 @@ def _start_and_wait(command: list[str], port: int, name: str, env: dict[str, str
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env}
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(f"{name} did not start") from None
-            time.sleep(0.05)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(f"{name} did not start") from None
+    return process
 
 
 def _store_factories(

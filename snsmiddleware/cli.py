@@ -632,8 +632,7 @@ def _add_listen_parser(commands: Any) -> None:
     listen_cmd.add_argument(
         "--forward-to", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080/sns/budgets"
     )
-    listen_cmd.add_argument("--region", help="AWS region (default: the topic's)")
-    listen_cmd.add_argument("--endpoint-url", metavar="URL", help="an SNS/SQS emulator")
+    _add_aws_arguments(listen_cmd)
     listen_cmd.add_argument(
         "--max-messages", type=int, metavar="N", help="stop after forwarding N messages"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
+import itertools
 import threading
 import time
 from typing import Protocol
@@ -25,17 +26,16 @@ def trickle(
     """Write ``head`` at once, then ``filler`` one byte every 20 ms for ``seconds`` (or until
     the server stops). A client hanging up ends it."""
     server: _StoppableServer = handler.server  # type: ignore[assignment]
-    started = time.monotonic()
+    ends = time.monotonic() + seconds
     try:
         handler.wfile.write(head)
         handler.wfile.flush()
-        while time.monotonic() - started < seconds and not server.stop.is_set():
-            for byte in filler:
-                handler.wfile.write(bytes([byte]))
-                handler.wfile.flush()
-                time.sleep(0.02)
-                if time.monotonic() - started >= seconds or server.stop.is_set():
-                    break
+        for byte in itertools.cycle(filler):
+            if time.monotonic() >= ends or server.stop.is_set():
+                break
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.02)
     except OSError:
         pass  # the client gave up: that is the point
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -26,18 +26,23 @@ def free_port() -> int:
 
 
 def wait_for_port(
-    port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+    port: int,
+    process: subprocess.Popen[Any] | Sequence[subprocess.Popen[Any]] | None = None,
+    timeout: float = 30,
 ) -> None:
-    """Return once something accepts connections on ``port``; raise if ``process`` exits
-    first or ``timeout`` seconds pass."""
+    """Return once something accepts connections on ``port``; raise if ``process`` (or any
+    of several) exits first or ``timeout`` seconds pass."""
+    processes = (
+        [] if process is None else [process] if not isinstance(process, Sequence) else process
+    )
     deadline = time.monotonic() + timeout
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"the server process exited ({process.returncode})") from None
+            if exited := [p for p in processes if p.poll() is not None]:
+                raise RuntimeError(f"the server process exited ({exited[0].returncode})") from None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nothing listens on port {port}") from None
             time.sleep(0.05)
