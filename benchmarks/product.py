@@ -265,7 +265,7 @@ def bench_wal(report: Report, count: int = 1000) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="snsbench-wal-"))
     try:
-        store = SQLiteDedupeStore(work / "wal.sqlite3")
+        store = SQLiteDedupeStore(work / "wal.sqlite3", checkpoint_interval=None)
         store._connection().execute("PRAGMA wal_autocheckpoint=0")
         for index in range(50):
             store.commit(store.claim(f"warm-{index}"))

@@ -19,16 +19,18 @@ rows, about a millisecond), one batch per claim while any are due, so the file d
 without limit and no request waits behind a long purge.
 
 Durability: WAL with ``synchronous=NORMAL``. Every statement is in the WAL (the operating
-system's page cache) before it returns, so a crash of the process loses nothing; a power
-cut (or a kernel crash) can lose the last transactions written since the WAL was last
-synced, never corrupt the file. What that can cost: claims (harmless: nobody holds them
-after a reboot) and commits of deliveries just processed. A lost commit matters only if SNS
-redelivers the message, which it does only when our 2xx did not reach it, the same case as
-a process dying just before its commit, which the contract already covers: the app runs
-again, and an app whose effect cannot be repeated checks its effect record first. Effect
-records are therefore written with ``synchronous=FULL`` (synced before
-:meth:`SQLiteDedupeStore.record_effect` returns, together with everything before them in
-the WAL); they are one per email, not one per delivery.
+system's page cache) before it returns, so a crash of the process loses nothing; a power cut
+(or a kernel crash) can lose the last transactions written since the WAL was last synced,
+never corrupt the file. The WAL is synced by each checkpoint, which a thread of the store
+runs every ``checkpoint_interval`` (0.2 s; :mod:`~snsmiddleware.sqlite_checkpoint`), off the
+request path, so that window is a fraction of a second. What that can cost: claims
+(harmless: nobody holds them after a reboot) and commits of deliveries just processed. A
+lost commit matters only if SNS redelivers the message, which it does only when our 2xx did
+not reach it, the same case as a process dying just before its commit, which the contract
+already covers: the app runs again, and an app whose effect cannot be repeated checks its
+effect record first. Effect records are therefore written with ``synchronous=FULL`` (synced
+before :meth:`SQLiteDedupeStore.record_effect` returns, together with everything before them
+in the WAL); they are one per email, not one per delivery.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from .dedupe import (
     new_token,
 )
 from .errors import ConfigurationError
+from .sqlite_checkpoint import DEFAULT_CHECKPOINT_INTERVAL, SAFETY_NET_FRAMES, WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,7 @@ def _forget_connections_after_fork() -> None:
     for store in list(_STORES):
         store._local = threading.local()
         store._connections = []  # the parent's: neither used nor closed here
+        store._checkpointer = None  # the parent's thread does not exist here
 
 
 os.register_at_fork(after_in_child=_forget_connections_after_fork)
@@ -149,6 +153,9 @@ class SQLiteDedupeStore:
     :param retention: how long a processed id is remembered.
     :param busy_timeout: how long to wait for another writer before failing.
     :param clock: wall-clock seconds (tests inject a fake one).
+    :param checkpoint_interval: how often a thread of this store checkpoints the WAL into
+        the database file (:mod:`~snsmiddleware.sqlite_checkpoint`); ``None`` leaves it to
+        SQLite's automatic checkpoint inside a request, every 1,000 pages.
     """
 
     def __init__(
@@ -159,8 +166,13 @@ class SQLiteDedupeStore:
         retention: timedelta = DEFAULT_RETENTION,
         busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        checkpoint_interval: timedelta | None = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
+        if checkpoint_interval is not None and checkpoint_interval <= timedelta(0):
+            raise ConfigurationError("checkpoint_interval must be positive (or None)")
         self.path = Path(path)
+        self._checkpoint_interval = checkpoint_interval
+        self._checkpointer: WalCheckpointer | None = None
         self._lease = lease.total_seconds()
         self._retention = retention.total_seconds()
         self._busy_timeout = busy_timeout.total_seconds()
@@ -200,12 +212,32 @@ class SQLiteDedupeStore:
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            if self._checkpoint_interval is not None:
+                connection.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_FRAMES}")
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
         return connection
 
+    def _start_checkpointer(self, interval: timedelta) -> None:
+        """Start this process's checkpointing thread, at its first claim (not when the store
+        is built: gunicorn ``--preload`` builds it before forking the workers)."""
+        with self._lock:
+            if self._checkpointer is None:
+                checkpointer = WalCheckpointer(self.path, interval)
+                weakref.finalize(self, checkpointer.stop, 0)
+                checkpointer.start()
+                self._checkpointer = checkpointer
+
+    @property
+    def checkpointer(self) -> WalCheckpointer | None:
+        """This process's checkpointing thread (``None`` before the first claim, after
+        :meth:`close`, or with ``checkpoint_interval=None``)."""
+        return self._checkpointer
+
     def claim(self, key: str) -> Claim:
+        if self._checkpointer is None and self._checkpoint_interval is not None:
+            self._start_checkpointer(self._checkpoint_interval)
         now = self._clock()
         connection = self._connection()
         token = new_token()  # unique across processes, and names this one
@@ -283,6 +315,9 @@ class SQLiteDedupeStore:
         """Close every connection this store opened (in any thread)."""
         with self._lock:
             connections, self._connections = self._connections, []
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         for connection in connections:
             connection.close()
         self._local = threading.local()
