@@ -462,3 +462,82 @@ def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
     finally:
         servers_to_stop.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _drive(
+    ca_dir: Path, deliveries: list[Delivery], dedupe_url: str, start: Any, done: Any
+) -> None:
+    """One worker process of ``scaleout_inprocess``: the whole middleware on its own slice
+    of the corpus, through the shared store, from the moment every worker is ready."""
+    from snsmiddleware.config import StoreSpec
+
+    serve_like_logging()
+    middleware = _middleware(TestCA.load(ca_dir), StoreSpec(dedupe_url))
+    b"".join(middleware(deliveries[0].environ(), _ok))  # certificate cached, store open
+    environs = [delivery.environ() for delivery in deliveries[1:]]
+    start.wait()
+    for environ in environs:
+        b"".join(middleware(environ, _ok))
+    done.put(len(environs))
+
+
+def bench_scaleout_inprocess(report: Report, rounds: int = 5, per_process: int = 3000) -> None:
+    """Two processes against one, each calling the whole middleware directly (no HTTP, no
+    load generator competing for the two cores) on distinct messages through one shared
+    durable store: whether the store lets a second process add a second core's worth."""
+    import multiprocessing
+
+    work = Path(tempfile.mkdtemp(prefix="snsbench-scaleout-inprocess-"))
+    ca = TestCA()
+    ca.save(work / "ca")
+    slices = [realistic(per_process + 1, ca) for _ in range(2)]
+    servers_to_stop = contextlib.ExitStack()
+    stores = {"sqlite": lambda run: f"sqlite:{work / f'{run}.sqlite3'}"}
+    if shutil.which("redis-server"):
+        redis_url = servers_to_stop.enter_context(contextlib.contextmanager(start_redis)(work))
+        base = redis_url.rsplit("/", 1)[0]
+        stores["redis"] = lambda run: f"{base}/{int(run) % 16}"
+    context = multiprocessing.get_context("fork")
+    try:
+        for store, url_for in stores.items():
+            results: dict[int, list[float]] = {1: [], 2: []}
+            for index in range(rounds):
+                for processes in (1, 2):
+                    url = url_for(f"{index}{processes}")
+                    if store == "redis":
+                        subprocess.run(
+                            ["redis-cli", "-u", url, "flushdb"], capture_output=True, check=False
+                        )
+                    start, done = context.Event(), context.Queue()
+                    workers = [
+                        context.Process(
+                            target=_drive, args=(work / "ca", slices[n], url, start, done)
+                        )
+                        for n in range(processes)
+                    ]
+                    for worker in workers:
+                        worker.start()
+                    time.sleep(2.0)  # every worker set up (imports, store, certificate)
+                    began = time.perf_counter()
+                    start.set()
+                    handled = sum(done.get(timeout=300) for _ in workers)
+                    elapsed = time.perf_counter() - began
+                    for worker in workers:
+                        worker.join(timeout=60)
+                    results[processes].append(handled / elapsed)
+                    print(
+                        f"  scaleout_inprocess {store} round {index + 1} x{processes}: "
+                        f"{handled / elapsed:,.0f} deliveries/s",
+                        flush=True,
+                    )
+            one, two = (statistics.median(results[n]) for n in (1, 2))
+            report(
+                f"scaleout_inprocess_{store}",
+                one_process_per_s=one,
+                two_processes_per_s=two,
+                ratio=two / one,
+                target=1.6,
+            )
+    finally:
+        servers_to_stop.close()
+        shutil.rmtree(work, ignore_errors=True)

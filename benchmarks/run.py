@@ -647,6 +647,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "instructions": bench_instructions,
     "serve": _product("serve"),
     "scaleout": _product("scaleout"),
+    "scaleout_inprocess": _product("scaleout_inprocess"),
 }
 
 
