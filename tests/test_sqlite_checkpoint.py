@@ -129,7 +129,7 @@ def test_the_thread_copies_commits_into_the_database_file_and_stops_with_close(
         lambda: _done_rows_in_database_file_alone(path, tmp_path) == 50,
         "the checkpointing thread to copy the 50 commits into the database file",
     )
-    assert checkpointer.rounds >= 1
+    _wait_for(lambda: checkpointer.rounds >= 1, "the round's count (after its checkpoint)")
     store.close()
     assert store.checkpointer is None
     assert not checkpointer.running
