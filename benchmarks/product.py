@@ -385,8 +385,22 @@ def bench_serve(report: Report, rounds: int = 3, seconds: int = 4) -> None:
             )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
-    """Two middleware processes (trivial app, one port) against one, on a shared store."""
+    """Two middleware processes (trivial app, one port) against one, on a shared store; with
+    the cores the servers and ``wrk`` used, since on two cores they compete for them."""
     from benchmarks.run import free_port, run_wrk
 
     if shutil.which("wrk") is None:
@@ -407,6 +421,7 @@ def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
     try:
         for store, url_for in stores.items():
             results: dict[int, list[float]] = {1: [], 2: []}
+            cores: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             for index in range(rounds):
                 for processes in (1, 2):
                     if redis_port is not None and store == "redis":
@@ -442,22 +457,35 @@ def bench_scaleout(report: Report, rounds: int = 3, seconds: int = 4) -> None:
                     try:
                         wait_for_port(port, servers, timeout=60)
                         time.sleep(0.5)  # every process listening, not only the first
+                        servers_before = sum(_cpu_seconds(server.pid) for server in servers)
+                        wrk_before = _children_cpu_seconds()
                         result = run_wrk(port, bodies, seconds, 8)
+                        wrk_cores = (_children_cpu_seconds() - wrk_before) / seconds
+                        servers_used = sum(_cpu_seconds(server.pid) for server in servers)
+                        server_cores = (servers_used - servers_before) / seconds
                     finally:
                         for server in servers:
                             server.terminate()
                             server.wait(timeout=30)
                     results[processes].append(result["rps"])
+                    cores[processes].append((server_cores, wrk_cores))
                     print(
-                        f"  scaleout {store} round {index + 1} x{processes}: {result}", flush=True
+                        f"  scaleout {store} round {index + 1} x{processes}: {result}, "
+                        f"servers used {server_cores:.2f} cores, wrk {wrk_cores:.2f}",
+                        flush=True,
                     )
             one, two = (statistics.median(results[n]) for n in (1, 2))
+            used = {n: [statistics.median(c[i] for c in cores[n]) for i in (0, 1)] for n in (1, 2)}
             report(
                 f"scaleout_{store}",
                 one_process_rps=one,
                 two_processes_rps=two,
                 ratio=two / one,
                 target=1.6,
+                server_cores_one=used[1][0],
+                server_cores_two=used[2][0],
+                wrk_cores_two=used[2][1],
+                per_server_core_ratio=(two / used[2][0]) / (one / used[1][0]),
             )
     finally:
         servers_to_stop.close()

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from snsmiddleware.dedupe import ClaimState, holder_is_dead, new_token
 from snsmiddleware.dedupe_sqlite import PURGE_BATCH, PURGE_INTERVAL_SECONDS, SQLiteDedupeStore
@@ -201,4 +205,77 @@ def test_a_store_opened_before_a_fork_opens_its_own_connection_in_the_child(
     assert answer == b"1"
     assert store._connection() is inherited  # the parent's own is untouched
     assert store.claim("child").state is ClaimState.DONE
+    store.close()
+
+
+def _hold_write_lock(path: Path, seconds: float) -> threading.Thread:
+    """Another connection (another process's, as far as SQLite can tell) holds the write
+    lock for ``seconds``, from a thread; returns once the lock is held."""
+    holding = threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        holding.set()
+        time.sleep(seconds)
+        other.execute("ROLLBACK")
+        other.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait()
+    return thread
+
+
+def test_a_claim_waits_for_another_writer_and_then_takes_the_id(tmp_path: Path) -> None:
+    store = SQLiteDedupeStore(tmp_path / "d.sqlite3")
+    store.commit(store.claim("warm"))
+    holder = _hold_write_lock(tmp_path / "d.sqlite3", 0.3)
+    claim = store.claim("waited")  # busy for 0.3 s: retried in short pauses, not refused
+    holder.join()
+    assert claim.state is ClaimState.CLAIMED
+    store.commit(claim)
+    assert store.claim("waited").state is ClaimState.DONE
+    store.close()
+
+
+def test_a_claim_gives_up_once_the_busy_timeout_has_passed(tmp_path: Path) -> None:
+    store = SQLiteDedupeStore(tmp_path / "d.sqlite3", busy_timeout=timedelta(milliseconds=100))
+    holder = _hold_write_lock(tmp_path / "d.sqlite3", 1.0)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.claim("too-late")  # the middleware answers 503: SNS retries
+    finally:
+        holder.join()
+    assert store.claim("too-late").state is ClaimState.CLAIMED  # nothing was written
+    store.close()
+
+
+def test_two_processes_claiming_one_file_at_once_lose_nothing_to_collisions(
+    tmp_path: Path,
+) -> None:
+    """Every claim + commit of two writers on one file succeeds, each id claimed once."""
+    path = tmp_path / "d.sqlite3"
+    SQLiteDedupeStore(path).close()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            child = SQLiteDedupeStore(path)
+            for index in range(400):
+                child.commit(child.claim(f"shared-{index}"))
+            code = 0
+        finally:
+            os._exit(code)
+    store = SQLiteDedupeStore(path)
+    won = 0
+    for index in range(400):
+        claim = store.claim(f"shared-{index}")
+        if claim.state is ClaimState.CLAIMED:
+            won += 1
+            store.commit(claim)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # no claim of the child failed either
+    assert all(store.claim(f"shared-{i}").state is ClaimState.DONE for i in range(400))
+    assert 0 < won <= 400
     store.close()
