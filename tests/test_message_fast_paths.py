@@ -282,3 +282,40 @@ def test_header_values_that_are_not_plain_strings(value: Any, ok: bool) -> None:
         with pytest.raises(MessageFormatError) as caught:
             sns_headers(headers)
         assert caught.value.reason == "header_mismatch"
+
+
+def test_header_names_are_read_alike_the_first_time_and_after() -> None:
+    spellings = ["X-Amz-Sns-Message-Id", "x-amz-sns-message-id", "X-AMZ-SNS-MESSAGE-ID"]
+    for _ in range(2):  # names already seen are looked up, not lowered again
+        for spelling in spellings:
+            assert sns_headers({spelling: MESSAGE_ID, "Host": "example"}) == {
+                "x-amz-sns-message-id": MESSAGE_ID
+            }
+        with pytest.raises(MessageFormatError) as caught:
+            sns_headers({spellings[0]: MESSAGE_ID, spellings[2]: "other"})
+        assert caught.value.reason == "header_mismatch"
+
+
+def test_many_distinct_header_names_do_not_hide_the_sns_ones() -> None:
+    for index in range(3000):
+        headers: dict[Any, str] = {
+            f"X-Custom-{index}": "v",
+            "X-Amz-Sns-Topic-Arn": TOPIC,
+            index: "not a name",
+        }
+        assert sns_headers(headers) == {"x-amz-sns-topic-arn": TOPIC}
+
+
+class _ShoutingName(str):
+    """A str subclass with its own lower(): read through its own method, as before."""
+
+    __slots__ = ()
+
+    def lower(self) -> str:
+        return "x-amz-sns-message-type"
+
+
+def test_a_str_subclass_name_is_lowered_by_its_own_method() -> None:
+    headers: dict[str, str] = {_ShoutingName("Anything"): "Notification"}
+    assert sns_headers(headers) == {"x-amz-sns-message-type": "Notification"}
+    assert sns_headers({"Anything": "Notification"}) == {}
