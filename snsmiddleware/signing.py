@@ -104,7 +104,7 @@ def verify_signature(public_key: rsa.RSAPublicKey, message: SnsMessage) -> None:
             signature,
             string_to_sign(message),
             _PADDING,
-            hash_for(message.signature_version),
+            _HASHES[message.signature_version],  # hash_for, without a call per message
         )
     except InvalidSignature:
         raise SignatureError(
