@@ -75,15 +75,26 @@ _REQUIRED_FIELDS: Final[dict[str, frozenset[str]]] = {
 
 # SNS message ids are UUIDs; allow a little more, but nothing that could smuggle control
 # characters or separators into a store key or a log line.
-_MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MESSAGE_ID_GRAMMAR: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_MESSAGE_ID: Final = re.compile(_MESSAGE_ID_GRAMMAR)
 # Unicode's control characters (C0, DEL, C1), line breaks included.
 _CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # ISO 8601 as SNS writes it: UTC with a "Z", milliseconds (fraction optional for leniency
 # towards emulators, but nothing else: no offsets, no spaces).
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z", re.ASCII)
+# (Spelt out digit by digit: sre matches that faster than \d{4}.)
+_TIMESTAMP_GRAMMAR: Final = (
+    r"[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    r"(?:\.[0-9]{1,9})?Z"
+)
+_TIMESTAMP: Final = re.compile(_TIMESTAMP_GRAMMAR)
+# Both at once, as "<MessageId>\n<Timestamp>": one regex call per message instead of two.
+# Neither grammar admits a line break, so this matches exactly when each part matches its own.
+_MESSAGE_ID_AND_TIMESTAMP: Final = re.compile(f"{_MESSAGE_ID_GRAMMAR}\n{_TIMESTAMP_GRAMMAR}")
 
 
 _NO_ATTRIBUTES: Final[Mapping[str, MessageAttribute]] = MappingProxyType({})
+#: Marks an absent ``MessageAttributes`` (``null`` is a present, bad value).
+_ABSENT: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +180,11 @@ def parse_timestamp(value: str) -> datetime:
             "Timestamp is not an ISO 8601 UTC time like 2024-01-31T12:00:00.000Z",
             reason=Reason.BAD_TIMESTAMP,
         )
+    return _parse_timestamp_of_the_grammar(value)
+
+
+def _parse_timestamp_of_the_grammar(value: str) -> datetime:
+    """:func:`parse_timestamp` of a ``value`` that matches ``_TIMESTAMP`` already."""
     try:
         return datetime.fromisoformat(value)
     except ValueError:
@@ -186,17 +202,27 @@ def _refuse_lone_surrogate(text: str) -> None:
         ) from None
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build one JSON object, refusing repeated keys (two parsers could read two messages).
+
+    Alone, it is the hook for documents that cannot hold a surrogate, almost every genuine
+    one: the per-string check of :func:`_object_from_pairs` costs more than the scan."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MessageFormatError("the JSON object repeats a key", reason=Reason.DUPLICATE_KEY)
+    return result
+
+
 def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build one JSON object, refusing repeated keys and unpaired surrogates.
 
     Every object of the document passes here, so its keys and string values are all the
     strings that can reach a message (strings inside arrays are refused later as bad
     fields). An ASCII string holds no surrogate: only non-ASCII ones are encoded to check.
+    Used only for documents that may hold a surrogate escape (see :func:`_may_hold_surrogate`).
     """
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise MessageFormatError("the JSON object repeats a key", reason=Reason.DUPLICATE_KEY)
-    for key, value in pairs:  # inline: this runs for every message
+    result = _unique_keys(pairs)
+    for key, value in pairs:
         if not key.isascii():
             _refuse_lone_surrogate(key)
         if type(value) is str and not value.isascii():
@@ -204,31 +230,53 @@ def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# A JSON escape of a surrogate code point: "\u" and D800-DFFF, hex digits in either case.
+# It also matches an escaped backslash followed by the letters "ud8..": a false alarm that
+# only sends the document down the slower path, which checks the decoded strings themselves.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _may_hold_surrogate(text: str) -> bool:
+    """False only if no string of this JSON text can decode to a surrogate.
+
+    The strict UTF-8 decode refuses encoded surrogates, so the only way one can reach a
+    decoded string is a ``\\uD800``-``\\uDFFF`` escape. Most messages hold no backslash at
+    all (a quick search); the others are searched from their first backslash on. The
+    per-string encode this avoids costs more than both, as it runs over the whole Message.
+    """
+    first = text.find("\\")
+    return first >= 0 and _SURROGATE_ESCAPE.search(text, first) is not None
+
+
 def _reject_constant(name: str) -> None:
     raise MessageFormatError(f"JSON constant {name} is not allowed", reason=Reason.INVALID_JSON)
+
+
+def _scanner(object_pairs_hook: Callable[[list[tuple[str, Any]]], dict[str, Any]]) -> Any:
+    decoder = json.JSONDecoder(object_pairs_hook=object_pairs_hook, parse_constant=_reject_constant)
+    return make_scanner(cast(Any, decoder))
 
 
 # Built once: json.loads() with hooks would build a new decoder for every message.
 # The C scanner is called directly: JSONDecoder.decode() adds only Python-level whitespace
 # handling around it, redone here with JSON's own four whitespace characters.
-_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = make_scanner(
-    cast(
-        Any,
-        json.JSONDecoder(object_pairs_hook=_object_from_pairs, parse_constant=_reject_constant),
-    )
-)
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _scanner(_object_from_pairs)
+#: The same scanner for text that holds no surrogate escape: duplicate keys are still refused.
+_SCAN_WITHOUT_SURROGATES: Final[Callable[[str, int], tuple[Any, int]]] = _scanner(_unique_keys)
 _JSON_WHITESPACE: Final = " \t\n\r"
 
 
 def _decode_document(body: bytes) -> dict[str, Any]:
     try:
-        text = body.decode("utf-8")
+        text = body.decode()  # UTF-8, strict (naming the codec costs a look-up per call)
     except UnicodeDecodeError:
         raise MessageFormatError("the body is not UTF-8", reason=Reason.BAD_ENCODING) from None
     try:
-        start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
-        document, end = _SCAN(text, start)
-        if text[end:].strip(_JSON_WHITESPACE):
+        # Bodies start with "{" and end with "}": whitespace is stripped only when present.
+        start = 0 if text[:1] == "{" else len(text) - len(text.lstrip(_JSON_WHITESPACE))
+        scan = _SCAN if _may_hold_surrogate(text) else _SCAN_WITHOUT_SURROGATES
+        document, end = scan(text, start)
+        if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
             raise ValueError("extra data after the JSON value")
     except MessageFormatError:
         raise
@@ -303,8 +351,7 @@ def parse_message(body: bytes) -> SnsMessage:
     document = _decode_document(body)
     if "SigningCertUrl" in document or "UnsubscribeUrl" in document:
         _accept_lambda_spelling(document)
-    has_attributes = "MessageAttributes" in document
-    attributes_value = document.pop("MessageAttributes", None)
+    attributes_value = document.pop("MessageAttributes", _ABSENT)
     for key, value in document.items():
         if type(value) is not str:
             raise MessageFormatError(
@@ -316,46 +363,56 @@ def parse_message(body: bytes) -> SnsMessage:
     required = _REQUIRED_FIELDS.get(message_type)  # type: ignore[arg-type]
     if required is None:
         raise MessageFormatError("Type is not an SNS message type", reason=Reason.UNKNOWN_TYPE)
-    if not fields.keys() >= required:
+    try:  # reading the required fields is their presence check (KeyError: one is missing)
+        values: dict[str, Any] = {
+            "type": message_type,
+            "message_id": fields["MessageId"],
+            "topic_arn": fields["TopicArn"],
+            "message": fields["Message"],
+            "timestamp": fields["Timestamp"],
+            "signature_version": fields["SignatureVersion"],
+            "signature": fields["Signature"],
+            "signing_cert_url": fields["SigningCertURL"],
+            "sent_at": None,  # parsed below, after the checks that come first
+            "fields": MappingProxyType(fields),
+        }
+        if message_type != NOTIFICATION:
+            values["token"] = fields["Token"]
+            values["subscribe_url"] = fields["SubscribeURL"]
+    except KeyError:
         missing = sorted(required - fields.keys(), key=_COMMON_FIELDS_ORDER.index)
         raise MessageFormatError(
             f"{message_type} lacks required field(s): {', '.join(missing)}",
             reason=Reason.MISSING_FIELD,
-        )
-    if _MESSAGE_ID.fullmatch(fields["MessageId"]) is None:
+        ) from None
+    timestamp = values["timestamp"]
+    usual = _MESSAGE_ID_AND_TIMESTAMP.fullmatch(f"{values['message_id']}\n{timestamp}")
+    if usual is None and _MESSAGE_ID.fullmatch(values["message_id"]) is None:
         raise MessageFormatError("MessageId is not a plain identifier", reason=Reason.BAD_FIELD)
-    _check_single_line(
-        fields, ("Subject",) if message_type == NOTIFICATION else _CONFIRMATION_FIELDS
-    )
-    if has_attributes and message_type != NOTIFICATION:
-        raise MessageFormatError(
-            "MessageAttributes only belongs in a Notification", reason=Reason.BAD_FIELD
-        )
-
-    common: dict[str, Any] = {
-        "type": message_type,
-        "message_id": fields["MessageId"],
-        "topic_arn": fields["TopicArn"],
-        "message": fields["Message"],
-        "timestamp": fields["Timestamp"],
-        "signature_version": fields["SignatureVersion"],
-        "signature": fields["Signature"],
-        "signing_cert_url": fields["SigningCertURL"],
-        "sent_at": parse_timestamp(fields["Timestamp"]),
-        "fields": MappingProxyType(fields),
-    }
     if message_type == NOTIFICATION:
-        common["subject"] = fields.get("Subject")
-        common["unsubscribe_url"] = fields.get("UnsubscribeURL")
-        common["message_attributes"] = (
-            _parse_attributes(attributes_value) if has_attributes else _NO_ATTRIBUTES
+        subject = fields.get("Subject")
+        # isprintable() is False for every control character: the full check only then.
+        if subject is not None and not subject.isprintable():
+            _check_single_line(fields, ("Subject",))
+    else:
+        _check_single_line(fields, _CONFIRMATION_FIELDS)
+        if attributes_value is not _ABSENT:
+            raise MessageFormatError(
+                "MessageAttributes only belongs in a Notification", reason=Reason.BAD_FIELD
+            )
+    values["sent_at"] = (
+        parse_timestamp(timestamp) if usual is None else _parse_timestamp_of_the_grammar(timestamp)
+    )
+    if message_type == NOTIFICATION:
+        values["subject"] = subject
+        values["unsubscribe_url"] = fields.get("UnsubscribeURL")
+        values["message_attributes"] = (
+            _NO_ATTRIBUTES if attributes_value is _ABSENT else _parse_attributes(attributes_value)
         )
-        return _construct(Notification, common)
-    common["token"] = fields["Token"]
-    common["subscribe_url"] = fields["SubscribeURL"]
+        return _construct(Notification, values)
     if message_type == SUBSCRIPTION_CONFIRMATION:
-        return _construct(SubscriptionConfirmation, common)
-    return _construct(UnsubscribeConfirmation, common)
+        return _construct(SubscriptionConfirmation, values)
+    return _construct(UnsubscribeConfirmation, values)
 
 
 def _check_single_line(fields: Mapping[str, str], names: tuple[str, ...]) -> None:
@@ -399,6 +456,12 @@ def check_headers(message: SnsMessage, headers: Mapping[str, str]) -> None:
 
     :param headers: lower-case header names to values (see :func:`sns_headers`).
     """
+    if (
+        headers.get("x-amz-sns-message-type") == message.type
+        and headers.get("x-amz-sns-message-id") == message.message_id
+        and headers.get("x-amz-sns-topic-arn") == message.topic_arn
+    ):
+        return  # the usual case, all three present and agreeing: nothing to note or refuse
     for header, value in (
         ("x-amz-sns-message-type", message.type),
         ("x-amz-sns-message-id", message.message_id),
@@ -435,21 +498,18 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     """
     found: dict[str, str] = {}
     for name, value in headers.items():
-        if not isinstance(name, str):
+        if type(name) is str:
+            lower = _SNS_NAME_OF.get(name)
+            if lower is None:
+                lower = _sns_name(name)
+        elif isinstance(name, str):
+            lower = _sns_name(name)
+        else:
             continue
-        lower = name.lower()
-        if lower not in SNS_HEADER_NAMES:
+        if not lower:
             continue
-        if (
-            isinstance(value, list | tuple)
-            and all(isinstance(item, str) for item in value)
-            and len(set(value)) == 1
-        ):
-            value = value[0]  # API Gateway's multiValueHeaders: one value, in a list
-        if not isinstance(value, str):
-            raise MessageFormatError(
-                f"the {lower} header is not one string", reason=Reason.HEADER_MISMATCH
-            )
+        if type(value) is not str:  # the usual plain string skips the other shapes' checks
+            value = _one_header_value(lower, value)
         if found.setdefault(lower, value) != value:
             raise MessageFormatError(
                 f"the {lower} header is given twice with different values",
@@ -458,9 +518,42 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
+#: Header names seen before -> their SNS header name, or "" for another header. A look-up
+#: (the hash of a dict key is known already) costs less than lowering and hashing each name
+#: of each request. Plain strings only; cleared when full, so odd names cannot grow it.
+_SNS_NAME_OF: Final[dict[str, str]] = {}
+_SNS_NAME_ENTRIES: Final = 1024
+
+
+def _sns_name(name: str) -> str:
+    lower = name.lower()
+    sns_name = lower if lower in SNS_HEADER_NAMES else ""
+    if type(name) is str:
+        if len(_SNS_NAME_OF) >= _SNS_NAME_ENTRIES:
+            _SNS_NAME_OF.clear()
+        _SNS_NAME_OF[name] = sns_name
+    return sns_name
+
+
+def _one_header_value(name: str, value: Any) -> str:
+    """The one string of a header value that is not a plain ``str``, or 400."""
+    if (
+        isinstance(value, list | tuple)
+        and all(isinstance(item, str) for item in value)
+        and len(set(value)) == 1
+    ):
+        value = value[0]  # API Gateway's multiValueHeaders: one value, in a list
+    if not isinstance(value, str):
+        raise MessageFormatError(
+            f"the {name} header is not one string", reason=Reason.HEADER_MISMATCH
+        )
+    return value
+
+
 def check_not_raw(headers: Mapping[str, str]) -> None:
     """Refuse raw message delivery: the body is the bare payload, with nothing to verify."""
-    if headers.get("x-amz-sns-rawdelivery", "").strip().lower() == "true":
+    raw = headers.get("x-amz-sns-rawdelivery", "")
+    if raw != "" and raw.strip().lower() == "true":  # usually absent: nothing to normalize
         raise MessageFormatError(
             "raw message delivery cannot be verified; turn RawMessageDelivery off for this "
             "subscription",

@@ -31,6 +31,7 @@ from .policy import (
     SIGNATURE_VERSIONS,
     EmulatorEndpoint,
     TopicAllowlist,
+    TopicArn,
     accepted_signature_versions,
     certificate_url,
     check_freshness,
@@ -42,6 +43,9 @@ from .reasons import Reason
 from .signing import verify_signature
 
 Clock = Callable[[], datetime]
+
+#: (TopicArn, SigningCertURL) pairs whose checks passed, remembered per verifier.
+_LOCATION_ENTRIES = 256
 
 
 def utc_now() -> datetime:
@@ -130,6 +134,7 @@ class SnsVerifier:
         clock: Clock = utc_now,
         emulator: str | None = None,
     ) -> None:
+        self._locations: dict[tuple[str, str], tuple[TopicArn, str]] = {}
         self.emulator = EmulatorEndpoint(emulator) if emulator is not None else None
         self.topics = TopicAllowlist(topics)
         self.signature_versions = frozenset(signature_versions)
@@ -139,7 +144,7 @@ class SnsVerifier:
             raise ConfigurationError("max_age must be positive and clock_skew not negative")
         if certificates is not None and fetch_certificate is not None:
             raise ConfigurationError("give either certificates or fetch_certificate, not both")
-        self.max_age = max_age
+        self._max_age = max_age
         self.clock_skew = clock_skew
         self.certificates = (
             certificates
@@ -147,6 +152,48 @@ class SnsVerifier:
             else CertificateStore(fetch_certificate, check_names=self.emulator is None)
         )
         self.clock = clock
+
+    @property
+    def topics(self) -> TopicAllowlist:
+        """The TopicArns this verifier accepts."""
+        return self._topics
+
+    @topics.setter
+    def topics(self, topics: TopicAllowlist) -> None:
+        self._topics = topics
+        self._locations = {}  # validated against the previous allowlist
+
+    @property
+    def emulator(self) -> EmulatorEndpoint | None:
+        """The emulator whose URLs are trusted instead of AWS's, if any."""
+        return self._emulator
+
+    @emulator.setter
+    def emulator(self, emulator: EmulatorEndpoint | None) -> None:
+        self._emulator = emulator
+        self._locations = {}  # validated for the previous endpoint
+
+    @property
+    def max_age(self) -> timedelta:
+        """How old a Timestamp may be."""
+        return self._max_age
+
+    @max_age.setter
+    def max_age(self, max_age: timedelta) -> None:
+        self._max_age = max_age
+        self._oldest = max_age + self._clock_skew
+
+    @property
+    def clock_skew(self) -> timedelta:
+        """The allowance for clock differences, both ways."""
+        return self._clock_skew
+
+    @clock_skew.setter
+    def clock_skew(self, clock_skew: timedelta) -> None:
+        self._clock_skew = clock_skew
+        # The ages a fresh message can have, for the in-line check of verify_message.
+        self._youngest = -clock_skew
+        self._oldest = self._max_age + clock_skew
 
     @property
     def freshness_window(self) -> timedelta:
@@ -209,20 +256,44 @@ class SnsVerifier:
 
     def verify_message(self, message: SnsMessage) -> SnsMessage:
         """Run the policy, certificate and signature checks on a parsed message."""
-        topic = self.topics.check(message.topic_arn)
-        check_signature_version(message.signature_version, self.signature_versions)
-        if self.emulator is not None:
-            cert_url = self.emulator.certificate_url(message.signing_cert_url)
-        else:
-            cert_url = certificate_url(message.signing_cert_url, topic)
+        key = (message.topic_arn, message.signing_cert_url)
+        location = self._locations.get(key)
+        if location is None:
+            topic = self.topics.check(message.topic_arn)
+            check_signature_version(message.signature_version, self.signature_versions)
+            location = self._remember_location(key, topic, message.signing_cert_url)
+        elif message.signature_version not in self.signature_versions:
+            check_signature_version(message.signature_version, self.signature_versions)
+        topic, cert_url = location
         if isinstance(message, SubscriptionConfirmation):
             self.confirmation_url(message)
         now = self.clock()
-        check_freshness(message.sent_at, now, max_age=self.max_age, clock_skew=self.clock_skew)
+        # In line for a fresh message; check_freshness says what is wrong with the others.
+        if now.tzinfo is None or not self._youngest <= now - message.sent_at <= self._oldest:
+            check_freshness(message.sent_at, now, max_age=self.max_age, clock_skew=self.clock_skew)
         certificate = self.certificates.get(cert_url, topic)
-        certificate.check_validity(now)
+        if not certificate.not_before <= now <= certificate.not_after:
+            certificate.check_validity(now)
         verify_signature(certificate.public_key, message)
         return message
+
+    def _remember_location(
+        self, key: tuple[str, str], topic: TopicArn, signing_cert_url: str
+    ) -> tuple[TopicArn, str]:
+        """Validate a SigningCertURL for an allowed topic; remember the pair's outcome.
+
+        A pair that passed once passes again (the allowlist and the URL rules are fixed), so
+        later messages skip both checks. Only pairs that passed are kept, and at most
+        :data:`_LOCATION_ENTRIES` of them (a pattern can allow many topics).
+        """
+        if self.emulator is not None:
+            cert_url = self.emulator.certificate_url(signing_cert_url)
+        else:
+            cert_url = certificate_url(signing_cert_url, topic)
+        if len(self._locations) >= _LOCATION_ENTRIES:
+            self._locations.clear()
+        location = self._locations[key] = (topic, cert_url)
+        return location
 
     def confirmation_url(self, message: SubscriptionConfirmation) -> str:
         """The validated, rebuilt SubscribeURL of ``message`` (the only URL ever GET)."""
