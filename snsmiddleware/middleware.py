@@ -58,6 +58,7 @@ from .errors import (
 )
 from .hooks import HookGuard
 from .message import (
+    TOPIC_VERIFIED_SUBJECT,
     Notification,
     SnsMessage,
     SubscriptionConfirmation,
@@ -88,6 +89,7 @@ DELIVERY_SUMMARY_SECONDS: Final = 60.0
 
 _FIRST: Final = Admission.FIRST  # enum members read as module globals: cheaper per request
 _DELIVERED: Final = Reason.DELIVERED
+_new_verdict: Final = object.__new__
 
 #: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
 #: (its return value is ignored).
@@ -459,12 +461,16 @@ class SnsMiddleware:
         return self.ledger.release_in_flight()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = _request_path(environ)
+        path = environ.get("PATH_INFO", "")
+        if type(path) is not str or not path.isascii():  # the ASCII case of _request_path
+            path = _request_path(environ)
         if path not in self.paths:
             return self.app(environ, start_response)
         if self.observer is not None:
             return self._observed(path, environ, start_response)
-        verdict = self._decide(path, environ)
+        verdict = self._judge(environ)  # _decide, inlined: this runs for every delivery
+        if log.isEnabledFor(verdict.level):
+            self._log(verdict, path)
         start_response(verdict.status_line, verdict.headers)
         return [verdict.body]
 
@@ -510,10 +516,10 @@ class SnsMiddleware:
                 raise MethodNotAllowedError("SNS delivers with POST")
             body = read_body(environ, self.max_body_bytes)
             message = self.verifier.verify(body, _sns_headers(environ))
-            if type(message) is Notification and not (
-                self.answer_budgets_verification and is_topic_verification(message)
-            ):
-                return self._deliver(message, body, environ)  # the common case, directly
+            if type(message) is Notification and (
+                message.subject != TOPIC_VERIFIED_SUBJECT or not self.answer_budgets_verification
+            ):  # the common case, straight to the app (is_topic_verification, inlined)
+                return self._deliver(message, body, environ)
             return self._dispatch(message, body, environ)
         except SnsError as exc:
             return _render(
@@ -696,12 +702,33 @@ class SnsMiddleware:
             )
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
             ledger.finish(delivery, succeeded=succeeded)
-        level, text = self._delivery_line(status) if succeeded else (logging.INFO, None)
-        return _Verdict(_DELIVERED, code, status, headers, app_body, level, text, message)
+        # The line's text is built by _log, only if its level is on (see _summary_line).
+        level: int = logging.INFO  # the app's refusal: one INFO line, as for our refusals
+        text = None
+        if succeeded:  # counted, and logged at DEBUG unless it is the first for a minute
+            self._delivered = count = next(self._deliveries)
+            now = time.monotonic()
+            if now < self._next_summary:
+                level = logging.DEBUG
+            else:
+                level, text = self._summary_line(status, count, now)
+        # _Verdict(DELIVERED, code, status, headers, app_body, level, text, message), by its
+        # attributes: the class call (a Python __init__) would cost a third more.
+        verdict = _new_verdict(_Verdict)
+        verdict.reason = _DELIVERED
+        verdict.status = code
+        verdict.status_line = status
+        verdict.headers = headers
+        verdict.body = app_body
+        verdict.level = level
+        verdict.text = text
+        verdict.message = message
+        verdict.failure = None
+        return verdict
 
-    def _delivery_line(self, status: str) -> tuple[int, str | None]:
-        """The level and text of the line logging a delivery the app accepted, which it
-        counts (:attr:`delivered`); ``None`` is the plain text (``_log`` writes it).
+    def _summary_line(self, status: str, count: int, now: float) -> tuple[int, str]:
+        """The INFO line of the accepted delivery number ``count``, the first for
+        :data:`DELIVERY_SUMMARY_SECONDS`: it says how many came since the last such line.
 
         Accepted deliveries are logged at DEBUG, and at INFO when one is the first for
         :data:`DELIVERY_SUMMARY_SECONDS` (so a quiet server, a few alerts a day, still logs
@@ -709,10 +736,6 @@ class SnsMiddleware:
         cost about as much as the rest of the middleware's own work (formatting, the
         handler's lock, the write) on a busy server. The app's non-2xx answers (the claim is
         released: SNS retries a 5xx, drops a 4xx) stay one INFO line each, like refusals."""
-        self._delivered = count = next(self._deliveries)
-        now = time.monotonic()
-        if now < self._next_summary:
-            return logging.DEBUG, None
         self._next_summary = now + DELIVERY_SUMMARY_SECONDS
         since, self._summarised = self._summarised, count
         return (
@@ -740,12 +763,15 @@ class SnsMiddleware:
             return output.append
 
         app_iter = self.app(environ, start_response)
-        try:
+        if type(app_iter) is list:  # the usual answer: nothing to close
             output.extend(app_iter)
-        finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
+        else:
+            try:
+                output.extend(app_iter)
+            finally:
+                close = getattr(app_iter, "close", None)
+                if close is not None:
+                    close()
         if started is None:
             raise RuntimeError("the app returned without calling start_response")
         status, headers = started
