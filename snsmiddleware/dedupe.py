@@ -51,9 +51,6 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 _Record = TypeVar("_Record", bound="DataclassInstance")
-#: Building a record per delivery by ``object.__new__`` and its attributes: a class call
-#: that runs a Python ``__init__`` costs about twice as much in CPython 3.11.
-_new: Final = object.__new__
 
 #: How long a claim blocks redeliveries when its holder neither commits nor releases it.
 #: The rule: longer than any live attempt can still act, shorter than SNS's retry interval.
@@ -195,7 +192,7 @@ def _builder(cls: type[_Record]) -> Callable[[Any, Any, Any], _Record]:
     descriptor is the same store by a shorter way. For the records every delivery builds;
     what it builds is indistinguishable from ``cls(a, b, c)``."""
     first, second, third = (vars(cls)[field.name].__set__ for field in dataclasses.fields(cls))
-    new = _new
+    new = object.__new__
 
     def build(a: Any, b: Any, c: Any) -> _Record:
         record = new(cls)
@@ -633,7 +630,7 @@ class DeliveryLedger:
         if self.draining:
             raise TransientError("the server is shutting down", reason=Reason.SHUTTING_DOWN)
         backlog = self.backlog
-        if backlog._pending:  # commits the store refused earlier: retry, and honour them
+        if backlog:  # commits the store refused earlier: retry, and honour them
             backlog.flush(self.store)
             if key in backlog:
                 self._notify(DedupeEvent.DUPLICATE)
@@ -672,12 +669,7 @@ class DeliveryLedger:
         if known is not store:  # isinstance of a Protocol is slow: once per store
             keeps = isinstance(store, EffectLedger)
             self._keeps_effects = (store, keeps)
-        if not keeps:
-            return None
-        effects = _new(MessageEffects)  # MessageEffects(store, key) without a call of __init__
-        effects.ledger = store  # type: ignore[assignment]
-        effects.key = delivery.key
-        return effects
+        return MessageEffects(store, delivery.key) if keeps else None  # type: ignore[arg-type]
 
     def finish(self, delivery: Delivery, *, succeeded: bool) -> None:
         """Commit (``succeeded``) or release the claim of a first-seen delivery."""

@@ -89,7 +89,6 @@ DELIVERY_SUMMARY_SECONDS: Final = 60.0
 
 _FIRST: Final = Admission.FIRST  # enum members read as module globals: cheaper per request
 _DELIVERED: Final = Reason.DELIVERED
-_new_verdict: Final = object.__new__
 
 #: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
 #: (its return value is ignored).
@@ -468,9 +467,7 @@ class SnsMiddleware:
             return self.app(environ, start_response)
         if self.observer is not None:
             return self._observed(path, environ, start_response)
-        verdict = self._judge(environ)  # _decide, inlined: this runs for every delivery
-        if log.isEnabledFor(verdict.level):
-            self._log(verdict, path)
+        verdict = self._decide(path, environ)
         start_response(verdict.status_line, verdict.headers)
         return [verdict.body]
 
@@ -712,19 +709,7 @@ class SnsMiddleware:
                 level = logging.DEBUG
             else:
                 level, text = self._summary_line(status, count, now)
-        # _Verdict(DELIVERED, code, status, headers, app_body, level, text, message), by its
-        # attributes: the class call (a Python __init__) would cost a third more.
-        verdict = _new_verdict(_Verdict)
-        verdict.reason = _DELIVERED
-        verdict.status = code
-        verdict.status_line = status
-        verdict.headers = headers
-        verdict.body = app_body
-        verdict.level = level
-        verdict.text = text
-        verdict.message = message
-        verdict.failure = None
-        return verdict
+        return _Verdict(_DELIVERED, code, status, headers, app_body, level, text, message)
 
     def _summary_line(self, status: str, count: int, now: float) -> tuple[int, str]:
         """The INFO line of the accepted delivery number ``count``, the first for
