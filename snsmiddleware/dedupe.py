@@ -24,6 +24,7 @@ wrapper (503): processing without de-duplication could send an email twice.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import itertools
@@ -37,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, runtime_checkable
 
 from .errors import ConfigurationError, TransientError
 from .hooks import HookGuard
@@ -45,6 +46,11 @@ from .policy import DEFAULT_FRESHNESS_WINDOW, InsecureConfigurationWarning
 from .reasons import Reason
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Record = TypeVar("_Record", bound="DataclassInstance")
 
 #: How long a claim blocks redeliveries when its holder neither commits nor releases it.
 #: The rule: longer than any live attempt can still act, shorter than SNS's retry interval.
@@ -159,6 +165,12 @@ class ClaimState(enum.Enum):
     DONE = "done"
 
 
+# An enum member read from its class costs several times a module global on the hot path.
+_CLAIMED: Final = ClaimState.CLAIMED
+_IN_PROGRESS: Final = ClaimState.IN_PROGRESS
+_DONE: Final = ClaimState.DONE
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What :meth:`DedupeStore.claim` found for ``key``.
@@ -170,6 +182,29 @@ class Claim:
     key: str
     state: ClaimState
     token: str = ""
+
+
+def _builder(cls: type[_Record]) -> Callable[[Any, Any, Any], _Record]:
+    """``cls(a, b, c)`` for a frozen, slotted dataclass of three fields, in half the time.
+
+    The generated ``__init__`` of a frozen dataclass stores each field through
+    ``object.__setattr__`` (its own ``__setattr__`` refuses); storing through each slot's
+    descriptor is the same store by a shorter way. For the records every delivery builds;
+    what it builds is indistinguishable from ``cls(a, b, c)``."""
+    first, second, third = (vars(cls)[field.name].__set__ for field in dataclasses.fields(cls))
+    new = object.__new__
+
+    def build(a: Any, b: Any, c: Any) -> _Record:
+        record = new(cls)
+        first(record, a)
+        second(record, b)
+        third(record, c)
+        return record
+
+    return build
+
+
+_new_claim: Final = _builder(Claim)
 
 
 @runtime_checkable
@@ -224,6 +259,8 @@ class MessageEffects:
     """The effects of one message, as the middleware hands them to the app
     (:func:`snsmiddleware.get_effects`)."""
 
+    __slots__ = ("key", "ledger")  # one per delivery: slots are quicker to build
+
     def __init__(self, ledger: EffectLedger, key: str) -> None:
         self.ledger = ledger
         self.key = key
@@ -272,6 +309,9 @@ class MemoryDedupeStore:
         # key -> (done, expires_at, claim token); ordered by last write, oldest first.
         self._entries: OrderedDict[str, tuple[bool, float, str]] = OrderedDict()
         self._tokens = itertools.count(1)  # unique per store: next() is atomic under the GIL
+        # When the front entry expires (as of the last look at it): until then no write
+        # needs to look at the front, which is one comparison instead of a peek per write.
+        self._sweep_at = 0.0
 
     @property
     def retention(self) -> timedelta:
@@ -284,27 +324,42 @@ class MemoryDedupeStore:
     def __repr__(self) -> str:
         return f"MemoryDedupeStore(max_entries={self._max_entries})"
 
+    # The lock is taken with acquire/release rather than ``with``: a third cheaper, and
+    # these run twice per delivery. A new key is appended (no move needed).
+
     def claim(self, key: str) -> Claim:
         now = self._monotonic()
-        with self._lock:
-            entry = self._entries.get(key)
+        entries = self._entries
+        lock = self._lock
+        lock.acquire()
+        try:
+            entry = entries.get(key)
             if entry is not None:
-                done, expires, _ = entry
-                if now < expires:
-                    return Claim(key, ClaimState.DONE if done else ClaimState.IN_PROGRESS)
+                if now < entry[1]:
+                    return Claim(key, _DONE if entry[0] else _IN_PROGRESS)
+                del entries[key]  # lapsed: written anew, at the end
             token = str(next(self._tokens))
-            self._entries[key] = (False, now + self._lease, token)
-            self._entries.move_to_end(key)
-            self._evict(now)
-            return Claim(key, ClaimState.CLAIMED, token)
+            entries[key] = (False, now + self._lease, token)
+            if now >= self._sweep_at or len(entries) > self._max_entries:
+                self._evict(now)
+        finally:
+            lock.release()
+        return _new_claim(key, _CLAIMED, token)
 
     def commit(self, claim: Claim) -> None:
         # Done is done, whoever holds the claim now: the work happened.
         now = self._monotonic()
-        with self._lock:
-            self._entries[claim.key] = (True, now + self._retention, claim.token)
-            self._entries.move_to_end(claim.key)
-            self._evict(now)
+        entries = self._entries
+        key = claim.key
+        lock = self._lock
+        lock.acquire()
+        try:
+            entries[key] = (True, now + self._retention, claim.token)
+            entries.move_to_end(key)
+            if now >= self._sweep_at or len(entries) > self._max_entries:
+                self._evict(now)
+        finally:
+            lock.release()
 
     def release(self, claim: Claim) -> None:
         with self._lock:
@@ -324,15 +379,23 @@ class MemoryDedupeStore:
         return entry is not None and entry[0] and self._monotonic() < entry[1]
 
     def _evict(self, now: float) -> None:
+        """Drop the oldest entries beyond ``max_entries``, and the expired ones at the front
+        (amortised O(1) per write); note when the front expires. With the lock held.
+
+        Entries are in write order, so the front is the oldest write, not always the first
+        to expire (a claim's lease is shorter than a commit's retention): an entry behind a
+        live one waits for it, as ``max_entries`` bounds the store whatever expires."""
         entries = self._entries
         while len(entries) > self._max_entries:
             entries.popitem(last=False)
-        # Expired entries at the front go too: amortised O(1) per call.
         while entries:
-            _, (_, expires, _) = next(iter(entries.items()))
-            if expires > now:
+            for entry in entries.values():  # the front entry (no iter() or next() calls)
+                if entry[1] > now:
+                    self._sweep_at = entry[1]
+                    return
                 break
             entries.popitem(last=False)
+        self._sweep_at = now  # empty: look again at the next write
 
 
 class CommitBacklog:
@@ -484,6 +547,10 @@ class DedupeEvent(enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
+_FIRST: Final = Admission.FIRST
+_EVENT_CLAIMED: Final = DedupeEvent.CLAIMED
+_EVENT_COMMITTED: Final = DedupeEvent.COMMITTED
+
 #: ``event -> None``, called by :class:`DeliveryLedger` (never raises into it).
 DedupeObserver = Callable[[DedupeEvent], object]
 
@@ -500,6 +567,9 @@ class Delivery:
     def duplicate(self) -> bool:
         """Whether the work was already done (the answer is 200 ``duplicate``)."""
         return self.admission is not Admission.FIRST
+
+
+_new_delivery: Final = _builder(Delivery)
 
 
 class DeliveryLedger:
@@ -540,8 +610,9 @@ class DeliveryLedger:
         self.observer = observer
         self._observer_guard = HookGuard("the DeliveryLedger observer")
         self.backlog = CommitBacklog(retention=retention)
+        # token -> claim of the deliveries running now; read and written only with single
+        # dict operations (atomic), so the hot path takes no lock of its own
         self._active: dict[str, Claim] = {}
-        self._lock = threading.Lock()
         self.draining = False
         self._keeps_effects: tuple[object, bool] = (None, False)
 
@@ -558,9 +629,10 @@ class DeliveryLedger:
         :class:`~snsmiddleware.errors.TransientError` when it must be retried later."""
         if self.draining:
             raise TransientError("the server is shutting down", reason=Reason.SHUTTING_DOWN)
-        if self.backlog:  # commits the store refused earlier: retry, and honour them
-            self.backlog.flush(self.store)
-            if key in self.backlog:
+        backlog = self.backlog
+        if backlog:  # commits the store refused earlier: retry, and honour them
+            backlog.flush(self.store)
+            if key in backlog:
                 self._notify(DedupeEvent.DUPLICATE)
                 return Delivery(key, Admission.COMMIT_PENDING)
         try:
@@ -571,18 +643,19 @@ class DeliveryLedger:
             raise TransientError(
                 "the de-duplication store is unavailable", reason=Reason.DEDUPE_UNAVAILABLE
             ) from exc
-        if claim.state is ClaimState.DONE:
-            self._notify(DedupeEvent.DUPLICATE)
-            return Delivery(key, Admission.DUPLICATE)
-        if claim.state is ClaimState.IN_PROGRESS:
+        state = claim.state
+        if state is not _CLAIMED:
+            if state is _DONE:
+                self._notify(DedupeEvent.DUPLICATE)
+                return Delivery(key, Admission.DUPLICATE)
             self._notify(DedupeEvent.IN_PROGRESS)
             raise TransientError(
                 "this message is being processed; try again later", reason=Reason.IN_PROGRESS
             )
-        with self._lock:
-            self._active[claim.token] = claim
-        self._notify(DedupeEvent.CLAIMED)
-        return Delivery(key, Admission.FIRST, claim)
+        self._active[claim.token] = claim  # one dict operation: atomic, no lock needed
+        if self.observer is not None:
+            self._notify(_EVENT_CLAIMED)
+        return _new_delivery(key, _FIRST, claim)
 
     def _notify(self, event: DedupeEvent) -> None:
         observer = self.observer
@@ -603,8 +676,7 @@ class DeliveryLedger:
         claim = delivery.claim
         if claim is None:
             return  # a duplicate holds no claim
-        with self._lock:
-            self._active.pop(claim.token, None)
+        self._active.pop(claim.token, None)
         if not succeeded:
             self._release(claim)
             return
@@ -616,7 +688,8 @@ class DeliveryLedger:
             self.backlog.add(claim)
             self._notify(DedupeEvent.DEFERRED)
             return
-        self._notify(DedupeEvent.COMMITTED)
+        if self.observer is not None:
+            self._notify(_EVENT_COMMITTED)
 
     def begin_shutdown(self) -> None:
         """From now on :meth:`claim` answers ``shutting_down``; running deliveries go on."""
@@ -625,9 +698,13 @@ class DeliveryLedger:
     def release_in_flight(self) -> int:
         """Release the claims of every delivery still running (a shutdown that cannot wait
         any longer), so their redeliveries run at once; returns how many."""
-        with self._lock:
-            abandoned = list(self._active.values())
-            self._active.clear()
+        abandoned = []
+        active = self._active
+        while active:  # each popitem() is atomic: a delivery finishing meanwhile is skipped
+            try:
+                abandoned.append(active.popitem()[1])
+            except KeyError:
+                break
         for claim in abandoned:
             self._release(claim)
             log.warning("shutdown abandoned a delivery; claim released message_id=%s", claim.key)

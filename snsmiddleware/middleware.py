@@ -58,6 +58,7 @@ from .errors import (
 )
 from .hooks import HookGuard
 from .message import (
+    TOPIC_VERIFIED_SUBJECT,
     Notification,
     SnsMessage,
     SubscriptionConfirmation,
@@ -80,17 +81,14 @@ EFFECTS_ENVIRON_KEY: Final = "snsmiddleware.effects"
 #: SNS caps a message at 256 KiB before JSON escaping; escaping can grow it several times.
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
-_SNS_HEADERS: Final = (
-    ("x-amz-sns-message-type", "HTTP_X_AMZ_SNS_MESSAGE_TYPE"),
-    ("x-amz-sns-message-id", "HTTP_X_AMZ_SNS_MESSAGE_ID"),
-    ("x-amz-sns-topic-arn", "HTTP_X_AMZ_SNS_TOPIC_ARN"),
-    ("x-amz-sns-rawdelivery", "HTTP_X_AMZ_SNS_RAWDELIVERY"),
-)
 #: Recently confirmed subscriptions remembered, so a replayed confirmation is not re-sent.
 CONFIRMED_MEMORY_ENTRIES: Final = 1024
 #: Accepted deliveries are logged one by one at DEBUG; at INFO, at most one line this often,
 #: saying how many there were since the last (see :attr:`SnsMiddleware.delivered`).
 DELIVERY_SUMMARY_SECONDS: Final = 60.0
+
+_FIRST: Final = Admission.FIRST  # enum members read as module globals: cheaper per request
+_DELIVERED: Final = Reason.DELIVERED
 
 #: ``on_unsubscribe=``: called with each verified UnsubscribeConfirmation of an allowed topic
 #: (its return value is ignored).
@@ -178,7 +176,8 @@ class _Verdict:
     headers: list[tuple[str, str]]
     body: bytes
     level: int
-    text: str
+    #: the line's text; ``None`` for a delivery the app answered: built only when logged
+    text: str | None
     message: SnsMessage | None = None
     failure: BaseException | None = None
 
@@ -248,7 +247,21 @@ def get_effects(environ: WSGIEnvironment) -> MessageEffects | None:
 
 
 def _sns_headers(environ: WSGIEnvironment) -> dict[str, str]:
-    return {name: environ[key] for name, key in _SNS_HEADERS if environ.get(key) is not None}
+    """The ``x-amz-sns-*`` request headers, by their lower-case names, for the verifier.
+
+    Written out one by one: a comprehension over a table of the four cost three times as
+    much, per request."""
+    found: dict[str, str] = {}
+    get = environ.get
+    if (value := get("HTTP_X_AMZ_SNS_MESSAGE_TYPE")) is not None:
+        found["x-amz-sns-message-type"] = value
+    if (value := get("HTTP_X_AMZ_SNS_MESSAGE_ID")) is not None:
+        found["x-amz-sns-message-id"] = value
+    if (value := get("HTTP_X_AMZ_SNS_TOPIC_ARN")) is not None:
+        found["x-amz-sns-topic-arn"] = value
+    if (value := get("HTTP_X_AMZ_SNS_RAWDELIVERY")) is not None:
+        found["x-amz-sns-rawdelivery"] = value
+    return found
 
 
 def _check_paths(paths: Iterable[str]) -> frozenset[str]:
@@ -447,7 +460,9 @@ class SnsMiddleware:
         return self.ledger.release_in_flight()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = _request_path(environ)
+        path = environ.get("PATH_INFO", "")
+        if type(path) is not str or not path.isascii():  # the ASCII case of _request_path
+            path = _request_path(environ)
         if path not in self.paths:
             return self.app(environ, start_response)
         if self.observer is not None:
@@ -498,6 +513,10 @@ class SnsMiddleware:
                 raise MethodNotAllowedError("SNS delivers with POST")
             body = read_body(environ, self.max_body_bytes)
             message = self.verifier.verify(body, _sns_headers(environ))
+            if type(message) is Notification and (
+                message.subject != TOPIC_VERIFIED_SUBJECT or not self.answer_budgets_verification
+            ):  # the common case, straight to the app (is_topic_verification, inlined)
+                return self._deliver(message, body, environ)
             return self._dispatch(message, body, environ)
         except SnsError as exc:
             return _render(
@@ -528,10 +547,13 @@ class SnsMiddleware:
             fields["message_type"] = message.type
             fields["message_id"] = message.message_id
             fields["topic_arn"] = message.topic_arn
+        text = verdict.text
+        if text is None:
+            text = f"delivered to the app ({verdict.status_line})"
         log.log(
             verdict.level,
             "%s%s%s",
-            verdict.text,
+            text,
             about,
             self._log_suffix,
             exc_info=verdict.failure,
@@ -644,8 +666,9 @@ class SnsMiddleware:
         )
 
     def _deliver(self, message: Notification, body: bytes, environ: WSGIEnvironment) -> _Verdict:
-        delivery = self.ledger.claim(message.message_id)
-        if delivery.duplicate:
+        ledger = self.ledger
+        delivery = ledger.claim(message.message_id)
+        if delivery.admission is not _FIRST:
             pending = " (commit pending)" if delivery.admission is Admission.COMMIT_PENDING else ""
             return _answer(
                 200,
@@ -658,7 +681,7 @@ class SnsMiddleware:
         succeeded = False
         try:
             environ[MESSAGE_ENVIRON_KEY] = message
-            if (effects := self.ledger.effects(delivery)) is not None:
+            if (effects := ledger.effects(delivery)) is not None:
                 environ[EFFECTS_ENVIRON_KEY] = effects
             restore_body(environ, body)
             status, headers, app_body = self._call_app(environ)
@@ -675,20 +698,22 @@ class SnsMiddleware:
                 failure=exc,
             )
         finally:  # commit on 2xx, else release: whatever happened, the claim is finished
-            self.ledger.finish(delivery, succeeded=succeeded)
-        return _Verdict(
-            Reason.DELIVERED,
-            code,
-            status,
-            headers,
-            app_body,
-            *self._delivery_line(status, succeeded=succeeded),
-            message,
-        )
+            ledger.finish(delivery, succeeded=succeeded)
+        # The line's text is built by _log, only if its level is on (see _summary_line).
+        level: int = logging.INFO  # the app's refusal: one INFO line, as for our refusals
+        text = None
+        if succeeded:  # counted, and logged at DEBUG unless it is the first for a minute
+            self._delivered = count = next(self._deliveries)
+            now = time.monotonic()
+            if now < self._next_summary:
+                level = logging.DEBUG
+            else:
+                level, text = self._summary_line(status, count, now)
+        return _Verdict(_DELIVERED, code, status, headers, app_body, level, text, message)
 
-    def _delivery_line(self, status: str, *, succeeded: bool) -> tuple[int, str]:
-        """The level and text of the line logging a delivery the app answered; counts it
-        (:attr:`delivered`) when the app accepted it.
+    def _summary_line(self, status: str, count: int, now: float) -> tuple[int, str]:
+        """The INFO line of the accepted delivery number ``count``, the first for
+        :data:`DELIVERY_SUMMARY_SECONDS`: it says how many came since the last such line.
 
         Accepted deliveries are logged at DEBUG, and at INFO when one is the first for
         :data:`DELIVERY_SUMMARY_SECONDS` (so a quiet server, a few alerts a day, still logs
@@ -696,18 +721,12 @@ class SnsMiddleware:
         cost about as much as the rest of the middleware's own work (formatting, the
         handler's lock, the write) on a busy server. The app's non-2xx answers (the claim is
         released: SNS retries a 5xx, drops a 4xx) stay one INFO line each, like refusals."""
-        text = f"delivered to the app ({status})"
-        if not succeeded:
-            return logging.INFO, text
-        self._delivered = count = next(self._deliveries)
-        now = time.monotonic()
-        if now < self._next_summary:
-            return logging.DEBUG, text
         self._next_summary = now + DELIVERY_SUMMARY_SECONDS
         since, self._summarised = self._summarised, count
         return (
             logging.INFO,
-            f"{text}; {count - since} since the last such line, {count} since start",
+            f"delivered to the app ({status}); {count - since} since the last such line, "
+            f"{count} since start",
         )
 
     def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -716,25 +735,29 @@ class SnsMiddleware:
         PEP 3333's whole protocol, without WebOb's Request on the hot path: output given to
         ``write()`` comes first, the iterable after it; ``start_response`` may be called
         while iterating; an ``exc_info`` re-raises (the app failed: 500 ``app_error``)."""
-        started: list[Any] = []
+        started: tuple[str, list[tuple[str, str]]] | None = None
         output: list[bytes] = []
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
+            nonlocal started
             if exc_info is not None:
                 raise exc_info[1].with_traceback(exc_info[2])
-            started[:] = (status, headers)
+            started = (status, headers)
             return output.append
 
         app_iter = self.app(environ, start_response)
-        try:
+        if type(app_iter) is list:  # the usual answer: nothing to close
             output.extend(app_iter)
-        finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
-        if not started:
+        else:
+            try:
+                output.extend(app_iter)
+            finally:
+                close = getattr(app_iter, "close", None)
+                if close is not None:
+                    close()
+        if started is None:
             raise RuntimeError("the app returned without calling start_response")
         status, headers = started
         return status, list(headers), b"".join(output)

@@ -26,17 +26,26 @@ from .errors import BodyTooLargeError, LengthRequiredError, MessageFormatError
 from .reasons import Reason
 
 _CHUNK_BYTES: Final = 64 * 1024
+_BytesIO: Final = io.BytesIO
+
+
+def _unreadable() -> MessageFormatError:
+    return MessageFormatError("the request body could not be read", reason=Reason.BODY_INCOMPLETE)
 
 
 def _read_chunk(stream: Any, size: int) -> bytes:
     try:
         chunk = stream.read(size)
     except (OSError, ValueError):  # includes WebOb's DisconnectionError
-        raise MessageFormatError(
-            "the request body could not be read", reason=Reason.BODY_INCOMPLETE
-        ) from None
-    # A stream that returns more than asked for must not unbound the read; bytes as they
-    # are (the usual case) are not copied.
+        raise _unreadable() from None
+    return _bounded(chunk, size)
+
+
+def _bounded(chunk: Any, size: int) -> bytes:
+    """At most ``size`` bytes of what a read returned, as ``bytes``.
+
+    A stream that returns more than asked for must not unbound the read; bytes as they are
+    (the usual case) are not copied."""
     if len(chunk) > size:
         chunk = chunk[:size]
     return chunk if type(chunk) is bytes else bytes(chunk)
@@ -54,9 +63,18 @@ def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
         length = int(raw_length)
         if length > max_bytes:
             raise BodyTooLargeError(f"the body is larger than {max_bytes} bytes")
+        if not length:
+            return b""
         # One read of the whole (bounded) length: waitress and most servers hand it over
-        # at once; a stream that returns less is read on until the length is complete.
-        first = _read_chunk(stream, length) if length else b""
+        # at once, as bytes (returned as they are: the path every delivery takes); a stream
+        # that returns less is read on until the length is complete.
+        try:
+            first = stream.read(length)
+        except (OSError, ValueError):  # includes WebOb's DisconnectionError
+            raise _unreadable() from None
+        if type(first) is bytes and len(first) == length:
+            return first
+        first = _bounded(first, length)
         if len(first) == length:
             return first
         if not first:
@@ -88,8 +106,9 @@ def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
 
 def restore_body(environ: dict[str, Any], body: bytes) -> None:
     """Make ``body`` readable again downstream, with a matching length and no chunking."""
-    environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.input"] = _BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     environ["wsgi.input_terminated"] = True
     environ["webob.is_body_seekable"] = True
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    if "HTTP_TRANSFER_ENCODING" in environ:  # rare: no method call when absent
+        del environ["HTTP_TRANSFER_ENCODING"]

@@ -162,18 +162,50 @@ def test_release_after_commit_keeps_it_done(harness: Harness) -> None:
     assert store.claim("m1").state is ClaimState.DONE
 
 
-def test_concurrent_claims_have_exactly_one_winner(harness: Harness) -> None:
-    store = harness.make()
-    barrier = threading.Barrier(16)
+def _claim_at_once(store: DedupeStore, key: str, threads: int = 16) -> list[Claim]:
+    """``threads`` claims of ``key``, released together by a barrier."""
+    barrier = threading.Barrier(threads)
 
-    def claim(_: int) -> ClaimState:
+    def claim(_: int) -> Claim:
         barrier.wait(timeout=10)
-        return store.claim("contested").state
+        return store.claim(key)
 
-    with ThreadPoolExecutor(16) as pool:
-        states = list(pool.map(claim, range(16)))
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(claim, range(threads)))
+
+
+def test_concurrent_claims_have_exactly_one_winner(harness: Harness) -> None:
+    states = [claim.state for claim in _claim_at_once(harness.make(), "contested")]
     assert states.count(ClaimState.CLAIMED) == 1
     assert states.count(ClaimState.IN_PROGRESS) == 15
+
+
+def test_concurrent_claims_of_a_lapsed_claim_have_exactly_one_winner(harness: Harness) -> None:
+    """A claim whose holder vanished lapses; of the requests that find it lapsed at once,
+    exactly one takes it over."""
+    store = harness.make()
+    store.claim("contested")  # its holder vanished without a word
+    harness.advance(harness.lease * 1.5)
+    states = [claim.state for claim in _claim_at_once(store, "contested")]
+    assert states.count(ClaimState.CLAIMED) == 1
+    assert states.count(ClaimState.IN_PROGRESS) == 15
+
+
+def test_memory_store_claims_race_for_many_keys_with_one_winner_each() -> None:
+    """Many rounds of threads racing for fresh and released keys, switching threads as
+    often as the interpreter allows: every round has exactly one winner."""
+    store = MemoryDedupeStore(max_entries=64)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for round_ in range(200):
+            key = f"m{round_ % 50}"  # keys come back after their release
+            claims = _claim_at_once(store, key, threads=4)
+            won = [claim for claim in claims if claim.state is ClaimState.CLAIMED]
+            assert len(won) == 1, (round_, claims)
+            store.release(won[0])
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def test_effects_are_recorded_apart_from_the_claim_and_kept_for_the_retention(
