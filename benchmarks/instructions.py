@@ -93,14 +93,12 @@ def _workload(mode: str, corpus: Path, work: Path) -> tuple[Callable[[Any], None
     middleware = SnsMiddleware(
         _trivial_app, paths=[PATH], verifier=verifier, dedupe=dedupe, confirm="url"
     )
-    level = logging.WARNING if mode.endswith("_quiet") else logging.INFO
     environs = [d.environ() for d in deliveries]
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         assert status.startswith("200"), status
 
     def deliver(environ: dict[str, Any]) -> None:
-        logging.getLogger().setLevel(level)  # as configured for this mode
         b"".join(middleware(environ, start_response))
 
     deliver(environs[0])
@@ -116,7 +114,10 @@ def _child(modes: list[str], corpus: Path, count: int, work: Path) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     loops = [_workload(mode, corpus, work) for mode in modes]
-    for step, items in loops:
+    for mode, (step, items) in zip(modes, loops, strict=True):
+        # As configured for this mode, before its loop (setting it inside would count
+        # the setting, and the refill of logging's level cache, on every message).
+        logging.getLogger().setLevel(logging.WARNING if mode.endswith("_quiet") else logging.INFO)
         functools.reduce(lambda _, item: step(item), items[:count], None)
 
 

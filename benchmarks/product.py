@@ -214,7 +214,10 @@ _STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "dedupe claim": (("dedupe.py", "claim"),),
     "dedupe commit": (("dedupe.py", "finish"),),
     "app call": (("middleware.py", "_call_app"),),
-    "delivery log and counter": (("middleware.py", "_count_delivery"),),
+    "decision log line (when its level is on) and summary line": (
+        ("middleware.py", "_log"),
+        ("middleware.py", "_summary_line"),
+    ),
     "whole middleware": (("middleware.py", "__call__"),),
 }
 
