@@ -283,6 +283,52 @@ def bench_wal(report: Report, count: int = 1000) -> None:
     report("sqlite_wal_per_delivery", bytes=written, pages=written / (4096 + 24))
 
 
+def bench_checkpoint(report: Report, rounds: int = 4, count: int = 20_000) -> None:
+    """SQLite claim + commit pairs with the store's checkpointing thread (the default)
+    against SQLite's own checkpoints inside the requests (``checkpoint_interval=None``):
+    mean and tail per pair, alternating rounds on fresh files, medians."""
+    from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
+
+    work = Path(tempfile.mkdtemp(prefix="snsbench-checkpoint-"))
+    results: dict[str, list[tuple[float, float, float]]] = {"thread": [], "in_request": []}
+    try:
+        for index in range(rounds):
+            for kind in results:
+                path = work / f"{kind}-{index}.sqlite3"
+                if kind == "thread":
+                    store = SQLiteDedupeStore(path)
+                else:
+                    store = SQLiteDedupeStore(path, checkpoint_interval=None)
+                for warm in range(2000):
+                    store.commit(store.claim(f"warm-{warm}"))
+                pairs = []
+                started = time.perf_counter()
+                for number in range(count):
+                    began = time.perf_counter()
+                    store.commit(store.claim(f"{number:08x}-0000-4000-8000-000000000000"))
+                    pairs.append(time.perf_counter() - began)
+                mean = (time.perf_counter() - started) / count
+                store.close()
+                pairs.sort()
+                results[kind].append((mean, pairs[int(count * 0.99)], pairs[int(count * 0.999)]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    medians = {
+        kind: [statistics.median(r[i] for r in runs) * 1e6 for i in range(3)]
+        for kind, runs in results.items()
+    }
+    report(
+        "sqlite_checkpoint_thread",
+        pair_us=medians["thread"][0],
+        p99_us=medians["thread"][1],
+        p999_us=medians["thread"][2],
+        in_request_pair_us=medians["in_request"][0],
+        in_request_p99_us=medians["in_request"][1],
+        in_request_p999_us=medians["in_request"][2],
+        ratio=medians["in_request"][0] / medians["thread"][0],
+    )
+
+
 # --- over HTTP -------------------------------------------------------------------------
 
 

@@ -644,6 +644,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "sizes": _product("sizes"),
     "profile": _product("profile"),
     "wal": _product("wal"),
+    "checkpoint": _product("checkpoint"),
     "instructions": bench_instructions,
     "serve": _product("serve"),
     "scaleout": _product("scaleout"),
