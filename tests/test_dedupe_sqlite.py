@@ -234,7 +234,12 @@ def test_a_claim_waits_for_another_writer_and_then_takes_the_id(tmp_path: Path) 
     claim = store.claim("waited")  # busy for 0.3 s: retried in short pauses, not refused
     holder.join()
     assert claim.state is ClaimState.CLAIMED
-    store.commit(claim)
+    holder = _hold_write_lock(tmp_path / "d.sqlite3", 0.3)
+    store.commit(claim)  # the commit waits likewise
+    holder.join()
+    holder = _hold_write_lock(tmp_path / "d.sqlite3", 0.3)
+    store.release(store.claim("other"))  # and every other statement
+    holder.join()
     assert store.claim("waited").state is ClaimState.DONE
     store.close()
 
