@@ -2,9 +2,10 @@
 
 Parts of ``benchmarks.run`` (``scripts/bench`` runs them all): ``realistic`` (verify,
 whole middleware with the memory and the SQLite store, the peer, against RSA verify),
-``sizes`` (1 KB / 64 KB / 256 KB), ``profile`` (per stage), ``serve`` (``snsmiddleware
-serve`` on its defaults over HTTP against bare waitress) and ``scaleout`` (two server
-processes against one, SQLite and Redis). Ratios are to baselines of the same run, in
+``sizes`` (1 KB / 64 KB / 256 KB), ``profile`` (per stage), ``wal`` and ``checkpoint``
+(the SQLite store's writes and checkpoints), ``serve`` (``snsmiddleware serve`` on its
+defaults over HTTP against bare waitress), ``scaleout`` (two server processes against one,
+SQLite and Redis) and ``scaleout_inprocess`` (the same without HTTP). Ratios are to baselines of the same run, in
 alternating rounds, medians.
 """
 
