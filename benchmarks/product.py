@@ -5,8 +5,8 @@ whole middleware with the memory and the SQLite store, the peer, against RSA ver
 ``sizes`` (1 KB / 64 KB / 256 KB), ``profile`` (per stage), ``wal`` and ``checkpoint``
 (the SQLite store's writes and checkpoints), ``serve`` (``snsmiddleware serve`` on its
 defaults over HTTP against bare waitress), ``scaleout`` (two server processes against one,
-SQLite and Redis) and ``scaleout_inprocess`` (the same without HTTP). Ratios are to baselines of the same run, in
-alternating rounds, medians.
+SQLite and Redis) and ``scaleout_inprocess`` (the same without HTTP). Ratios are to
+baselines of the same run, in alternating rounds, medians.
 """
 
 from __future__ import annotations

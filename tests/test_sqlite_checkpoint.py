@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from snsmiddleware import sqlite_checkpoint
 from snsmiddleware.dedupe_sqlite import SQLiteDedupeStore
 from snsmiddleware.errors import ConfigurationError
 from snsmiddleware.sqlite_checkpoint import SAFETY_NET_FRAMES, checkpoint
+
+from ._localstack import wait_for
 
 #: A thread that never wakes during a test: its rounds are run by hand.
 NEVER = timedelta(hours=1)
@@ -57,14 +58,6 @@ def _done_rows_in_database_file_alone(path: Path, work: Path) -> int:
         return int(connection.execute("SELECT count(*) FROM sns_claims WHERE done").fetchone()[0])
     finally:
         connection.close()
-
-
-def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_a_round_copies_the_wal_into_the_database_file(tmp_path: Path) -> None:
@@ -125,11 +118,11 @@ def test_the_thread_copies_commits_into_the_database_file_and_stops_with_close(
     _deliver(store, 50)
     checkpointer = store.checkpointer
     assert checkpointer is not None and checkpointer.running
-    _wait_for(
+    wait_for(
         lambda: _done_rows_in_database_file_alone(path, tmp_path) == 50,
         "the checkpointing thread to copy the 50 commits into the database file",
     )
-    _wait_for(lambda: checkpointer.rounds >= 1, "the round's count (after its checkpoint)")
+    wait_for(lambda: checkpointer.rounds >= 1, "the round's count (after its checkpoint)")
     store.close()
     assert store.checkpointer is None
     assert not checkpointer.running
@@ -147,7 +140,7 @@ def test_a_store_dropped_without_close_stops_its_thread(tmp_path: Path) -> None:
     assert checkpointer is not None and checkpointer.running
     del store
     gc.collect()
-    _wait_for(lambda: not checkpointer.running, "the thread of a collected store to stop")
+    wait_for(lambda: not checkpointer.running, "the thread of a collected store to stop")
 
 
 def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> None:
@@ -198,7 +191,7 @@ def test_a_failing_round_is_logged_once_and_the_thread_goes_on(
     _deliver(store, 1)
     checkpointer = store.checkpointer
     assert checkpointer is not None
-    _wait_for(lambda: checkpointer.rounds > 0, "a round after two failed ones")
+    wait_for(lambda: checkpointer.rounds > 0, "a round after two failed ones")
     warnings = [r for r in caplog.records if r.name == "snsmiddleware.sqlite_checkpoint"]
     assert len(warnings) == 1
     assert "disk I/O error" in warnings[0].getMessage()
