@@ -151,8 +151,8 @@ class _PatientConnection(sqlite3.Connection):
         """After ``failure`` of one try: raise it, or retry patiently if it was busy.
 
         The two statements of every delivery call :data:`_execute_once` themselves, and
-        this only when it fails: a Python ``execute`` on their way costs about 5,000
-        instructions a delivery (a tenth of the store's work)."""
+        this only when it fails: a Python ``execute`` on their way cost about 4,000
+        instructions a delivery (a twentieth of the store's work)."""
         if not _is_busy(failure):
             raise failure
         return self._patiently(lambda: _execute_once(self, sql, parameters))

@@ -4,8 +4,9 @@ In WAL mode every committed transaction is appended to the ``-wal`` file; a *che
 copies those pages back into the database file and syncs both files. SQLite runs one
 automatically inside whichever commit takes the WAL past 1,000 pages, so with the
 de-duplication store every 250th delivery or so paid for copying several hundred scattered
-pages and waiting for the disk to sync them: 5–20 ms on this project's test machine, about
-a third of the store's cost per delivery (``benchmarks`` part ``wal``).
+pages and waiting for the disk to sync them: 5–20 ms on this project's test machine
+(``benchmarks`` part ``checkpoint``: claim + commit 1.2× faster with this thread, p99
+halved).
 
 Here a daemon thread per store and process checkpoints instead, every ``interval``, in
 ``PASSIVE`` mode: it copies whatever the WAL holds and syncs, and blocks no one (writers
