@@ -87,9 +87,6 @@ _TIMESTAMP_GRAMMAR: Final = (
     r"(?:\.[0-9]{1,9})?Z"
 )
 _TIMESTAMP: Final = re.compile(_TIMESTAMP_GRAMMAR)
-# Both at once, as "<MessageId>\n<Timestamp>": one regex call per message instead of two.
-# Neither grammar admits a line break, so this matches exactly when each part matches its own.
-_MESSAGE_ID_AND_TIMESTAMP: Final = re.compile(f"{_MESSAGE_ID_GRAMMAR}\n{_TIMESTAMP_GRAMMAR}")
 
 
 _NO_ATTRIBUTES: Final[Mapping[str, MessageAttribute]] = MappingProxyType({})
@@ -180,11 +177,6 @@ def parse_timestamp(value: str) -> datetime:
             "Timestamp is not an ISO 8601 UTC time like 2024-01-31T12:00:00.000Z",
             reason=Reason.BAD_TIMESTAMP,
         )
-    return _parse_timestamp_of_the_grammar(value)
-
-
-def _parse_timestamp_of_the_grammar(value: str) -> datetime:
-    """:func:`parse_timestamp` of a ``value`` that matches ``_TIMESTAMP`` already."""
     try:
         return datetime.fromisoformat(value)
     except ValueError:
@@ -385,9 +377,7 @@ def parse_message(body: bytes) -> SnsMessage:
             f"{message_type} lacks required field(s): {', '.join(missing)}",
             reason=Reason.MISSING_FIELD,
         ) from None
-    timestamp = values["timestamp"]
-    usual = _MESSAGE_ID_AND_TIMESTAMP.fullmatch(f"{values['message_id']}\n{timestamp}")
-    if usual is None and _MESSAGE_ID.fullmatch(values["message_id"]) is None:
+    if _MESSAGE_ID.fullmatch(values["message_id"]) is None:
         raise MessageFormatError("MessageId is not a plain identifier", reason=Reason.BAD_FIELD)
     if message_type == NOTIFICATION:
         subject = fields.get("Subject")
@@ -400,9 +390,7 @@ def parse_message(body: bytes) -> SnsMessage:
             raise MessageFormatError(
                 "MessageAttributes only belongs in a Notification", reason=Reason.BAD_FIELD
             )
-    values["sent_at"] = (
-        parse_timestamp(timestamp) if usual is None else _parse_timestamp_of_the_grammar(timestamp)
-    )
+    values["sent_at"] = parse_timestamp(values["timestamp"])
     if message_type == NOTIFICATION:
         values["subject"] = subject
         values["unsubscribe_url"] = fields.get("UnsubscribeURL")
@@ -498,15 +486,13 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     """
     found: dict[str, str] = {}
     for name, value in headers.items():
-        if type(name) is str:
-            lower = _SNS_NAME_OF.get(name)
-            if lower is None:
-                lower = _sns_name(name)
+        if name in SNS_HEADER_NAMES:  # already lower-case, as the middleware hands them over
+            lower = name
         elif isinstance(name, str):
-            lower = _sns_name(name)
+            lower = name.lower()
+            if lower not in SNS_HEADER_NAMES:
+                continue
         else:
-            continue
-        if not lower:
             continue
         if type(value) is not str:  # the usual plain string skips the other shapes' checks
             value = _one_header_value(lower, value)
@@ -516,23 +502,6 @@ def sns_headers(headers: Mapping[str, Any]) -> dict[str, str]:
                 reason=Reason.HEADER_MISMATCH,
             )
     return found
-
-
-#: Header names seen before -> their SNS header name, or "" for another header. A look-up
-#: (the hash of a dict key is known already) costs less than lowering and hashing each name
-#: of each request. Plain strings only; cleared when full, so odd names cannot grow it.
-_SNS_NAME_OF: Final[dict[str, str]] = {}
-_SNS_NAME_ENTRIES: Final = 1024
-
-
-def _sns_name(name: str) -> str:
-    lower = name.lower()
-    sns_name = lower if lower in SNS_HEADER_NAMES else ""
-    if type(name) is str:
-        if len(_SNS_NAME_OF) >= _SNS_NAME_ENTRIES:
-            _SNS_NAME_OF.clear()
-        _SNS_NAME_OF[name] = sns_name
-    return sns_name
 
 
 def _one_header_value(name: str, value: Any) -> str:
