@@ -244,6 +244,22 @@ def test_a_claim_waits_for_another_writer_and_then_takes_the_id(tmp_path: Path) 
     store.close()
 
 
+def test_a_store_opened_while_another_process_writes_waits_to_migrate(tmp_path: Path) -> None:
+    """Start-up (a worker started during another's writes) waits for the lock as a claim
+    does, rather than failing with a configuration error."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript(_PREVIOUS_SCHEMA)
+        old.execute("PRAGMA journal_mode=WAL")
+    old.close()
+    holder = _hold_write_lock(path, 0.3)
+    store = SQLiteDedupeStore(path)  # its ALTER TABLE needs the write lock
+    holder.join()
+    columns = {row[1] for row in store._connection().execute("PRAGMA table_info(sns_claims)")}
+    assert "held_until" in columns
+    store.close()
+
+
 def test_a_claim_gives_up_once_the_busy_timeout_has_passed(tmp_path: Path) -> None:
     store = SQLiteDedupeStore(tmp_path / "d.sqlite3", busy_timeout=timedelta(milliseconds=100))
     holder = _hold_write_lock(tmp_path / "d.sqlite3", 1.0)
